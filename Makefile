@@ -1,0 +1,34 @@
+# Everything a new machine needs, from nothing. Both targets can be re-run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of torch, installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: install install-test demo test bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+
+# The main job: provision the default model offline, then run the demo.
+demo: install
+	$(BIN)/interv model pull
+	$(BIN)/interv demo
+
+# The whole suite. pytest exits 5 when it collected no tests: that is a failure, not a pass.
+test: install-test
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	exit $$status
+
+bench: install
+	$(BIN)/interv bench forward --json results/bench-forward.json

@@ -1,0 +1,261 @@
+"""``HookedModel``: one interface, TransformerLens-style names, any backend.
+
+Every adapted model exposes the same hook points (``blocks.3.hook_resid_post``...) and weights
+(``blocks.3.mlp.W_out``...), whether it runs on plain ``transformers`` (``backend="hf"``), on
+TransformerLens's ``TransformerBridge`` or inside an nnsight trace.
+
+Example:
+    >>> import interv
+    >>> model = interv.load()  # doctest: +SKIP
+    >>> logits, cache = model.run_with_cache("The capital of France is",
+    ...                                      ["blocks.10.hook_resid_post"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from .architectures import architecture_for
+from .backends import Backend, Batch, HookPlan, StopForward, build_backend, canonical_backend
+from .cache import ActivationCache
+from .config import ModelConfig
+from .generation import generation_config
+from .run import HookContext, HookFn, RunTracker
+from .sites import HookTable, WeightTable
+from .text import Inputs, apply_chat_template, decode_new, ensure_pad_token, to_batch
+
+HookSpec = Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]
+
+
+def read_config(hf_config: Any, architecture: str, name: str, parallel: bool) -> ModelConfig:
+    """Canonical dimensions from a ``transformers`` config (GPT-2 names resolve via attribute_map)."""
+    d_model = hf_config.hidden_size
+    n_heads = hf_config.num_attention_heads
+    d_mlp = getattr(hf_config, "intermediate_size", None) or getattr(hf_config, "n_inner", None)
+    n_ctx = getattr(hf_config, "max_position_embeddings", None) or hf_config.n_positions
+    return ModelConfig(
+        architecture=architecture,
+        model_type=hf_config.model_type,
+        name=name,
+        n_layers=hf_config.num_hidden_layers,
+        d_model=d_model,
+        d_mlp=d_mlp or 4 * d_model,
+        n_heads=n_heads,
+        n_kv_heads=getattr(hf_config, "num_key_value_heads", None) or n_heads,
+        d_head=getattr(hf_config, "head_dim", None) or d_model // n_heads,
+        d_vocab=hf_config.vocab_size,
+        n_ctx=n_ctx,
+        tied_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
+        parallel_attn_mlp=parallel,
+    )
+
+
+class HookedModel:
+    """A language model with canonical hook points and weight names on a chosen backend."""
+
+    def __init__(self, hf_model: nn.Module, tokenizer: Any, *, backend: str = "hf", name: str = ""):
+        hf_config = hf_model.config
+        arch = architecture_for(hf_config.model_type)
+        self.tokenizer = tokenizer
+        ensure_pad_token(tokenizer)
+        self.cfg = read_config(
+            hf_config, arch.name, name or hf_config.name_or_path, arch.parallel_attn_mlp(hf_config)
+        )
+        self.backend_name = canonical_backend(backend)
+        hf_model.eval()
+        # Tables are built from the untouched module tree: the TransformerLens bridge rewraps
+        # modules, but the parameters stay the same objects.
+        self._hooks = HookTable(arch, hf_config, self.cfg)
+        self._weights = WeightTable(arch, hf_model, self.cfg)
+        self._tracker = RunTracker()
+        self._backend: Backend = build_backend(self.backend_name, hf_model, tokenizer, arch, self._tracker)
+        self._context_hooks: list[tuple[str, HookFn]] = []
+        self._fingerprint = self._compute_fingerprint()
+
+    # ----------------------------------------------------------------- names and weights
+    @property
+    def hf_model(self) -> nn.Module:
+        """The underlying ``transformers`` model (its parameters are the live weights)."""
+        return self._backend.hf_model
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf_model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf_model.parameters()).dtype
+
+    def hook_names(self) -> list[str]:
+        """Canonical hook points, in execution order."""
+        return self._hooks.names()
+
+    def weight_names(self) -> list[str]:
+        return self._weights.names()
+
+    def weight(self, name: str) -> Tensor:
+        """The live weight in canonical orientation (see ``interv.adapters.layouts``).
+
+        The tensor is a view of the model's parameter: writing into it changes the model. With
+        tied embeddings ``unembed.W_U`` is a transposed view of ``embed.W_E``.
+        """
+        return self._weights.view(name)
+
+    def native_weight(self, name: str) -> tuple[str, Tensor]:
+        """The native parameter path and parameter behind a canonical weight name."""
+        return self._weights.native(name)
+
+    def fingerprint(self) -> str:
+        """Identifies the model's weights as loaded (architecture, dims, embedding sample)."""
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
+        dims = {k: v for k, v in self.cfg.to_dict().items() if k != "name"}
+        digest = hashlib.sha256(json.dumps(dims, sort_keys=True).encode())
+        embed = self.weight("embed.W_E").detach()
+        sample = embed[:: max(1, embed.shape[0] // 256)].float().cpu().contiguous()
+        digest.update(sample.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def to(self, device: str | torch.device) -> HookedModel:
+        self._backend.to(torch.device(device))
+        return self
+
+    # ----------------------------------------------------------------------- hooks
+    def _plan(self, hooks: HookSpec | None) -> HookPlan:
+        pairs = list(self._context_hooks)
+        if hooks is not None:
+            pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)
+        plan: dict[str, tuple[Any, list[HookFn]]] = {}
+        for name, fn in pairs:
+            site = self._hooks[name]  # unknown names fail here, before any forward
+            plan.setdefault(name, (site, []))[1].append(fn)
+        return plan
+
+    @contextmanager
+    def hooks(self, fwd_hooks: HookSpec) -> Iterator[HookedModel]:
+        """Keep hook functions active for every forward and generation inside the block."""
+        pairs = list(fwd_hooks.items()) if isinstance(fwd_hooks, Mapping) else list(fwd_hooks)
+        self._plan(pairs)  # validate names now
+        self._context_hooks.extend(pairs)
+        try:
+            yield self
+        finally:
+            del self._context_hooks[len(self._context_hooks) - len(pairs) :]
+
+    # --------------------------------------------------------------------- running
+    def to_batch(self, inputs: Inputs) -> Batch:
+        return to_batch(self.tokenizer, inputs, self.device)
+
+    def forward(
+        self, inputs: Inputs, *, hooks: HookSpec | None = None
+    ) -> Float[Tensor, "batch pos d_vocab"]:
+        """Logits for a prompt, a list of prompts (left-padded), token ids or an encoding."""
+        logits = self._backend.forward(self.to_batch(inputs), self._plan(hooks))
+        assert logits is not None  # only stop_at_layer ends a forward early
+        return logits
+
+    __call__ = forward
+
+    def run_with_hooks(self, inputs: Inputs, fwd_hooks: HookSpec) -> Float[Tensor, "batch pos d_vocab"]:
+        return self.forward(inputs, hooks=fwd_hooks)
+
+    def run_with_cache(
+        self,
+        inputs: Inputs,
+        names: Sequence[str] | str | None = None,
+        *,
+        hooks: HookSpec | None = None,
+        stop_at_layer: int | None = None,
+    ) -> tuple[Float[Tensor, "batch pos d_vocab"] | None, ActivationCache]:
+        """Run and record activations at ``names`` (all hooks when None).
+
+        With ``stop_at_layer=L`` the forward ends after block ``L`` and the logits are None,
+        which saves the cost of the layers above the deepest one you need.
+        """
+        wanted = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
+        store: dict[str, Tensor] = {}
+
+        def record(act: Tensor, ctx: HookContext) -> None:
+            store[ctx.name] = act.detach().clone()
+
+        extra: list[tuple[str, HookFn]] = [(n, record) for n in wanted]
+        if stop_at_layer is not None:
+            extra.append((self._stop_hook_name(stop_at_layer), _stop))
+        pairs = list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks or [])
+        logits = self._backend.forward(self.to_batch(inputs), self._plan(pairs + extra))
+        order = {n: i for i, n in enumerate(self.hook_names())}
+        return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
+
+    def _stop_hook_name(self, layer: int) -> str:
+        if not 0 <= layer < self.cfg.n_layers:
+            raise ValueError(
+                f"stop_at_layer={layer} is out of range; the model has layers 0..{self.cfg.n_layers - 1}."
+            )
+        return f"blocks.{layer}.hook_resid_post"
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        max_new_tokens: int = 40,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int | None = None,
+        chat_template: bool = False,
+        system_prompt: str | None = None,
+        seed: int | None = None,
+        hooks: HookSpec | None = None,
+        **generation_kwargs: Any,
+    ) -> list[str]:
+        """Batched, left-padded generation; returns the new text of each prompt.
+
+        ``chat_template`` wraps each prompt as a user turn (after ``system_prompt``). Extra
+        keyword arguments are ``transformers.GenerationConfig`` fields (``repetition_penalty``,
+        ``num_beams``...); unknown ones are an error.
+        """
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if chat_template:
+            texts = apply_chat_template(self.tokenizer, texts, system_prompt)
+        elif system_prompt:
+            texts = [f"{system_prompt}\n\n{t}" for t in texts]
+        config = generation_config(
+            self.tokenizer,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            extra=generation_kwargs,
+        )
+        batch = to_batch(self.tokenizer, texts, self.device, templated=chat_template)
+        plan = self._plan(hooks)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.no_grad():
+            ids = self._backend.generate(batch, plan, {"generation_config": config})
+        return decode_new(self.tokenizer, ids, batch.input_ids.shape[1])
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        return (
+            f"HookedModel({c.name!r}, backend={self.backend_name!r}, arch={c.architecture}, "
+            f"n_layers={c.n_layers}, d_model={c.d_model})"
+        )
+
+
+def _stop(act: Tensor, ctx: HookContext) -> None:
+    raise StopForward(ctx.name)

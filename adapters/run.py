@@ -1,0 +1,87 @@
+"""What a hook function sees besides the activation: which hook, which tokens, which step.
+
+A root forward pre-hook records, for every forward the model makes (one for a plain forward;
+one per step of a generation with a KV cache), where the current tokens sit in the padded
+sequence. Position-aware interventions use it to stay correct under left padding and caching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class RunState:
+    """Where the tokens of the current forward sit in the (left-padded) sequence."""
+
+    attention_mask: Tensor | None = None  # [batch, total_len], 1 for real tokens
+    token_index: Tensor | None = None  # [cur_len], index of each current token in the sequence
+    prompt_length: int = 0  # padded prompt length; every row's prompt ends at prompt_length - 1
+    step: int = 0  # 0 for the prompt forward, k for the forward producing token k + 1
+
+    @property
+    def generating(self) -> bool:
+        return self.step > 0
+
+
+@dataclass
+class HookContext:
+    """Passed to every hook function as its second argument (TransformerLens's ``hook``)."""
+
+    name: str
+    layer: int | None
+    run: RunState = field(default_factory=RunState)
+
+
+HookFn = Callable[[Tensor, HookContext], Tensor | None]
+
+
+class RunTracker:
+    """Keeps a ``RunState`` up to date from the root module's forward arguments."""
+
+    def __init__(self) -> None:
+        self.state = RunState()
+
+    def attach(self, root: nn.Module) -> torch.utils.hooks.RemovableHandle:
+        return root.register_forward_pre_hook(self._observe, with_kwargs=True)
+
+    def _observe(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        embeds = kwargs.get("inputs_embeds")
+        current = ids if ids is not None else embeds
+        if current is None:
+            return
+        cur_len = current.shape[1]
+        mask = kwargs.get("attention_mask")
+        if mask is None or mask.dim() != 2:
+            mask = torch.ones(current.shape[0], cur_len, dtype=torch.long, device=current.device)
+        total = mask.shape[1]
+        past = total - cur_len
+        state = self.state
+        if past == 0:
+            state.prompt_length, state.step = cur_len, 0
+        else:
+            state.step += 1
+        state.attention_mask = mask
+        state.token_index = torch.arange(past, total, device=current.device)
+
+
+def apply_hook_fns(act: Tensor, fns: list[HookFn], ctx: HookContext) -> Tensor:
+    """Run hook functions in order; a function returning a tensor replaces the activation."""
+    for fn in fns:
+        result = fn(act, ctx)
+        if result is None:
+            continue
+        if not isinstance(result, Tensor) or result.shape != act.shape:
+            got = tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__
+            raise ValueError(
+                f"A hook function at {ctx.name!r} returned {got}; it must return None or a "
+                f"tensor of the activation's shape {tuple(act.shape)}."
+            )
+        act = result
+    return act

@@ -1,0 +1,65 @@
+"""Turning prompts into left-padded batches and generated ids back into text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .backends import Batch
+
+Inputs = str | Sequence[str] | Tensor | Batch | Mapping[str, Any]
+
+
+def ensure_pad_token(tokenizer: Any) -> None:
+    """Decoder-only tokenizers often lack a pad token; padding with EOS is safe under a mask."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str | None) -> list[str]:
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "chat_template=True, but this tokenizer has no chat template; "
+            "pass chat_template=False or load an instruction-tuned model."
+        )
+    texts = []
+    for prompt in prompts:
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        texts.append(
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
+    return texts
+
+
+def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated: bool = False) -> Batch:
+    """Tokenize text (left-padded) or accept token ids / an encoding / a Batch, on ``device``."""
+    if isinstance(inputs, Batch):
+        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device))
+    if isinstance(inputs, Tensor):
+        ids = inputs if inputs.dim() == 2 else inputs.unsqueeze(0)
+        return Batch(ids.to(device), torch.ones_like(ids, device=device))
+    if isinstance(inputs, Mapping):
+        ids = inputs["input_ids"]
+        mask = inputs.get("attention_mask")
+        mask = torch.ones_like(ids) if mask is None else mask
+        return Batch(ids.to(device), mask.to(device))
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not texts:
+        raise ValueError("inputs is empty; pass at least one prompt.")
+    ensure_pad_token(tokenizer)
+    encoded = tokenizer(
+        texts,
+        return_tensors="pt",
+        padding=True,
+        padding_side="left",
+        add_special_tokens=not templated,
+    )
+    return Batch(encoded["input_ids"].to(device), encoded["attention_mask"].to(device))
+
+
+def decode_new(tokenizer: Any, ids: Tensor, prompt_length: int) -> list[str]:
+    return tokenizer.batch_decode(ids[:, prompt_length:], skip_special_tokens=True)

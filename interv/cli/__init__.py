@@ -1,0 +1,1 @@
+"""The ``interv`` command line: one module per command group, each with ``register``."""

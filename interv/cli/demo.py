@@ -1,0 +1,44 @@
+"""``interv demo``: the main job, on the default model."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_args
+
+PROMPTS = ["The capital of France is", "The Eiffel Tower is located in the city of"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="load the default model, show hooks, generate")
+    add_model_args(parser)
+    parser.add_argument("--max-new-tokens", type=int, default=20)
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..loading import load
+
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    _section(f"{model}")
+    cfg = model.cfg
+    print(f"d_mlp={cfg.d_mlp} n_heads={cfg.n_heads} n_kv_heads={cfg.n_kv_heads} d_vocab={cfg.d_vocab}")
+    _section("Canonical hook points (the same on every backend)")
+    names = model.hook_names()
+    per_layer = [n.replace("blocks.0.", "blocks.{i}.") for n in names if n.startswith("blocks.0.")]
+    outside = [n for n in names if not n.startswith("blocks.")]
+    print(f"{len(names)} hooks: {', '.join(outside)}, and per layer (x{cfg.n_layers}):")
+    for name in per_layer:
+        print(f"  {name}")
+    _section("Greedy generation (batched, left-padded)")
+    for prompt, text in zip(PROMPTS, model.generate(PROMPTS, max_new_tokens=args.max_new_tokens)):
+        print(f"  {prompt!r} -> {text.strip()!r}")
+    _section("A hook at work: zero-ablating the MLP output of blocks 0-3")
+    zero = {f"blocks.{i}.hook_mlp_out": (lambda act, ctx: act * 0) for i in range(4)}
+    text = model.generate(PROMPTS[0], max_new_tokens=args.max_new_tokens, hooks=zero)[0]
+    print(f"  {PROMPTS[0]!r} -> {text.strip()!r}")
+    return 0
+
+
+def _section(title: str) -> None:
+    print(f"\n== {title}")

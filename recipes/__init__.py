@@ -1,0 +1,1 @@
+"""YAML recipes shipped with interv (read with importlib.resources)."""

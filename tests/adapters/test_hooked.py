@@ -1,0 +1,144 @@
+"""HookedModel behaviour: caching, hook lifetimes, positions during generation, batching."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import BACKENDS
+
+PROMPTS = ["Hello world", "abc"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stop_at_layer_skips_later_layers(tiny_models, backend):
+    model = tiny_models("llama", backend)
+    logits, cache = model.run_with_cache(PROMPTS, stop_at_layer=0)
+    assert logits is None
+    assert "blocks.0.hook_resid_post" in cache
+    assert not any(name.startswith("blocks.1.") for name in cache)
+    _, full = model.run_with_cache(PROMPTS, ["blocks.0.hook_resid_post"])
+    torch.testing.assert_close(cache["blocks.0.hook_resid_post"], full["blocks.0.hook_resid_post"])
+    with pytest.raises(ValueError, match="stop_at_layer=5 is out of range"):
+        model.run_with_cache(PROMPTS, stop_at_layer=5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hooks_removed_after_an_exception(tiny_models, backend):
+    model = tiny_models("llama", backend)
+    with torch.no_grad():
+        baseline = model.forward(PROMPTS)
+
+    def boom(act, ctx):
+        raise RuntimeError("hook failed")
+
+    with pytest.raises(RuntimeError, match="hook failed"):
+        model.forward(PROMPTS, hooks={"blocks.0.hook_mlp_out": boom})
+    with pytest.raises(RuntimeError, match="hook failed"):
+        with model.hooks({"blocks.1.hook_resid_post": boom}):
+            model.generate(PROMPTS, max_new_tokens=2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward(PROMPTS), baseline)
+    if backend == "hf":
+        for module in model.hf_model.modules():
+            assert not module._forward_hooks
+            assert len(module._forward_pre_hooks) <= 1  # only the run tracker on the root
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_context_hooks_apply_to_forward_and_generate(tiny_models, backend):
+    model = tiny_models("gpt2", backend)
+    zero = {"blocks.1.hook_resid_post": lambda act, ctx: torch.zeros_like(act)}
+    with torch.no_grad():
+        expected = model.forward(PROMPTS, hooks=zero)
+        with model.hooks(zero):
+            got = model.forward(PROMPTS)
+            steered = model.generate(PROMPTS, max_new_tokens=3)
+        assert steered == model.generate(PROMPTS, max_new_tokens=3, hooks=zero)
+        torch.testing.assert_close(got, expected)
+        assert not torch.allclose(model.forward(PROMPTS), expected)
+
+
+def test_hook_returning_wrong_shape_is_an_error(tiny_models):
+    model = tiny_models("llama")
+    with pytest.raises(ValueError, match="blocks.0.hook_resid_pre.*must return None or a tensor"):
+        model.forward(PROMPTS, hooks={"blocks.0.hook_resid_pre": lambda a, c: a[:, :1]})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_state_tracks_positions_during_generation(tiny_models, backend):
+    model = tiny_models("llama", backend)
+    seen = []
+
+    def record(act, ctx):
+        run = ctx.run
+        seen.append((run.step, run.prompt_length, run.token_index.tolist(), act.shape[1]))
+
+    model.generate(PROMPTS, max_new_tokens=3, hooks={"blocks.0.hook_resid_pre": record},
+                   min_new_tokens=3)
+    prompt_len = model.to_batch(PROMPTS).input_ids.shape[1]
+    assert seen[0] == (0, prompt_len, list(range(prompt_len)), prompt_len)
+    assert seen[1] == (1, prompt_len, [prompt_len], 1)
+    assert seen[2] == (2, prompt_len, [prompt_len + 1], 1)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox_sequential", "gemma2"])
+def test_resid_mid_writes_reach_both_branches(tiny_models, family):
+    """resid_mid = resid_pre + attn_out, so adding v to either gives the same logits."""
+    model = tiny_models(family)
+    v = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    add = lambda act, ctx: act + v  # noqa: E731
+    with torch.no_grad():
+        via_mid = model.forward(PROMPTS, hooks={"blocks.0.hook_resid_mid": add})
+        via_attn = model.forward(PROMPTS, hooks={"blocks.0.hook_attn_out": add})
+        via_post = model.forward(PROMPTS, hooks={"blocks.0.hook_resid_post": add})
+        via_next_pre = model.forward(PROMPTS, hooks={"blocks.1.hook_resid_pre": add})
+    torch.testing.assert_close(via_mid, via_attn, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(via_post, via_next_pre, atol=1e-4, rtol=1e-4)
+
+
+def test_batched_generation_equals_one_by_one(tiny_models):
+    model = tiny_models("llama")
+    batched = model.generate(PROMPTS, max_new_tokens=5)
+    assert batched == [model.generate(p, max_new_tokens=5)[0] for p in PROMPTS]
+
+
+def test_chat_template_and_system_prompt(tiny_models):
+    model = tiny_models("llama")
+    templated = model.generate("Hi", chat_template=True, system_prompt="Be brief.", max_new_tokens=3)
+    manual = model.generate("<|system|>Be brief.<eos><|user|>Hi<eos><|assistant|>", max_new_tokens=3)
+    assert templated == manual
+
+
+def test_generation_errors(tiny_models):
+    model = tiny_models("llama")
+    with pytest.raises(ValueError, match="Unknown generation parameter.*repetiton_penalty"):
+        model.generate("Hi", repetiton_penalty=1.2)
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
+        model.generate("Hi", max_new_tokens=0)
+    model.tokenizer.chat_template, saved = None, model.tokenizer.chat_template
+    try:
+        with pytest.raises(ValueError, match="has no chat template"):
+            model.generate("Hi", chat_template=True)
+    finally:
+        model.tokenizer.chat_template = saved
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny_models):
+    model = tiny_models("llama")
+    first = model.generate(PROMPTS, do_sample=True, temperature=1.5, seed=3, max_new_tokens=8)
+    again = model.generate(PROMPTS, do_sample=True, temperature=1.5, seed=3, max_new_tokens=8)
+    assert first == again
+
+
+def test_inputs_as_ids_and_encoding(tiny_models):
+    model = tiny_models("llama")
+    batch = model.to_batch(PROMPTS)
+    with torch.no_grad():
+        from_text = model.forward(PROMPTS)
+        from_encoding = model.forward(
+            {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        )
+        from_ids = model.forward(batch.input_ids[0])  # the longest prompt has no padding
+    torch.testing.assert_close(from_text, from_encoding)
+    torch.testing.assert_close(from_ids[0], from_text[0])

@@ -1,0 +1,1 @@
+"""Ready-made steering vectors shipped with interv, each with its metadata."""
