@@ -79,6 +79,8 @@ class HookedModel:
         self._backend: Backend = build_backend(self.backend_name, hf_model, tokenizer, arch, self._tracker)
         self._context_hooks: list[tuple[str, HookFn]] = []
         self._fingerprint = self._compute_fingerprint()
+        # Bookkeeping other layers keep per model (e.g. the stack of applied weight patches).
+        self.state: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- names and weights
     @property

@@ -1,0 +1,249 @@
+"""An edit is a weight patch: a delta on a canonical weight, applied and reverted bit-exactly.
+
+A ``WeightPatch`` changes one canonical weight (``blocks.5.mlp.W_out``) by a dense delta or a
+low-rank one (``U @ V.T``), in the canonical orientation of ``model.weight(name)``. A
+``PatchSet`` is an ordered group of patches plus provenance (method, requests, hyperparameters,
+the fingerprint of the model it was computed on). Applying keeps a copy of every touched
+weight, so reverting restores the original bytes; patch sets stack and revert last-in,
+first-out. Files are single safetensors files with JSON metadata in the header.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .adapters import HookedModel
+
+FORMAT = "interv.patch"
+FORMAT_VERSION = 1
+
+
+class PatchError(ValueError):
+    """A patch that cannot be applied, reverted or read; the model is left unchanged."""
+
+
+@dataclass(eq=False)
+class WeightPatch:
+    """A change to one canonical weight: ``delta``, or ``U @ V.T`` for a 2-D weight."""
+
+    weight: str
+    delta: Float[Tensor, "..."] | None = None
+    U: Float[Tensor, "rows rank"] | None = None
+    V: Float[Tensor, "cols rank"] | None = None
+
+    def __post_init__(self) -> None:
+        dense, low_rank = self.delta is not None, self.U is not None or self.V is not None
+        if dense == low_rank or (low_rank and (self.U is None or self.V is None)):
+            raise PatchError(f"Patch on {self.weight!r} needs either `delta` or both `U` and `V`.")
+        for tensor in (self.delta, self.U, self.V):
+            if tensor is not None and not torch.isfinite(tensor).all():
+                raise PatchError(f"Patch on {self.weight!r} contains NaN or inf values.")
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.U is None else self.U.shape[1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        if self.delta is not None:
+            return tuple(self.delta.shape)
+        assert self.U is not None and self.V is not None
+        return (self.U.shape[0], self.V.shape[0])
+
+    def dense(self) -> Tensor:
+        if self.delta is not None:
+            return self.delta
+        assert self.U is not None and self.V is not None
+        return self.U @ self.V.T
+
+    def tensors(self) -> dict[str, Tensor]:
+        if self.delta is not None:
+            return {"delta": self.delta}
+        assert self.U is not None and self.V is not None
+        return {"U": self.U, "V": self.V}
+
+
+@dataclass(eq=False)  # identity matters: the same set is applied or not
+class PatchSet:
+    """Patches applied together, with where they came from."""
+
+    patches: list[WeightPatch] = field(default_factory=list)
+    method: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None  # of the model the patches were computed on
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
+
+    def __add__(self, other: PatchSet) -> PatchSet:
+        """Stack two patch sets into one (applied in order)."""
+        if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
+            raise PatchError("Cannot stack patch sets computed on different models.")
+        return PatchSet(
+            self.patches + other.patches,
+            method="+".join(m for m in (self.method, other.method) if m),
+            requests=self.requests + other.requests,
+            hparams={"parts": [self.hparams, other.hparams]},
+            fingerprint=self.fingerprint or other.fingerprint,
+        )
+
+    def weights(self) -> list[str]:
+        return [p.weight for p in self.patches]
+
+    # ------------------------------------------------------------------ applying
+    def check(self, model: HookedModel) -> None:
+        """Every problem that would stop ``apply``, raised before anything changes."""
+        if self.fingerprint and self.fingerprint != model.fingerprint():
+            raise PatchError(
+                f"This patch was computed on a model with fingerprint {self.fingerprint}, but "
+                f"{model.cfg.name!r} has fingerprint {model.fingerprint()}. Load the model the "
+                "patch was made for, or recompute the edit on this one."
+            )
+        for patch in self.patches:
+            target = model.weight(patch.weight)  # unknown names fail here
+            if tuple(target.shape) != patch.shape:
+                raise PatchError(
+                    f"Patch on {patch.weight!r} has shape {patch.shape}, but the weight has "
+                    f"shape {tuple(target.shape)} (canonical orientation)."
+                )
+        if self in _stack(model):
+            raise PatchError("This patch set is already applied to the model; revert it first.")
+
+    def apply(self, model: HookedModel) -> PatchSet:
+        """Add the deltas to the live weights, keeping the originals for ``revert``."""
+        self.check(model)
+        originals = [model.weight(p.weight).detach().clone() for p in self.patches]
+        _add_deltas(model, self.patches)
+        _stack(model).append(self)
+        _originals(model)[id(self)] = originals
+        return self
+
+    def revert(self, model: HookedModel) -> None:
+        """Restore the weights this set changed, bit for bit. Only the last applied set can go."""
+        stack = _stack(model)
+        if not stack or stack[-1] is not self:
+            applied = "it was never applied" if self not in stack else "later patches are on top"
+            raise PatchError(f"Cannot revert this patch set: {applied}; revert in reverse order.")
+        originals = _originals(model).pop(id(self))
+        with torch.no_grad():
+            for patch, original in zip(reversed(self.patches), reversed(originals)):
+                model.weight(patch.weight).copy_(original)
+        stack.pop()
+
+    @contextmanager
+    def applied(self, model: HookedModel) -> Iterator[HookedModel]:
+        """``with patch.applied(model): ...`` — reverted on exit, also after an exception."""
+        self.apply(model)
+        try:
+            yield model
+        finally:
+            self.revert(model)
+
+    def merge_into(self, model: HookedModel) -> None:
+        """Apply permanently: no copy of the originals is kept and it cannot be reverted."""
+        self.check(model)
+        _add_deltas(model, self.patches)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            f"patches.{i}.{key}": tensor.detach().cpu().contiguous()
+            for i, patch in enumerate(self.patches)
+            for key, tensor in patch.tensors().items()
+        }
+        meta = {
+            "method": self.method,
+            "weights": self.weights(),
+            "requests": self.requests,
+            "hparams": self.hparams,
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "interv_version": _version(),
+        }
+        save_file(tensors, str(path), metadata={
+            "format": FORMAT, "version": str(FORMAT_VERSION), "meta": json.dumps(meta, default=str)
+        })
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PatchSet:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                header = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # safetensors raises its own error types for bad bytes
+            raise PatchError(f"{path} is corrupt or not a safetensors patch file ({err}).") from err
+        if header.get("format") != FORMAT:
+            raise PatchError(f"{path} is a safetensors file but not an interv patch.")
+        if int(header.get("version", 0)) > FORMAT_VERSION:
+            raise PatchError(f"{path} uses patch format {header['version']}; upgrade interv.")
+        meta = json.loads(header["meta"])
+        patches = []
+        for i, weight in enumerate(meta["weights"]):
+            parts = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"patches.{i}.")}
+            if not parts:
+                raise PatchError(f"{path} lists {weight!r} but holds no tensors for it (corrupt).")
+            patches.append(WeightPatch(weight, **parts))
+        return cls(
+            patches,
+            method=meta.get("method", ""),
+            requests=meta.get("requests", []),
+            hparams=meta.get("hparams", {}),
+            fingerprint=meta.get("fingerprint"),
+            created=meta.get("created", ""),
+        )
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "weight": p.weight,
+                "kind": "dense" if p.delta is not None else f"rank-{p.rank}",
+                "shape": list(p.shape),
+                "norm": float(p.dense().norm()),
+            }
+            for p in self.patches
+        ]
+
+
+def _add_deltas(model: HookedModel, patches: Sequence[WeightPatch]) -> None:
+    with torch.no_grad():
+        for patch in patches:
+            target = model.weight(patch.weight)
+            delta = patch.dense().to(device=target.device)
+            if target.dtype == torch.float32:
+                target.add_(delta.float())
+            else:  # add in float32, round once into the weight's dtype
+                target.copy_((target.float() + delta.float()).to(target.dtype))
+
+
+def _stack(model: HookedModel) -> list[PatchSet]:
+    return model.state.setdefault("patch_stack", [])
+
+
+def _originals(model: HookedModel) -> dict[int, list[Tensor]]:
+    return model.state.setdefault("patch_originals", {})
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
