@@ -1,0 +1,2 @@
+"""Evaluation: editing metrics (reliability, generalization, locality, portability, fluency) and
+steering metrics."""
