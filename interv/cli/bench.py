@@ -7,14 +7,14 @@ import importlib
 import json
 from pathlib import Path
 
-from ..bench import BENCHMARKS
+from ..bench import benchmarks
 from .common import add_model_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="speed and quality benchmarks (JSON reports)")
     names = parser.add_subparsers(dest="benchmark", required=True)
-    for name in BENCHMARKS:
+    for name in benchmarks():
         module = importlib.import_module(f"interv.bench.{name}")
         sub = names.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         add_model_args(sub, backend=False)

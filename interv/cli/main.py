@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
-# Each module defines register(subparsers) and sets a `run` default on its parsers.
-COMMANDS = ("model", "hooks", "demo", "bench")
+from .. import cli
+
+
+def commands() -> list[str]:
+    """Command modules of interv.cli: each defines register(subparsers) and sets `run` defaults."""
+    names = [m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")]
+    return [n for n in names if hasattr(importlib.import_module(f"interv.cli.{n}"), "register")]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
+    for name in commands():
         importlib.import_module(f"interv.cli.{name}").register(subparsers)
     return parser
 

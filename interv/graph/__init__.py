@@ -1,0 +1,1 @@
+"""Intervention graphs: typed nodes at hook points, composed, saved and compiled to hooks."""

@@ -1,0 +1,1 @@
+"""Steering methods: turn contrastive data into intervention graphs (one file per method)."""
