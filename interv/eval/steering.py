@@ -1,0 +1,135 @@
+"""Metrics for steered generations (EasyEdit2's set, all offline).
+
+* perplexity of each continuation under the *unsteered* model (generated tokens only);
+* distinct-1/2/3 and n-gram-entropy fluency (``interv.eval.text``);
+* sentiment: VADER compound and the share of continuations with compound >= 0.05, plus an
+  SST-2 probe's P(positive);
+* toxicity: share of continuations containing a profane term, and a probe's P(toxic);
+* A/B behaviour probability for CAA test sets (``ab_probability``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import torch
+
+from ..adapters import HookedModel
+from ..adapters.backends import Batch
+from ..data.steering import ABItem, profanity_terms
+from .classifiers import sentiment_probe, toxicity_probe, vader_compound
+from .text import distinct_n, fluency, words
+
+METRICS = ("perplexity", "distinct", "fluency", "sentiment", "sentiment_probe", "toxicity")
+
+
+@torch.no_grad()
+def perplexity(
+    model: HookedModel, prompts: Sequence[str], continuations: Sequence[str], batch_size: int = 8
+) -> list[float]:
+    """exp(mean NLL) of each continuation's tokens given its prompt."""
+    out: list[float] = []
+    tok = model.tokenizer
+    for start in range(0, len(prompts), batch_size):
+        rows, spans = [], []
+        for prompt, cont in zip(prompts[start : start + batch_size], continuations[start : start + batch_size]):
+            p_ids = tok(prompt)["input_ids"]
+            c_ids = tok(cont, add_special_tokens=False)["input_ids"]
+            rows.append(p_ids + c_ids)
+            spans.append(len(c_ids))
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        logits = model.forward(Batch(ids.to(model.device), mask.to(model.device))).float()
+        logprobs = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0]
+        for row, span in enumerate(spans):
+            out.append(math.exp(-logprobs[row, width - 1 - span :].mean().item()) if span else float("nan"))
+    return out
+
+
+@cache
+def _profanity_pattern() -> re.Pattern[str]:
+    terms = sorted((re.escape(t) for t in profanity_terms() if len(t) > 2), key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(terms) + r")\b", re.IGNORECASE)
+
+
+def profane(text: str) -> bool:
+    return bool(_profanity_pattern().search(text))
+
+
+def text_metrics(texts: Sequence[str], metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Metrics that need only the generated texts."""
+    result: dict[str, float] = {}
+    if "distinct" in metrics:
+        for n in (1, 2, 3):
+            result[f"distinct_{n}"] = distinct_n(texts, n)
+    if "fluency" in metrics:
+        result["fluency"] = fluency(texts)
+    if "sentiment" in metrics:
+        compound = vader_compound(texts)
+        result["vader_compound"] = statistics.fmean(compound)
+        result["vader_positive_share"] = sum(c >= 0.05 for c in compound) / len(compound)
+        result["vader_negative_share"] = sum(c <= -0.05 for c in compound) / len(compound)
+    if "sentiment_probe" in metrics:
+        result["probe_positive"] = statistics.fmean(sentiment_probe().probability(texts))
+    if "toxicity" in metrics:
+        result["profanity_share"] = sum(profane(t) for t in texts) / len(texts)
+        result["probe_toxic"] = statistics.fmean(toxicity_probe().probability(texts))
+    return {k: round(v, 4) for k, v in result.items()}
+
+
+def evaluate_generations(
+    prompts: Sequence[str],
+    continuations: Sequence[str],
+    metrics: Sequence[str] = METRICS,
+    reference: HookedModel | None = None,
+) -> dict[str, float]:
+    """All requested metrics over (prompt, continuation) pairs; perplexity needs ``reference``."""
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}.")
+    if not continuations:
+        raise ValueError("No generations to evaluate.")
+    result = text_metrics(continuations, metrics)
+    if "perplexity" in metrics:
+        if reference is None:
+            raise ValueError("The perplexity metric needs the unsteered reference model.")
+        ppl = [p for p in perplexity(reference, prompts, continuations) if math.isfinite(p) and p < 1e4]
+        result["perplexity"] = round(statistics.fmean(ppl), 3) if ppl else float("nan")
+    result["mean_words"] = round(statistics.fmean(len(words(c)) for c in continuations), 2)
+    return result
+
+
+def ab_prompt(model: HookedModel, item: ABItem, chat_template: bool = True) -> str:
+    """The question as a user turn, with the assistant's answer opened by "(" (CAA's format)."""
+    if chat_template and getattr(model.tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": item.question}]
+        text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + "("
+    return f"{item.question}\n\nAnswer: ("
+
+
+@torch.no_grad()
+def ab_probability(
+    model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
+    batch_size: int = 8,
+) -> list[float]:
+    """P(answer letter showing the behaviour), normalised over A and B, per item."""
+    letter_ids = [model.tokenizer(letter, add_special_tokens=False)["input_ids"][-1] for letter in "AB"]
+    out: list[float] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        texts = [ab_prompt(model, item, chat_template) for item in chunk]
+        encoded = model.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
+                                  add_special_tokens=not chat_template)
+        batch = Batch(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))
+        logits = model.forward(batch, hooks=hooks)[:, -1, letter_ids].float()
+        probs = logits.softmax(-1)
+        for item, p in zip(chunk, probs):
+            out.append(float(p[0] if item.matching.strip("() ") == "A" else p[1]))
+    return out

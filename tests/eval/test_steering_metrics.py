@@ -1,0 +1,64 @@
+"""Steering metrics: perplexity, sentiment, toxicity, A/B behaviour probability."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from interv.data.steering import ABItem
+from interv.eval.classifiers import sentiment_probe, toxicity_probe, vader_compound
+from interv.eval.steering import ab_probability, evaluate_generations, perplexity, profane
+
+
+def test_perplexity_is_exp_mean_nll_of_the_continuation(tiny_models):
+    model = tiny_models("llama")
+    prompt, cont = "Hello", " world!"
+    p_ids = model.tokenizer(prompt)["input_ids"]
+    c_ids = model.tokenizer(cont, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([p_ids + c_ids])
+    logprobs = model.forward(ids)[0, :-1].log_softmax(-1)
+    nll = -torch.stack([logprobs[len(p_ids) - 1 + k, t] for k, t in enumerate(c_ids)]).mean()
+    batched = perplexity(model, [prompt, "a much longer prompt here"], [cont, " x"])
+    assert batched[0] == pytest.approx(math.exp(nll.item()), rel=1e-4)
+
+
+def test_ab_probability_matches_manual_softmax(tiny_models):
+    model = tiny_models("llama")
+    items = [ABItem("Pick one.\n(A) yes\n(B) no", "(B)", "(A)")]
+    prob = ab_probability(model, items)[0]
+    text = model.tokenizer.apply_chat_template(
+        [{"role": "user", "content": items[0].question}], tokenize=False, add_generation_prompt=True
+    ) + "("
+    ids = torch.tensor([model.tokenizer(text, add_special_tokens=False)["input_ids"]])
+    a, b = (model.tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in "AB")
+    pair = model.forward(ids)[0, -1, [a, b]].softmax(-1)
+    assert prob == pytest.approx(pair[1].item(), rel=1e-5)
+    boost_b = {"ln_final.hook_normalized": lambda act, ctx: act + 50 * model.weight("unembed.W_U")[:, b]}
+    assert ab_probability(model, items, hooks=boost_b)[0] > 0.99
+
+
+def test_profanity_matches_whole_words():
+    assert profane("What the fuck is this")
+    assert not profane("The class assignment was hard")
+
+
+def test_sentiment_and_toxicity_judges():
+    pos, neg = "What a wonderful, delightful day, I love it.", "This is awful, I hate it."
+    assert vader_compound([pos])[0] > 0.5 > -0.5 > vader_compound([neg])[0]
+    probe = sentiment_probe()
+    assert probe.accuracy > 0.75
+    assert probe.probability([pos])[0] > 0.5 > probe.probability([neg])[0]
+    toxic = toxicity_probe()
+    assert toxic.accuracy > 0.85
+    assert toxic.probability(["you are a stupid worthless idiot"])[0] > toxic.probability(["the bridge opens at noon"])[0]
+
+
+def test_evaluate_generations_errors(tiny_models):
+    with pytest.raises(ValueError, match="Unknown metric"):
+        evaluate_generations(["a"], ["b"], metrics=["bleu"])
+    with pytest.raises(ValueError, match="needs the unsteered reference model"):
+        evaluate_generations(["a"], ["b"], metrics=["perplexity"])
+    result = evaluate_generations(["a"], ["b c d"], metrics=["distinct", "perplexity"], reference=tiny_models("gpt2"))
+    assert result["distinct_1"] == 1.0 and result["perplexity"] > 1
