@@ -22,6 +22,7 @@ import torch
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
 from ..data.steering import ABItem, profanity_terms
+from ..prompts import ab_prompt
 from .classifiers import sentiment_probe, toxicity_probe, vader_compound
 from .text import distinct_n, fluency, words
 
@@ -105,15 +106,6 @@ def evaluate_generations(
     return result
 
 
-def ab_prompt(model: HookedModel, item: ABItem, chat_template: bool = True) -> str:
-    """The question as a user turn, with the assistant's answer opened by "(" (CAA's format)."""
-    if chat_template and getattr(model.tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": item.question}]
-        text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + "("
-    return f"{item.question}\n\nAnswer: ("
-
-
 @torch.no_grad()
 def ab_probability(
     model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
@@ -124,7 +116,7 @@ def ab_probability(
     out: list[float] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        texts = [ab_prompt(model, item, chat_template) for item in chunk]
+        texts = [ab_prompt(model.tokenizer, item.question, chat_template) for item in chunk]
         encoded = model.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
                                   add_special_tokens=not chat_template)
         batch = Batch(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))

@@ -1,0 +1,22 @@
+"""Prompt formats shared by methods and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def chat_prefix(tokenizer: Any, user: str, system: str | None = None) -> str:
+    """A user turn (after an optional system turn) and the opening of the assistant's turn."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True) -> str:
+    """CAA's multiple-choice format: the question, then the answer opened by "(".
+
+    The next token is the answer letter, where CAA reads (and we score) the behaviour.
+    """
+    if chat_template and getattr(tokenizer, "chat_template", None):
+        return chat_prefix(tokenizer, question) + "("
+    return f"{question}\n\nAnswer: ("

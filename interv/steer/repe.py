@@ -1,0 +1,67 @@
+"""RepE / PCA control vectors (Zou et al. 2023, arXiv 2310.01405; repeng's ``pca_diff``).
+
+Take the activation difference of each contrastive pair and keep the first principal component
+of those differences: the direction along which the pairs differ most consistently. PCA fixes
+a direction only up to sign, so the sign is chosen so that most pairs project positively.
+The vector is the unit direction times the mean projection, so strength 1 is comparable to
+CAA's mean difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..adapters import HookedModel
+from ..data.steering import ABItem, ContrastPair
+from ..hparams import HParams
+from .base import STEER_METHODS, SteerMethod
+from .caa import mean_difference
+from .vector import SteeringVector, model_identity
+
+
+@dataclass(kw_only=True)
+class RepEHParams(HParams):
+    method = "repe"
+    layers: list[int] = field(default_factory=lambda: [12])
+    hook: str = "hook_resid_post"
+    chat_template: bool = True
+    center: bool = False  # PCA on centred differences (False: repeng's pca_diff, uncentred)
+    batch_size: int = 16
+    dataset: str = ""
+
+
+def first_component(diffs: torch.Tensor, center: bool) -> tuple[torch.Tensor, float]:
+    """Unit first principal direction of ``diffs`` [n, d], sign-fixed, and the mean projection."""
+    x = diffs - diffs.mean(0) if center else diffs
+    _, _, vh = torch.linalg.svd(x.double(), full_matrices=False)
+    direction = vh[0].float()
+    projections = diffs @ direction
+    if (projections > 0).float().mean() < 0.5:
+        direction, projections = -direction, -projections
+    return direction, float(projections.mean())
+
+
+@STEER_METHODS.register("repe")
+class RepE(SteerMethod):
+    name = "repe"
+    hparams_class = RepEHParams
+
+    def fit(self, model: HookedModel, data: Sequence[ABItem | ContrastPair]) -> SteeringVector:
+        hp: RepEHParams = self.hparams  # type: ignore[assignment]
+        self.check_layers(model, hp.layers)
+        if len(data) < 2:
+            raise ValueError("RepE needs at least two contrastive pairs for a principal component.")
+        hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
+        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size)
+        directions, agreement = {}, {}
+        for hook, d in diffs.items():
+            direction, mean_projection = first_component(d, hp.center)
+            directions[hook] = direction * mean_projection
+            agreement[hook] = float(((d @ direction) > 0).float().mean())
+        return SteeringVector(
+            directions, method=self.name, model=model_identity(model), dataset=hp.dataset,
+            meta={"n_examples": len(data), "sign_agreement": agreement, "hparams": hp.to_dict()},
+        )

@@ -1,0 +1,108 @@
+"""Steering vectors from CAA, mean difference, RepE and merging, on tiny models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interv.data.steering import ABItem, ContrastPair
+from interv.steer.base import STEER_METHODS
+from interv.steer.caa import CAAHParams
+from interv.steer.merge import MergeHParams, merge_tensors
+from interv.steer.repe import RepEHParams, first_component
+from interv.steer.vector import SteeringVector
+
+AB = [ABItem(f"Question {i}?\n(A) yes\n(B) no", "(A)" if i % 2 else "(B)", "(B)" if i % 2 else "(A)")
+      for i in range(6)]
+PAIRS = [ContrastPair("good great fine", "bad awful poor", prompt=f"Item {i}:") for i in range(4)]
+
+
+def test_registry_lists_the_methods():
+    assert {"caa", "mean_diff", "repe", "merge"} <= set(STEER_METHODS.names())
+
+
+def test_caa_ab_equals_manual_mean_difference(tiny_models):
+    model = tiny_models("llama")
+    vector = STEER_METHODS.get("caa")(CAAHParams(layers=[0, 1])).fit(model, AB)
+    hook = "blocks.1.hook_resid_post"
+    from interv.prompts import ab_prompt
+
+    diffs = []
+    for item in AB:
+        acts = []
+        for letter in (item.matching, item.not_matching):
+            text = ab_prompt(model.tokenizer, item.question) + letter.strip("()")
+            ids = torch.tensor([model.tokenizer(text, add_special_tokens=False)["input_ids"]])
+            _, cache = model.run_with_cache(ids, [hook])
+            acts.append(cache[hook][0, -1])
+        diffs.append(acts[0] - acts[1])
+    torch.testing.assert_close(vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
+    assert vector.model["fingerprint"] == model.fingerprint()
+
+
+def test_free_form_pairs_and_batch_invariance(tiny_models):
+    model = tiny_models("gpt2")
+    a = STEER_METHODS.get("caa")(CAAHParams(layers=[1], batch_size=1)).fit(model, PAIRS)
+    b = STEER_METHODS.get("caa")(CAAHParams(layers=[1], batch_size=8)).fit(model, PAIRS)
+    torch.testing.assert_close(a.directions["blocks.1.hook_resid_post"],
+                               b.directions["blocks.1.hook_resid_post"], atol=1e-4, rtol=1e-4)
+
+
+def test_empty_and_bad_inputs(tiny_models):
+    model = tiny_models("llama")
+    caa = STEER_METHODS.get("caa")
+    with pytest.raises(ValueError, match="dataset is empty"):
+        caa(CAAHParams(layers=[1])).fit(model, [])
+    with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
+        caa(CAAHParams(layers=[7])).fit(model, AB)
+    with pytest.raises(ValueError, match="empty side"):
+        caa(CAAHParams(layers=[1])).fit(model, [ContrastPair("good", "  ", prompt="x")])
+    with pytest.raises(KeyError, match="Unknown steer method 'cca'"):
+        STEER_METHODS.get("cca")
+
+
+def test_repe_sign_follows_the_data():
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(16, generator=g)
+    diffs = true * torch.rand(20, 1, generator=g) + 0.05 * torch.randn(20, 16, generator=g)
+    direction, mean_proj = first_component(diffs, center=False)
+    assert torch.cosine_similarity(direction, true, dim=0) > 0.99
+    assert mean_proj > 0
+    negated, _ = first_component(-diffs, center=False)
+    torch.testing.assert_close(negated, -direction)
+
+
+def test_repe_on_a_model(tiny_models):
+    model = tiny_models("llama")
+    vector = STEER_METHODS.get("repe")(RepEHParams(layers=[1])).fit(model, AB)
+    assert vector.meta["sign_agreement"]["blocks.1.hook_resid_post"] >= 0.5
+
+
+def test_vector_algebra_and_round_trip(tmp_path, tiny_models):
+    model = tiny_models("llama")
+    from interv.steer.mean_diff import MeanDiffHParams
+
+    v = STEER_METHODS.get("mean_diff")(MeanDiffHParams(layers=[0])).fit(model)
+    w = STEER_METHODS.get("caa")(CAAHParams(layers=[1])).fit(model, AB)
+    combined = 2 * v - w
+    assert set(combined.hooks) == set(v.hooks) | set(w.hooks)
+    torch.testing.assert_close(combined.directions[v.hooks[0]], 2 * v.directions[v.hooks[0]])
+    loaded = SteeringVector.load(combined.save(tmp_path / "v.safetensors"))
+    for hook in combined.hooks:
+        assert torch.equal(loaded.directions[hook], combined.directions[hook])
+    assert loaded.model == combined.model and loaded.method == combined.method
+    with pytest.raises(ValueError, match="NaN"):
+        SteeringVector({"blocks.0.hook_resid_pre": torch.tensor([float("nan")])})
+
+
+def test_merging_modes():
+    a, b = torch.tensor([1.0, -2.0, 3.0, 0.1]), torch.tensor([1.0, 2.0, -1.0, 0.2])
+    linear = merge_tensors([a, b], MergeHParams(mode="linear", weights=[1.0, 0.5]))
+    torch.testing.assert_close(linear, a + 0.5 * b)
+    ties = merge_tensors([a, b], MergeHParams(mode="ties", density=0.75))
+    # trimmed: a -> [1, -2, 3, 0], b -> [1, 2, -1, 0]; signs by mass: +, 0 -> tie, +, 0
+    torch.testing.assert_close(ties, torch.tensor([1.0, 0.0, 3.0, 0.0]))
+    dare = merge_tensors([a, b], MergeHParams(mode="dare_linear", density=1.0))
+    torch.testing.assert_close(dare, a + b)
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        MergeHParams(mode="slerp")
