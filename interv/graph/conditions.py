@@ -72,20 +72,26 @@ class Cosine(Condition):
                 f"but activations there have features {list(info.shape)}."
             )
 
-    def scores(self, act: Tensor, run: RunState) -> Float[Tensor, " batch"]:
-        """Cosine of each row's (mean or last) prompt activation with the direction."""
+    def scores(
+        self, act: Float[Tensor, "batch pos *features"], attention_mask: Tensor | None = None
+    ) -> Float[Tensor, " batch"]:
+        """Cosine of each row's (mean or last) prompt activation with the direction.
+
+        ``act`` is the prompt's activation at the hook (left-padded); ``attention_mask`` marks
+        real tokens. Useful to pick a threshold from the scores of example prompts.
+        """
         flat = act.flatten(2).float()  # [batch, pos, features]
         if self.reduce == "last":
             summary = flat[:, -1]
         else:
-            assert run.attention_mask is not None
-            weights = run.attention_mask[:, : flat.shape[1]].to(flat.dtype).unsqueeze(-1)
+            mask = attention_mask if attention_mask is not None else torch.ones(flat.shape[:2])
+            weights = mask[:, : flat.shape[1]].to(device=flat.device, dtype=flat.dtype).unsqueeze(-1)
             summary = (flat * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         direction = self.direction.reshape(-1).to(device=flat.device, dtype=flat.dtype)
         return torch.nn.functional.cosine_similarity(summary, direction.unsqueeze(0), dim=-1)
 
     def decide(self, act: Tensor, run: RunState) -> Bool[Tensor, " batch"]:
-        scores = self.scores(act, run)
+        scores = self.scores(act, run.attention_mask)
         return scores > self.threshold if self.compare == ">" else scores < self.threshold
 
     def __repr__(self) -> str:

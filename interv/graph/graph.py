@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,10 +209,12 @@ def _uniquely_named(nodes: list[Node]) -> list[Node]:
     taken: set[str] = set()
     named = []
     for node in nodes:
-        base = node.name or node.kind
-        name, k = base, 2
-        while name in taken:
-            name, k = f"{base}_{k}", k + 1
+        name = node.name or node.kind
+        if name in taken:
+            stem, k = re.sub(r"_\d+$", "", name), 2
+            while f"{stem}_{k}" in taken:
+                k += 1
+            name = f"{stem}_{k}"
         taken.add(name)
         named.append(node.replace(name=name))
     return named

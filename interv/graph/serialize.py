@@ -88,7 +88,7 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
         "nodes": nodes,
     }
     try:
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as err:
         raise GraphError(f"graph.meta must hold plain values (str, numbers, lists, dicts): {err}") from None
     from safetensors.torch import save_file
@@ -97,6 +97,24 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
     save_file(tensors, str(folder / TENSOR_FILE), metadata={"format": FORMAT, "version": str(VERSION)})
     (folder / GRAPH_FILE).write_text(_HEADER + text)
     return folder
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists of numbers and tensor references on one line; everything else in blocks."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(isinstance(x, (int, float, str, bool)) or x is None for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 16)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
+    flow = "tensor" in data or (len(data) == 1 and not isinstance(next(iter(data.values())), dict))
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow or None)
+
+
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)
 
 
 def _condition_name(condition: Condition, seen: dict[int, tuple[str, dict[str, Any]]], putter: Any) -> str:
