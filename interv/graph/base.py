@@ -97,11 +97,13 @@ class Node:
 
     # ----------------------------------------------------------------------- graph.yaml
     def yaml_fields(self, put: PutTensor) -> dict[str, Any]:
-        """The node type's own fields for graph.yaml; ``put`` stores a tensor, returns its reference."""
+        """The node type's own fields for graph.yaml (``put`` stores a tensor, returns its ref)."""
         return {name: _to_yaml(getattr(self, name), name, put) for name in self.own_fields()}
 
     @classmethod
-    def fields_from_yaml(cls, spec: dict[str, Any], get: GetTensor, saes: SAEResolver) -> dict[str, Any]:
+    def fields_from_yaml(
+        cls, spec: dict[str, Any], get: GetTensor, saes: SAEResolver
+    ) -> dict[str, Any]:
         """Constructor arguments from graph.yaml fields (inverse of ``yaml_fields``)."""
         return {name: _from_yaml(value, get) for name, value in spec.items()}
 
@@ -116,21 +118,29 @@ def _ints(values: Sequence[int] | None, what: str, node: Node) -> tuple[int, ...
         return None
     items = tuple(values)
     if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in items):
-        raise GraphError(f"{node.describe(what)} must be a non-empty list of ints >= 0, got {values!r}.")
+        raise GraphError(
+            f"{node.describe(what)} must be a non-empty list of ints >= 0, got {values!r}."
+        )
     if len(set(items)) != len(items):
         raise GraphError(f"{node.describe(what)} lists an index twice: {list(items)}.")
     return items
 
 
-def _expand(hook: str | Sequence[str], layers: tuple[int, ...] | None, node: Node) -> tuple[str, ...]:
+def _expand(
+    hook: str | Sequence[str], layers: tuple[int, ...] | None, node: Node
+) -> tuple[str, ...]:
     names = [hook] if isinstance(hook, str) else list(hook)
     if not names or not all(isinstance(n, str) and n for n in names):
-        raise GraphError(f"{node.kind} node: hook must be a hook name or a list of them, got {hook!r}.")
+        raise GraphError(
+            f"{node.kind} node: hook must be a hook name or a list of them, got {hook!r}."
+        )
     templated = [n for n in names if "{i}" in n]
     if layers is None and templated:
         raise GraphError(f"{node.kind} node: hook {templated[0]!r} has '{{i}}'; pass layers=[...].")
     if layers is not None and len(templated) != len(names):
-        raise GraphError(f"{node.kind} node: layers= needs hook templates with '{{i}}', got {hook!r}.")
+        raise GraphError(
+            f"{node.kind} node: layers= needs hook templates with '{{i}}', got {hook!r}."
+        )
     expanded = [n.format(i=i) for n in names for i in layers] if layers is not None else names
     if len(set(expanded)) != len(expanded):
         raise GraphError(f"{node.kind} node: hook {hook!r} names the same hook point twice.")
@@ -173,5 +183,7 @@ def _short(value: Any) -> str:
 
 def _non_default(node: Node, name: str) -> bool:
     spec = next(f for f in dataclasses.fields(node) if f.name == name)
-    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    default = (
+        spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    )
     return getattr(node, name) != default

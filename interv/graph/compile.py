@@ -52,10 +52,15 @@ def compile_nodes(nodes: Sequence[Node], model: HookedModel) -> list[tuple[str, 
             info = hooks[hook]
             node.check(info)
             heads = _heads(node, info)
-            if state is not None and hooks[state.condition.hook].order > info.order and not positions.prompt_free:
+            if (
+                state is not None
+                and hooks[state.condition.hook].order > info.order
+                and not positions.prompt_free
+            ):
                 raise GraphError(
-                    f"{node.describe()} acts on prompt positions at {hook!r}, which runs before its "
-                    f"condition's hook {state.condition.hook!r}, so the decision is not known there "
+                    f"{node.describe()} acts on prompt positions at {hook!r}, which runs before "
+                    f"its condition's hook {state.condition.hook!r}, so the decision is not known "
+                    "there "
                     "yet. Read the condition at an earlier hook, or use positions.generated()."
                 )
             pairs.append((hook, _hook_fn(node.program(info), selection, heads)))
@@ -63,7 +68,9 @@ def compile_nodes(nodes: Sequence[Node], model: HookedModel) -> list[tuple[str, 
     return [(s.condition.hook, s.hook) for s in states.values()] + pairs
 
 
-def _condition(node: Node, hooks: _Hooks, states: dict[int, ConditionState]) -> ConditionState | None:
+def _condition(
+    node: Node, hooks: _Hooks, states: dict[int, ConditionState]
+) -> ConditionState | None:
     condition = node.condition
     if condition is None:
         return None
@@ -77,7 +84,9 @@ def _heads(node: Node, info: HookInfo) -> Tensor | None:
     if node.heads is None:
         return None
     if not info.per_head:
-        raise GraphError(f"{node.describe('heads')}: heads only apply at attn.hook_z, not {info.name!r}.")
+        raise GraphError(
+            f"{node.describe('heads')}: heads only apply at attn.hook_z, not {info.name!r}."
+        )
     n_heads = info.shape[0]
     bad = [h for h in node.heads if h >= n_heads]
     if bad:
@@ -91,7 +100,9 @@ def _heads(node: Node, info: HookInfo) -> Tensor | None:
 class _Selection:
     """Positions, rows and condition of one node, combined once per forward."""
 
-    def __init__(self, positions: Positions, rows: Sequence[int] | None, state: ConditionState | None):
+    def __init__(
+        self, positions: Positions, rows: Sequence[int] | None, state: ConditionState | None
+    ):
         self.positions, self.rows, self.state = positions, rows, state
         self.trivial = type(positions) is Positions and rows is None and state is None
         self._forward = -1
@@ -125,6 +136,8 @@ def _hook_fn(apply: Apply, selection: _Selection, heads: Tensor | None) -> HookF
         mask = selection.mask(ctx.run, act)
         if mask is False:
             return None
+        if mask is not None and mask.device != act.device:  # type: ignore[union-attr]
+            mask = mask.to(act.device)  # a model split over devices
         if act.dim() == 4:  # attn.hook_z: [batch, pos, n_heads, d_head]
             mask = None if mask is None else mask[..., None, None]  # type: ignore[index]
             if heads is not None:

@@ -61,12 +61,16 @@ class Cosine(Condition):
         check_tensor(self.direction, f"Condition at {self.hook!r}: direction")
         self.threshold = check_number(self.threshold, f"Condition at {self.hook!r}: threshold")
         if self.compare not in (">", "<") or self.reduce not in ("mean", "last"):
-            raise GraphError("A cosine condition needs compare '>' or '<' and reduce 'mean' or 'last'.")
+            raise GraphError(
+                "A cosine condition needs compare '>' or '<' and reduce 'mean' or 'last'."
+            )
         if float(self.direction.float().norm()) == 0:
             raise GraphError(f"Condition at {self.hook!r}: direction has zero norm.")
 
     def check(self, info: HookInfo) -> None:
-        if tuple(self.direction.shape) != info.shape and self.direction.numel() != _numel(info.shape):
+        if tuple(self.direction.shape) != info.shape and self.direction.numel() != _numel(
+            info.shape
+        ):
             raise GraphError(
                 f"Condition at {info.name!r}: direction has shape {list(self.direction.shape)}, "
                 f"but activations there have features {list(info.shape)}."
@@ -85,7 +89,9 @@ class Cosine(Condition):
             summary = flat[:, -1]
         else:
             mask = attention_mask if attention_mask is not None else torch.ones(flat.shape[:2])
-            weights = mask[:, : flat.shape[1]].to(device=flat.device, dtype=flat.dtype).unsqueeze(-1)
+            weights = (
+                mask[:, : flat.shape[1]].to(device=flat.device, dtype=flat.dtype).unsqueeze(-1)
+            )
             summary = (flat * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         direction = self.direction.reshape(-1).to(device=flat.device, dtype=flat.dtype)
         return torch.nn.functional.cosine_similarity(summary, direction.unsqueeze(0), dim=-1)
@@ -95,12 +101,20 @@ class Cosine(Condition):
         return scores > self.threshold if self.compare == ">" else scores < self.threshold
 
     def __repr__(self) -> str:
-        return (f"Cosine({self.hook!r}, direction=Tensor{list(self.direction.shape)}, "
-                f"threshold={self.threshold}, compare={self.compare!r}, reduce={self.reduce!r})")
+        return (
+            f"Cosine({self.hook!r}, direction=Tensor{list(self.direction.shape)}, "
+            f"threshold={self.threshold}, compare={self.compare!r}, reduce={self.reduce!r})"
+        )
 
     def to_yaml(self, put: Any) -> dict[str, Any]:
-        return {"type": self.kind, "hook": self.hook, "direction": put("direction", self.direction),
-                "threshold": self.threshold, "compare": self.compare, "reduce": self.reduce}
+        return {
+            "type": self.kind,
+            "hook": self.hook,
+            "direction": put("direction", self.direction),
+            "threshold": self.threshold,
+            "compare": self.compare,
+            "reduce": self.reduce,
+        }
 
 
 def cosine(
@@ -124,9 +138,17 @@ def condition_from_yaml(spec: dict[str, Any], get: Any) -> Condition:
     missing = sorted({"hook", "direction", "threshold"} - set(spec))
     unknown = sorted(set(spec) - fields)
     if missing or unknown:
-        raise GraphError(f"Cosine condition: missing field(s) {missing}, unknown field(s) {unknown}.")
-    return Cosine(spec["hook"], get(spec["direction"]), spec["threshold"], spec.get("compare", ">"),
-                  spec.get("reduce", "mean"), name=spec.get("name", ""))
+        raise GraphError(
+            f"Cosine condition: missing field(s) {missing}, unknown field(s) {unknown}."
+        )
+    return Cosine(
+        spec["hook"],
+        get(spec["direction"]),
+        spec["threshold"],
+        spec.get("compare", ">"),
+        spec.get("reduce", "mean"),
+        name=spec.get("name", ""),
+    )
 
 
 class ConditionState:
@@ -137,7 +159,9 @@ class ConditionState:
         self.decision: Tensor | None = None
 
     def hook(self, act: Tensor, ctx: HookContext) -> None:
-        if ctx.run.past_length == 0:  # the prompt's forward (a plain forward or a generation's first)
+        if (
+            ctx.run.past_length == 0
+        ):  # the prompt's forward (a plain forward or a generation's first)
             self.decision = self.condition.decide(act, ctx.run)
 
     def rows(self) -> Tensor:

@@ -54,14 +54,18 @@ def fold_graph(graph: object, model: HookedModel) -> PatchSet:
             if delta is None:
                 raise GraphError(
                     f"Cannot fold {node.describe()}: "
-                    f"{reason or 'only constant additions (Add, SAEFeature add) fold into weights'}. "
+                    f"{reason or 'only constant additions (Add, SAEFeature add) fold'}. "
                     "Run it as hooks instead (model.intervene(graph))."
                 )
             weight = fold_target(model, hook)
             deltas[weight] = deltas[weight] + delta if weight in deltas else delta
     patches = [_patch(model, weight, delta) for weight, delta in deltas.items()]
-    return PatchSet(patches, method="graph.fold", hparams={"nodes": graph.names(), "meta": graph.meta},
-                    fingerprint=model.fingerprint())
+    return PatchSet(
+        patches,
+        method="graph.fold",
+        hparams={"nodes": graph.names(), "meta": graph.meta},
+        fingerprint=model.fingerprint(),
+    )
 
 
 def fold_target(model: HookedModel, hook: str) -> str:
@@ -87,14 +91,16 @@ def fold_target(model: HookedModel, hook: str) -> str:
     if weight == "embed.W_E" and model.cfg.tied_embeddings:
         raise GraphError(
             f"Cannot fold an addition at {hook!r}{via} into embed.W_E: this model ties it to the "
-            "unembedding, so the logits would change too. Fold at a later layer or keep it as hooks."
+            "unembedding, so the logits would change too. Fold at a later layer or keep it "
+            "as hooks."
         )
     return weight
 
 
 def _not_constant(node: Node) -> str:
     if type(node.positions) is not Positions:
-        return f"it acts on positions {node.positions.to_yaml()!r}, but a weight acts on every position"
+        where = node.positions.to_yaml()
+        return f"it acts on positions {where!r}, but a weight acts on every position"
     if node.rows is not None:
         return "it selects batch rows"
     if node.heads is not None:

@@ -51,7 +51,9 @@ class Graph:
         items = list(nodes)
         for node in items:
             if not isinstance(node, Node):
-                raise GraphError(f"A graph holds nodes (Add, Clamp, ...), got {type(node).__name__}.")
+                raise GraphError(
+                    f"A graph holds nodes (Add, Clamp, ...), got {type(node).__name__}."
+                )
         self._nodes = _uniquely_named(items)
         self.model = ModelRecord.of(model) if isinstance(model, HookedModel) else model
         self.meta: dict[str, Any] = dict(meta or {})
@@ -84,8 +86,17 @@ class Graph:
         """Both graphs' nodes, in order; clashing node names get a numeric suffix."""
         other = other if isinstance(other, Graph) else Graph([other])
         if self.model and other.model and self.model != other.model:
-            raise GraphError(f"Cannot combine graphs made for different models ({self.model.name!r}, {other.model.name!r}).")
-        meta = self.meta if not other.meta else other.meta if not self.meta else {"parts": [self.meta, other.meta]}
+            raise GraphError(
+                "Cannot combine graphs made for different models "
+                f"({self.model.name!r}, {other.model.name!r})."
+            )
+        meta = (
+            self.meta
+            if not other.meta
+            else other.meta
+            if not self.meta
+            else {"parts": [self.meta, other.meta]}
+        )
         return Graph([*self._nodes, *other._nodes], model=self.model or other.model, meta=meta)
 
     def __radd__(self, other: object) -> Graph:
@@ -173,10 +184,14 @@ class Graph:
         """Write ``graph.yaml`` + ``tensors.safetensors`` into the folder ``path``."""
         from .serialize import save_graph
 
-        return save_graph(self, Path(path), ModelRecord.of(model) if model is not None else self.model)
+        return save_graph(
+            self, Path(path), ModelRecord.of(model) if model is not None else self.model
+        )
 
     @classmethod
-    def load(cls, path: str | Path, *, saes: SAEs | None = None, model: HookedModel | None = None) -> Graph:
+    def load(
+        cls, path: str | Path, *, saes: SAEs | None = None, model: HookedModel | None = None
+    ) -> Graph:
         """Read a saved graph; ``saes`` maps the ids of SAEs it uses to SAE objects."""
         from .serialize import load_graph
 
@@ -193,7 +208,7 @@ class Graph:
             self.model == other.model
             and self.meta == other.meta
             and len(self) == len(other)
-            and all(_same_node(a, b) for a, b in zip(self._nodes, other._nodes))
+            and all(_same_node(a, b) for a, b in zip(self._nodes, other._nodes, strict=True))
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -228,17 +243,32 @@ def _merge_adds(a: Add, b: Add) -> Add:
 def _same_node(a: Node, b: Node) -> bool:
     if type(a) is not type(b):
         return False
-    names = [*a.own_fields(), "name", "layers", "positions", "rows", "heads", "condition", "enabled", "strength"]
+    names = [
+        *a.own_fields(),
+        "name",
+        "layers",
+        "positions",
+        "rows",
+        "heads",
+        "condition",
+        "enabled",
+        "strength",
+    ]
     return all(_same(getattr(a, k), getattr(b, k)) for k in names)
 
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        return (
+            isinstance(a, Tensor)
+            and isinstance(b, Tensor)
+            and a.dtype == b.dtype
+            and torch.equal(a, b)
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if hasattr(a, "__dataclass_fields__") and type(a) is type(b) and not isinstance(a, Node):
         return all(_same(getattr(a, k), getattr(b, k)) for k in a.__dataclass_fields__)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a is b or a == b

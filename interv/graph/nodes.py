@@ -78,7 +78,9 @@ class Ablate(Node):
 
     def validate(self) -> None:
         if self.mode not in ("zero", "mean"):
-            raise GraphError(f"{self.describe('mode')} must be 'zero' or 'mean', got {self.mode!r}.")
+            raise GraphError(
+                f"{self.describe('mode')} must be 'zero' or 'mean', got {self.mode!r}."
+            )
         if (self.mode == "mean") != (self.mean is not None):
             raise GraphError(f"{self.describe()}: pass mean=<tensor> exactly when mode='mean'.")
         if self.mean is not None:
@@ -163,7 +165,9 @@ class Replace(Node):
     def validate(self) -> None:
         if isinstance(self.source, Tensor):
             if len(self.hooks) != 1:
-                raise GraphError(f"{self.describe('source')}: pass a mapping hook -> tensor for several hooks.")
+                raise GraphError(
+                    f"{self.describe('source')}: pass a mapping hook -> tensor for several hooks."
+                )
             self.source = {self.hooks[0]: self.source}
         missing = [h for h in self.hooks if h not in self.source]
         if missing:
@@ -177,7 +181,10 @@ class Replace(Node):
     def check(self, info: HookInfo) -> None:
         tensor = self.source[info.name]  # type: ignore[index]
         features = len(info.shape)
-        if tensor.dim() not in (features + 1, features + 2) or tuple(tensor.shape[-features:]) != info.shape:
+        if (
+            tensor.dim() not in (features + 1, features + 2)
+            or tuple(tensor.shape[-features:]) != info.shape
+        ):
             raise GraphError(
                 f"{self.describe('source')} has shape {list(tensor.shape)}; activations at "
                 f"{info.name!r} are [batch, pos, {', '.join(map(str, info.shape))}]."
@@ -195,7 +202,9 @@ class Replace(Node):
             if n <= 0:
                 return act
             if src.shape[0] not in (1, act.shape[0]):
-                raise GraphError(f"{describe('source')} has {src.shape[0]} rows; the batch has {act.shape[0]}.")
+                raise GraphError(
+                    f"{describe('source')} has {src.shape[0]} rows; the batch has {act.shape[0]}."
+                )
             part = src[:, start : start + n].expand_as(act[:, :n])
             head = part.clone() if s == 1.0 else act[:, :n] + s * (part - act[:, :n])
             return head if n == act.shape[1] else torch.cat([head, act[:, n:]], dim=1)
@@ -225,7 +234,10 @@ class Transform(Node):
     def check(self, info: HookInfo) -> None:
         check_width(self.matrix, info, self.describe("matrix"), square=True)
         if self.bias is not None and tuple(self.bias.shape) != info.shape[-1:]:
-            raise GraphError(f"{self.describe('bias')} has shape {list(self.bias.shape)}, expected {list(info.shape[-1:])}.")
+            raise GraphError(
+                f"{self.describe('bias')} has shape {list(self.bias.shape)}, "
+                f"expected {list(info.shape[-1:])}."
+            )
 
     def program(self, info: HookInfo) -> Apply:
         matrix = CastCache(self.matrix.float())

@@ -39,7 +39,8 @@ class ModelRecord:
         ]
         if differs:
             raise GraphError(
-                f"{what} was made for {self.name!r}, not for {other.name!r} ({'; '.join(differs)}). "
+                f"{what} was made for {self.name!r}, not for {other.name!r} "
+                f"({'; '.join(differs)}). "
                 "Load the model it was made for. If only the fingerprint differs and you know the "
                 "weights match (e.g. another dtype), clear the record: graph.model = None."
             )

@@ -77,26 +77,48 @@ class SAEFeature(Node):
 
     def validate(self) -> None:
         W_dec = getattr(self.sae, "W_dec", None)
-        if not isinstance(W_dec, Tensor) or W_dec.dim() != 2 or not callable(getattr(self.sae, "encode", None)):
-            raise GraphError(f"{self.describe('sae')} needs encode, decode and W_dec [d_sae, d_in].")
+        if (
+            not isinstance(W_dec, Tensor)
+            or W_dec.dim() != 2
+            or not callable(getattr(self.sae, "encode", None))
+        ):
+            raise GraphError(
+                f"{self.describe('sae')} needs encode, decode and W_dec [d_sae, d_in]."
+            )
         declared = sae_hook_name(self.sae)
         if declared is not None and any(h != declared for h in self.hooks):
-            raise GraphError(f"{self.describe('sae')} was trained on {declared!r}, not {list(self.hooks)}.")
+            raise GraphError(
+                f"{self.describe('sae')} was trained on {declared!r}, not {list(self.hooks)}."
+            )
         d_sae = W_dec.shape[0]
         self.features = tuple(int(f) for f in self.features)
         bad = [f for f in self.features if not 0 <= f < d_sae]
         if not self.features or bad:
-            raise GraphError(f"{self.describe('features')}: index {bad or '(none)'} out of range; the SAE has {d_sae} features.")
+            raise GraphError(
+                f"{self.describe('features')}: index {bad or '(none)'} out of range; "
+                f"the SAE has {d_sae} features."
+            )
         if self.mode not in ("add", "clamp", "scale"):
-            raise GraphError(f"{self.describe('mode')} must be 'add', 'clamp' or 'scale', got {self.mode!r}.")
-        values = [self.values] * len(self.features) if isinstance(self.values, (int, float)) else list(self.values)
+            raise GraphError(
+                f"{self.describe('mode')} must be 'add', 'clamp' or 'scale', got {self.mode!r}."
+            )
+        values = (
+            [self.values] * len(self.features)
+            if isinstance(self.values, (int, float))
+            else list(self.values)
+        )
         if len(values) != len(self.features):
-            raise GraphError(f"{self.describe('values')}: {len(values)} values for {len(self.features)} features.")
+            raise GraphError(
+                f"{self.describe('values')}: {len(values)} values "
+                f"for {len(self.features)} features."
+            )
         checked = [check_number(v, self.describe("values")) for v in values]
         self.values = checked[0] if isinstance(self.values, (int, float)) else tuple(checked)
 
     def _values(self) -> Tensor:
-        values = [self.values] * len(self.features) if isinstance(self.values, float) else self.values
+        values = (
+            [self.values] * len(self.features) if isinstance(self.values, float) else self.values
+        )
         return torch.tensor(values, dtype=torch.float32)
 
     def check(self, info: HookInfo) -> None:
@@ -105,7 +127,10 @@ class SAEFeature(Node):
         for d in info.shape:
             width *= d
         if d_in != width:
-            raise GraphError(f"{self.describe('sae')} has d_in={d_in}, but activations at {info.name!r} have {width} features.")
+            raise GraphError(
+                f"{self.describe('sae')} has d_in={d_in}, but activations at {info.name!r} "
+                f"have {width} features."
+            )
 
     def constant_delta(self, info: HookInfo) -> Tensor | None:
         if self.mode != "add":
@@ -141,7 +166,9 @@ class SAEFeature(Node):
         return fields
 
     @classmethod
-    def fields_from_yaml(cls, spec: dict[str, Any], get: GetTensor, saes: SAEResolver) -> dict[str, Any]:
+    def fields_from_yaml(
+        cls, spec: dict[str, Any], get: GetTensor, saes: SAEResolver
+    ) -> dict[str, Any]:
         fields = super().fields_from_yaml(spec, get, saes)
         if not isinstance(fields.get("sae"), str):
             raise GraphError("sae_feature node: field 'sae' must name the SAE (its sae_id).")
@@ -150,5 +177,7 @@ class SAEFeature(Node):
         return fields
 
     def __repr__(self) -> str:
-        return (f"SAEFeature(sae={self.sae_id!r}, features={list(self.features)}, mode={self.mode!r}, "
-                f"values={self.values!r}, hook={self.hook!r}, strength={self.strength})")
+        return (
+            f"SAEFeature(sae={self.sae_id!r}, features={list(self.features)}, mode={self.mode!r}, "
+            f"values={self.values!r}, hook={self.hook!r}, strength={self.strength})"
+        )

@@ -105,9 +105,15 @@ class Indices(Positions):
 
     def mask(self, run: RunState) -> Mask:
         current, padding = _current(run), _padding(run)
-        found = torch.zeros(padding.shape[0], run.cur_length, dtype=torch.bool, device=current.device)
+        found = torch.zeros(
+            padding.shape[0], run.cur_length, dtype=torch.bool, device=current.device
+        )
         for index in self.indices:
-            target = padding + index if index >= 0 else torch.full_like(padding, run.prompt_length + index)
+            target = (
+                padding + index
+                if index >= 0
+                else torch.full_like(padding, run.prompt_length + index)
+            )
             target = torch.where(target >= padding, target, -1)  # before the prompt: nothing
             found |= current.unsqueeze(0) == target.unsqueeze(1)
         return found
@@ -126,12 +132,18 @@ class Span(Positions):
 
     def mask(self, run: RunState) -> Mask:
         current, padding = _current(run), _padding(run)
-        lo = padding + (self.start or 0) if (self.start or 0) >= 0 else run.prompt_length + self.start
+        lo = (
+            padding + (self.start or 0)
+            if (self.start or 0) >= 0
+            else run.prompt_length + self.start
+        )
         lo = torch.maximum(torch.as_tensor(lo, device=current.device), padding)
         inside = current.unsqueeze(0) >= lo.unsqueeze(-1)
         if self.stop is not None:
             hi = padding + self.stop if self.stop >= 0 else run.prompt_length + self.stop
-            inside &= current.unsqueeze(0) < torch.as_tensor(hi, device=current.device).reshape(-1, 1)
+            inside &= current.unsqueeze(0) < torch.as_tensor(hi, device=current.device).reshape(
+                -1, 1
+            )
         return inside
 
     def to_yaml(self) -> Any:
@@ -187,7 +199,7 @@ def positions_from_yaml(value: Any) -> Positions:
     if isinstance(value, str) and value in _SIMPLE:
         return _SIMPLE[value]()
     if isinstance(value, dict) and len(value) == 1:
-        (kind, arg), = value.items()
+        ((kind, arg),) = value.items()
         if kind == "indices" and isinstance(arg, list):
             return Indices(tuple(int(i) for i in arg))
         if kind == "slice" and isinstance(arg, list) and len(arg) == 2:
@@ -201,7 +213,9 @@ def positions_from_yaml(value: Any) -> Positions:
 def row_mask(rows: Sequence[int], batch: int, device: torch.device) -> Tensor:
     """``[batch, 1]`` bool: the selected batch rows."""
     if max(rows) >= batch:
-        raise GraphError(f"rows={list(rows)} selects row {max(rows)}, but the batch has {batch} rows.")
+        raise GraphError(
+            f"rows={list(rows)} selects row {max(rows)}, but the batch has {batch} rows."
+        )
     mask = torch.zeros(batch, 1, dtype=torch.bool, device=device)
     mask[list(rows)] = True
     return mask

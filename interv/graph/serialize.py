@@ -45,7 +45,8 @@ VERSION = 1
 GRAPH_FILE = "graph.yaml"
 TENSOR_FILE = "tensors.safetensors"
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.kind: cls for cls in (Add, Scale, Ablate, ProjectOut, Clamp, Replace, Transform, SAEFeature, Function)
+    cls.kind: cls
+    for cls in (Add, Scale, Ablate, ProjectOut, Clamp, Replace, Transform, SAEFeature, Function)
 }
 _HEADER = (
     "# interv intervention graph. Edit freely: nodes run in order; tensor fields point into\n"
@@ -90,11 +91,15 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
     try:
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     except yaml.YAMLError as err:
-        raise GraphError(f"graph.meta must hold plain values (str, numbers, lists, dicts): {err}") from None
+        raise GraphError(
+            f"graph.meta must hold plain values (str, numbers, lists, dicts): {err}"
+        ) from None
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(folder / TENSOR_FILE), metadata={"format": FORMAT, "version": str(VERSION)})
+    save_file(
+        tensors, str(folder / TENSOR_FILE), metadata={"format": FORMAT, "version": str(VERSION)}
+    )
     (folder / GRAPH_FILE).write_text(_HEADER + text)
     return folder
 
@@ -105,7 +110,9 @@ class _Dumper(yaml.SafeDumper):
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     flat = all(isinstance(x, (int, float, str, bool)) or x is None for x in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 16)
+    return dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 16
+    )
 
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
@@ -117,7 +124,9 @@ _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(dict, _represent_dict)
 
 
-def _condition_name(condition: Condition, seen: dict[int, tuple[str, dict[str, Any]]], putter: Any) -> str:
+def _condition_name(
+    condition: Condition, seen: dict[int, tuple[str, dict[str, Any]]], putter: Any
+) -> str:
     if id(condition) not in seen:
         taken = {name for name, _ in seen.values()}
         name = getattr(condition, "name", "") or "condition"
@@ -140,14 +149,23 @@ def load_graph(folder: Path, saes: Any) -> Any:
     def get(ref: dict[str, Any]) -> Tensor:
         tensor = tensors.get(ref.get("tensor", ""))
         if tensor is None:
-            raise GraphError(f"{folder / GRAPH_FILE} refers to tensor {ref.get('tensor')!r}, which "
-                             f"{TENSOR_FILE} does not hold (the files do not belong together).")
-        if ref.get("shape", list(tensor.shape)) != list(tensor.shape) or ref.get("dtype", _dtype(tensor)) != _dtype(tensor):
-            raise GraphError(f"Tensor {ref['tensor']!r} is {list(tensor.shape)} {_dtype(tensor)}, but "
-                             f"graph.yaml says {ref.get('shape')} {ref.get('dtype')}.")
+            raise GraphError(
+                f"{folder / GRAPH_FILE} refers to tensor {ref.get('tensor')!r}, which "
+                f"{TENSOR_FILE} does not hold (the files do not belong together)."
+            )
+        if ref.get("shape", list(tensor.shape)) != list(tensor.shape) or ref.get(
+            "dtype", _dtype(tensor)
+        ) != _dtype(tensor):
+            raise GraphError(
+                f"Tensor {ref['tensor']!r} is {list(tensor.shape)} {_dtype(tensor)}, but "
+                f"graph.yaml says {ref.get('shape')} {ref.get('dtype')}."
+            )
         return tensor
 
-    conditions = {name: condition_from_yaml(spec, get) for name, spec in (document.get("conditions") or {}).items()}
+    conditions = {
+        name: condition_from_yaml(spec, get)
+        for name, spec in (document.get("conditions") or {}).items()
+    }
     nodes = [_node(spec, get, conditions, _resolver(saes)) for spec in document.get("nodes") or []]
     record = ModelRecord.from_yaml(document["model"]) if document.get("model") else None
     return Graph(nodes, model=record, meta=document.get("meta") or {})
@@ -156,7 +174,9 @@ def load_graph(folder: Path, saes: Any) -> Any:
 def _read_yaml(folder: Path) -> dict[str, Any]:
     path = folder / GRAPH_FILE
     if not path.is_file():
-        raise GraphError(f"{folder} holds no {GRAPH_FILE}; it is not a saved graph (see Graph.save).")
+        raise GraphError(
+            f"{folder} holds no {GRAPH_FILE}; it is not a saved graph (see Graph.save)."
+        )
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -165,8 +185,10 @@ def _read_yaml(folder: Path) -> dict[str, Any]:
         raise GraphError(f"{path} is not an interv graph (format: {FORMAT} missing).")
     version = document.get("version")
     if not isinstance(version, int) or version > VERSION:
-        raise GraphError(f"{path} uses graph format version {version!r}; this interv reads up to "
-                         f"{VERSION}. Upgrade interv.")
+        raise GraphError(
+            f"{path} uses graph format version {version!r}; this interv reads up to "
+            f"{VERSION}. Upgrade interv."
+        )
     return document
 
 
@@ -186,14 +208,18 @@ def _node(spec: dict[str, Any], get: Any, conditions: dict[str, Condition], saes
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind not in NODE_TYPES:
-        raise GraphError(f"Unknown node type {kind!r} in graph.yaml; known: {', '.join(NODE_TYPES)}.")
+        raise GraphError(
+            f"Unknown node type {kind!r} in graph.yaml; known: {', '.join(NODE_TYPES)}."
+        )
     common = {key: spec.pop(key) for key in COMMON_FIELDS if key in spec}
     label = f"graph.yaml node {common.get('name', '?')!r} ({kind})"
     if "positions" in common:
         common["positions"] = positions_from_yaml(common["positions"])
     if "condition" in common:
         if common["condition"] not in conditions:
-            raise GraphError(f"{label} uses condition {common['condition']!r}, which is not defined.")
+            raise GraphError(
+                f"{label} uses condition {common['condition']!r}, which is not defined."
+            )
         common["condition"] = conditions[common["condition"]]
     try:
         return NODE_TYPES[kind](**NODE_TYPES[kind].fields_from_yaml(spec, get, saes), **common)
@@ -207,8 +233,10 @@ def _resolver(saes: Any) -> Any:
             return saes(sae_id)
         if saes is not None and sae_id in saes:
             return saes[sae_id]
-        raise GraphError(f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it; "
-                         f"pass Graph.load(path, saes={{{sae_id!r}: sae}}).")
+        raise GraphError(
+            f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it; "
+            f"pass Graph.load(path, saes={{{sae_id!r}: sae}})."
+        )
 
     return resolve
 

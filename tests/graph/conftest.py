@@ -41,13 +41,21 @@ def trace(model, hook, graph, prompts=PROMPTS, *, generate=0, **kwargs) -> list[
     def record_after(act, ctx):
         step, first = before[len(after)]
         seq = ctx.run.sequence_ids()
-        after.append(Forward(step, first, act.detach().clone(),
-                             None if seq is None else seq.clone(), ctx.run.past_length))
+        after.append(
+            Forward(
+                step,
+                first,
+                act.detach().clone(),
+                None if seq is None else seq.clone(),
+                ctx.run.past_length,
+            )
+        )
 
     with model.hooks({hook: record_before}), torch.no_grad():
         if generate:
-            model.generate(prompts, max_new_tokens=generate, graph=graph,
-                           hooks={hook: record_after}, **kwargs)
+            model.generate(
+                prompts, max_new_tokens=generate, graph=graph, hooks={hook: record_after}, **kwargs
+            )
         else:
             model.forward(prompts, graph=graph, hooks={hook: record_after})
     return after

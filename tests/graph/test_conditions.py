@@ -43,7 +43,7 @@ def test_rows_meeting_the_condition_are_steered(tiny_models, backend):
         steered_a = model.forward(A, graph=always)[0]
         plain_b = model.forward(B)[0]
     assert_close(batched[0], steered_a, "row meeting the condition")
-    assert_close(batched[1, -plain_b.shape[0]:], plain_b, "row not meeting it")
+    assert_close(batched[1, -plain_b.shape[0] :], plain_b, "row not meeting it")
     generated = model.generate([A, B], max_new_tokens=6, min_new_tokens=6, graph=conditional)
     assert generated[0] == model.generate(A, max_new_tokens=6, min_new_tokens=6, graph=always)[0]
     assert generated[1] == model.generate(B, max_new_tokens=6, min_new_tokens=6)[0]
@@ -60,11 +60,12 @@ def test_compare_below_and_reduce_last(tiny_models):
         plain_a = model.forward(A)[0]
         steered_b = model.forward(B, graph=always)[0]
     assert_close(batched[0], plain_a, "A is above the threshold")
-    assert_close(batched[1, -steered_b.shape[0]:], steered_b, "B is below it")
+    assert_close(batched[1, -steered_b.shape[0] :], steered_b, "B is below it")
     last = conditions.cosine(COND_HOOK, direction, -2.0, reduce="last")  # cosine >= -1: always met
     with torch.no_grad():
-        torch.testing.assert_close(model.forward([A, B], graph=_steer(model, last)),
-                                   model.forward([A, B], graph=always))
+        torch.testing.assert_close(
+            model.forward([A, B], graph=_steer(model, last)), model.forward([A, B], graph=always)
+        )
 
 
 def test_condition_decided_on_the_prompt_steers_generated_tokens(tiny_models):
@@ -72,21 +73,44 @@ def test_condition_decided_on_the_prompt_steers_generated_tokens(tiny_models):
     model = tiny_models("llama")
     direction, threshold = _direction_and_threshold(model)
     condition = conditions.cosine("blocks.1.hook_resid_post", torch.ones(model.cfg.d_model), -2.0)
-    early = Graph([Add("blocks.0.hook_resid_pre", vector(model.cfg.d_model, scale=3.0),
-                       condition=condition, positions=positions.generated())])
-    always = Graph([Add("blocks.0.hook_resid_pre", vector(model.cfg.d_model, scale=3.0),
-                        positions=positions.generated())])
+    early = Graph(
+        [
+            Add(
+                "blocks.0.hook_resid_pre",
+                vector(model.cfg.d_model, scale=3.0),
+                condition=condition,
+                positions=positions.generated(),
+            )
+        ]
+    )
+    always = Graph(
+        [
+            Add(
+                "blocks.0.hook_resid_pre",
+                vector(model.cfg.d_model, scale=3.0),
+                positions=positions.generated(),
+            )
+        ]
+    )
     kw = dict(max_new_tokens=5, min_new_tokens=5)
     assert model.generate([A, B], graph=early, **kw) == model.generate([A, B], graph=always, **kw)
-    with pytest.raises(GraphError, match="runs before its condition's hook 'blocks.1.hook_resid_post'"):
-        model.forward([A, B], graph=Graph([Add("blocks.0.hook_resid_pre", direction, condition=condition)]))
+    with pytest.raises(
+        GraphError, match="runs before its condition's hook 'blocks.1.hook_resid_post'"
+    ):
+        model.forward(
+            [A, B], graph=Graph([Add("blocks.0.hook_resid_pre", direction, condition=condition)])
+        )
 
 
 def test_a_shared_condition_is_evaluated_once(tiny_models):
     model = tiny_models("llama")
     condition = conditions.cosine(COND_HOOK, torch.ones(model.cfg.d_model), 0.0)
-    graph = Graph([Add(STEER_HOOK, torch.ones(model.cfg.d_model), condition=condition),
-                   Add("blocks.1.hook_mlp_out", torch.ones(model.cfg.d_model), condition=condition)])
+    graph = Graph(
+        [
+            Add(STEER_HOOK, torch.ones(model.cfg.d_model), condition=condition),
+            Add("blocks.1.hook_mlp_out", torch.ones(model.cfg.d_model), condition=condition),
+        ]
+    )
     names = [name for name, _ in graph.hook_fns(model)]
     assert names == [COND_HOOK, STEER_HOOK, "blocks.1.hook_mlp_out"]
 

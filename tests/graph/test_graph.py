@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from interv.adapters import UnknownNameError
+
 from interv.graph import Add, Clamp, Graph, GraphError, ModelRecord, ProjectOut, Scale, positions
 from tests.graph.conftest import PROMPTS, vector
 

@@ -55,15 +55,18 @@ def test_scale_ablate_project_clamp(tiny_models):
     torch.testing.assert_close(rest(after), rest(before), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("node_factory", [
-    lambda d: Add(HOOK, vector(d), scale=2.0),
-    lambda d: Scale(HOOK, 3.0),
-    lambda d: Ablate(HOOK),
-    lambda d: ProjectOut(HOOK, vector(d)),
-    lambda d: Clamp(HOOK, vector(d), -1.0),
-    lambda d: Transform(HOOK, vector((d, d)) / d**0.5, vector(d, 3)),
-    lambda d: Function(HOOK, lambda act, ctx: act.flip(-1)),
-])
+@pytest.mark.parametrize(
+    "node_factory",
+    [
+        lambda d: Add(HOOK, vector(d), scale=2.0),
+        lambda d: Scale(HOOK, 3.0),
+        lambda d: Ablate(HOOK),
+        lambda d: ProjectOut(HOOK, vector(d)),
+        lambda d: Clamp(HOOK, vector(d), -1.0),
+        lambda d: Transform(HOOK, vector((d, d)) / d**0.5, vector(d, 3)),
+        lambda d: Function(HOOK, lambda act, ctx: act.flip(-1)),
+    ],
+)
 def test_strength_interpolates_the_effect(tiny_models, node_factory):
     """new = act + strength * (full - act): 0 is exactly a no-op, 0.5 is half the change."""
     model = tiny_models("llama")
@@ -141,8 +144,9 @@ def test_layers_expand_a_template(tiny_models):
     assert node.hooks == ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post")
     two = Graph([Add("blocks.0.hook_resid_post", v), Add("blocks.1.hook_resid_post", v)])
     with torch.no_grad():
-        torch.testing.assert_close(model.forward(PROMPTS, graph=Graph([node])),
-                                   model.forward(PROMPTS, graph=two))
+        torch.testing.assert_close(
+            model.forward(PROMPTS, graph=Graph([node])), model.forward(PROMPTS, graph=two)
+        )
     with pytest.raises(GraphError, match="pass layers"):
         Add("blocks.{i}.hook_resid_post", v)
 
@@ -171,7 +175,9 @@ def test_sae_clamp_to_own_value_is_a_no_op(tiny_models, tiny_sae):
     value = float(z[0, -1, feature])
     node = SAEFeature(sae, [feature], mode="clamp", values=value, positions=_last())
     with torch.no_grad():
-        torch.testing.assert_close(model.forward(["Hello"], graph=Graph([node])), baseline, atol=0, rtol=0)
+        torch.testing.assert_close(
+            model.forward(["Hello"], graph=Graph([node])), baseline, atol=0, rtol=0
+        )
         lossy = model.forward(["Hello"], graph=Graph([node.replace(keep_error=False)]))
     assert not torch.allclose(lossy, baseline, atol=1e-4)
 
@@ -190,7 +196,9 @@ def test_sae_clamp_and_scale_change_only_the_feature(tiny_models, tiny_sae):
                 changed[..., 5] = 5.0 if mode == "clamp" else 3.0 * z[..., 5]
                 decoded = sae.decode(changed)
                 expected = forward.before + decoded - sae.decode(z) if keep_error else decoded
-            torch.testing.assert_close(forward.after, expected, msg=f"{mode}, keep_error={keep_error}")
+            torch.testing.assert_close(
+                forward.after, expected, msg=f"{mode}, keep_error={keep_error}"
+            )
 
 
 def test_sae_errors(tiny_models, tiny_sae):
@@ -202,7 +210,9 @@ def test_sae_errors(tiny_models, tiny_sae):
         SAEFeature(sae, [1], hook="blocks.0.hook_resid_pre")
     wide = tiny_sae(model, hook="blocks.0.mlp.hook_post")
     wide.hook_name = HOOK  # claims the residual stream but has d_mlp inputs
-    with pytest.raises(GraphError, match="d_in=64, but activations at 'blocks.1.hook_resid_pre' have 32"):
+    with pytest.raises(
+        GraphError, match="d_in=64, but activations at 'blocks.1.hook_resid_pre' have 32"
+    ):
         model.forward(PROMPTS, graph=Graph([SAEFeature(wide, [0])]))
 
 

@@ -106,10 +106,16 @@ def test_tokens_in_the_prompt(tiny_models, text):
 def test_tokens_in_generated_text(tiny_models, backend):
     model = tiny_models("llama", backend)
     ids = model.to_batch(PROMPTS).input_ids
-    plain = model.hf_model.generate(input_ids=ids, attention_mask=model.to_batch(PROMPTS).attention_mask,
-                                    max_new_tokens=4, do_sample=False)
+    plain = model.hf_model.generate(
+        input_ids=ids,
+        attention_mask=model.to_batch(PROMPTS).attention_mask,
+        max_new_tokens=4,
+        do_sample=False,
+    )
     token = int(plain[0, ids.shape[1] + 1])  # the second generated token of row 0
-    graph = Graph([Add(HOOK, vector(model.cfg.d_model, scale=1e-4), positions=positions.tokens([token]))])
+    graph = Graph(
+        [Add(HOOK, vector(model.cfg.d_model, scale=1e-4), positions=positions.tokens([token]))]
+    )
     forwards = trace(model, HOOK, graph, **GEN)
     found_generated = False
     for f in forwards:
@@ -130,8 +136,17 @@ def test_rows(tiny_models):
 def test_selectors_combine_with_rows_and_heads(tiny_models):
     model = tiny_models("llama")
     hook = "blocks.0.attn.hook_z"
-    graph = Graph([Add(hook, vector(model.cfg.d_head), heads=[2], rows=[0],
-                       positions=positions.last_prompt_token())])
+    graph = Graph(
+        [
+            Add(
+                hook,
+                vector(model.cfg.d_head),
+                heads=[2],
+                rows=[0],
+                positions=positions.last_prompt_token(),
+            )
+        ]
+    )
     (f,) = trace(model, hook, graph)
     changed = (f.after - f.before).abs().amax(-1) > 0  # [batch, pos, n_heads]
     assert changed.nonzero().tolist() == [[0, changed.shape[1] - 1, 2]]

@@ -27,21 +27,57 @@ from tests.graph.conftest import PROMPTS, vector
 def full_graph(model, sae) -> Graph:
     """Every serializable node type, selector and option."""
     c = model.cfg
-    cond = conditions.cosine("blocks.0.hook_resid_post", vector(c.d_model, 9), 0.1, reduce="last", name="topic")
+    cond = conditions.cosine(
+        "blocks.0.hook_resid_post", vector(c.d_model, 9), 0.1, reduce="last", name="topic"
+    )
     _, cache = model.run_with_cache(PROMPTS, "blocks.0.hook_mlp_out")
-    return Graph([
-        Add("blocks.1.hook_resid_post", vector(c.d_model, 1).half(), scale=4.0, positions=positions.generated()),
-        Add("blocks.{i}.hook_resid_pre", vector(c.d_model, 2), layers=[0, 1], positions=positions.tokens("l")),
-        Scale("blocks.1.mlp.hook_post", 0.5, rows=[1], enabled=False),
-        Ablate("blocks.0.hook_attn_out", mode="mean", mean=vector(c.d_model, 3).bfloat16(),
-               positions=positions.indices(0, -1)),
-        ProjectOut("blocks.0.attn.hook_z", vector(c.d_head, 4), heads=[1, 3], positions=positions.slice(-2, None)),
-        Clamp("blocks.1.hook_attn_out", vector(c.d_model, 5), -1.5, condition=cond, strength=0.1),
-        Transform("ln_final.hook_normalized", vector((c.d_model, c.d_model), 6, 0.01), vector(c.d_model, 7),
-                  residual=True, condition=cond),
-        Replace("blocks.0.hook_mlp_out", cache["blocks.0.hook_mlp_out"], positions=positions.last_prompt_token()),
-        SAEFeature(sae, [2, 5], mode="clamp", values=[1.0, 0.0], sae_id="tiny-sae"),
-    ], model=model, meta={"method": "test", "layers": [0, 1], "note": "round trip"})
+    return Graph(
+        [
+            Add(
+                "blocks.1.hook_resid_post",
+                vector(c.d_model, 1).half(),
+                scale=4.0,
+                positions=positions.generated(),
+            ),
+            Add(
+                "blocks.{i}.hook_resid_pre",
+                vector(c.d_model, 2),
+                layers=[0, 1],
+                positions=positions.tokens("l"),
+            ),
+            Scale("blocks.1.mlp.hook_post", 0.5, rows=[1], enabled=False),
+            Ablate(
+                "blocks.0.hook_attn_out",
+                mode="mean",
+                mean=vector(c.d_model, 3).bfloat16(),
+                positions=positions.indices(0, -1),
+            ),
+            ProjectOut(
+                "blocks.0.attn.hook_z",
+                vector(c.d_head, 4),
+                heads=[1, 3],
+                positions=positions.slice(-2, None),
+            ),
+            Clamp(
+                "blocks.1.hook_attn_out", vector(c.d_model, 5), -1.5, condition=cond, strength=0.1
+            ),
+            Transform(
+                "ln_final.hook_normalized",
+                vector((c.d_model, c.d_model), 6, 0.01),
+                vector(c.d_model, 7),
+                residual=True,
+                condition=cond,
+            ),
+            Replace(
+                "blocks.0.hook_mlp_out",
+                cache["blocks.0.hook_mlp_out"],
+                positions=positions.last_prompt_token(),
+            ),
+            SAEFeature(sae, [2, 5], mode="clamp", values=[1.0, 0.0], sae_id="tiny-sae"),
+        ],
+        model=model,
+        meta={"method": "test", "layers": [0, 1], "note": "round trip"},
+    )
 
 
 def test_round_trip_is_exact(tiny_models, tiny_sae, tmp_path):
@@ -51,13 +87,22 @@ def test_round_trip_is_exact(tiny_models, tiny_sae, tmp_path):
     graph.save(tmp_path / "g")
     loaded = Graph.load(tmp_path / "g", saes={"tiny-sae": sae}, model=model)
     assert loaded == graph
-    assert loaded["add"].vector.dtype == torch.float16 and loaded["ablate"].mean.dtype == torch.bfloat16
+    assert (
+        loaded["add"].vector.dtype == torch.float16
+        and loaded["ablate"].mean.dtype == torch.bfloat16
+    )
     assert loaded["clamp"].condition is loaded["transform"].condition  # still one shared condition
     loaded.save(tmp_path / "again")
-    assert (tmp_path / "again" / "graph.yaml").read_text() == (tmp_path / "g" / "graph.yaml").read_text()
+    assert (tmp_path / "again" / "graph.yaml").read_text() == (
+        tmp_path / "g" / "graph.yaml"
+    ).read_text()
     with torch.no_grad():
-        torch.testing.assert_close(model.forward(PROMPTS, graph=loaded), model.forward(PROMPTS, graph=graph),
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(
+            model.forward(PROMPTS, graph=loaded),
+            model.forward(PROMPTS, graph=graph),
+            atol=0,
+            rtol=0,
+        )
 
 
 def test_yaml_is_human_readable(tiny_models, tiny_sae, tmp_path):
@@ -70,12 +115,19 @@ def test_yaml_is_human_readable(tiny_models, tiny_sae, tmp_path):
     assert doc["model"]["architecture"] == "llama" and doc["model"]["d_model"] == 32
     first = doc["nodes"][0]
     assert first == {
-        "name": "add", "type": "add", "hook": "blocks.1.hook_resid_post",
+        "name": "add",
+        "type": "add",
+        "hook": "blocks.1.hook_resid_post",
         "vector": {"tensor": "nodes.add.vector", "shape": [32], "dtype": "float16"},
-        "scale": 4.0, "positions": "generated", "enabled": True, "strength": 1.0,
+        "scale": 4.0,
+        "positions": "generated",
+        "enabled": True,
+        "strength": 1.0,
     }
     assert doc["nodes"][1]["positions"] == {"tokens": "l"} and doc["nodes"][1]["layers"] == [0, 1]
-    assert doc["nodes"][5]["condition"] == "topic" and doc["conditions"]["topic"]["threshold"] == 0.1
+    assert (
+        doc["nodes"][5]["condition"] == "topic" and doc["conditions"]["topic"]["threshold"] == 0.1
+    )
     assert doc["nodes"][8]["sae"] == "tiny-sae"
 
 
@@ -84,11 +136,16 @@ def test_edited_yaml_takes_effect(tiny_models, tmp_path):
     v = vector(model.cfg.d_model)
     Graph([Add("blocks.1.hook_resid_post", v, scale=4.0)]).save(tmp_path / "g")
     path = tmp_path / "g" / "graph.yaml"
-    path.write_text(path.read_text().replace("scale: 4.0", "scale: 1.0").replace("strength: 1.0", "strength: 0.5"))
+    path.write_text(
+        path.read_text()
+        .replace("scale: 4.0", "scale: 1.0")
+        .replace("strength: 1.0", "strength: 0.5")
+    )
     with torch.no_grad():
         torch.testing.assert_close(
             model.forward(PROMPTS, graph=Graph.load(tmp_path / "g")),
-            model.forward(PROMPTS, graph=Graph([Add("blocks.1.hook_resid_post", v, scale=0.5)])))
+            model.forward(PROMPTS, graph=Graph([Add("blocks.1.hook_resid_post", v, scale=0.5)])),
+        )
 
 
 def _edit(tmp_path, old, new):
@@ -96,19 +153,24 @@ def _edit(tmp_path, old, new):
     path.write_text(path.read_text().replace(old, new, 1))
 
 
-@pytest.mark.parametrize("old,new,message", [
-    ("version: 1", "version: 2", "version 2; this interv reads up to 1. Upgrade interv"),
-    ("format: interv.graph", "format: other", "not an interv graph"),
-    ("type: add", "type: adds", "Unknown node type 'adds'.*add, scale"),
-    ("scale: 4.0", "sclae: 4.0", "unexpected keyword argument 'sclae'"),
-    ("positions: generated", "positions: generatd", "Unknown positions 'generatd'"),
-    ("tensor: nodes.add.vector", "tensor: nodes.add.vectr", "does not hold"),
-    ("shape: [32]", "shape: [33]", "graph.yaml says \\[33\\]"),
-])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("version: 1", "version: 2", "version 2; this interv reads up to 1. Upgrade interv"),
+        ("format: interv.graph", "format: other", "not an interv graph"),
+        ("type: add", "type: adds", "Unknown node type 'adds'.*add, scale"),
+        ("scale: 4.0", "sclae: 4.0", "unexpected keyword argument 'sclae'"),
+        ("positions: generated", "positions: generatd", "Unknown positions 'generatd'"),
+        ("tensor: nodes.add.vector", "tensor: nodes.add.vectr", "does not hold"),
+        ("shape: [32]", "shape: [33]", "graph.yaml says \\[33\\]"),
+    ],
+)
 def test_bad_files_are_refused(tiny_models, tmp_path, old, new, message):
     model = tiny_models("llama")
-    Graph([Add("blocks.1.hook_resid_post", vector(32), scale=4.0, positions=positions.generated())],
-          model=model).save(tmp_path / "g")
+    Graph(
+        [Add("blocks.1.hook_resid_post", vector(32), scale=4.0, positions=positions.generated())],
+        model=model,
+    ).save(tmp_path / "g")
     _edit(tmp_path, old, new)
     with pytest.raises(GraphError, match=message):
         Graph.load(tmp_path / "g")
