@@ -176,9 +176,7 @@ class HookedModel:
             plan.setdefault(name, (site, []))[1].append(fn)
         return plan
 
-    def _with_graph(
-        self, graph: HookSource | None, hooks: HookSpec | None
-    ) -> list[tuple[str, HookFn]]:
+    def _with_graph(self, graph: HookSource | None, hooks: HookSpec | None) -> list[tuple[str, Any]]:
         pairs = list(graph.hook_fns(self)) if graph is not None else []
         if hooks is not None:
             pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)

@@ -21,7 +21,12 @@ def _graph(model) -> Graph:
         [
             Add("blocks.10.hook_resid_post", vector(d, 1, 4.0), positions=positions.generated()),
             ProjectOut("blocks.12.hook_resid_post", vector(d, 2)),
-            Clamp("blocks.8.hook_resid_post", vector(d, 3), 5.0, positions=positions.last_prompt_token()),
+            Clamp(
+                "blocks.8.hook_resid_post",
+                vector(d, 3),
+                5.0,
+                positions=positions.last_prompt_token(),
+            ),
             Add("blocks.3.attn.hook_z", vector(model.cfg.d_head, 4), heads=[0, 8]),
         ],
         model=model,
@@ -36,11 +41,13 @@ def test_same_graph_same_numbers_on_every_backend(real_models, backend):
     with torch.no_grad():
         expected = reference.forward(PROMPTS, graph=graph)
         got = model.forward(PROMPTS, graph=graph)
+        baseline = reference.forward(PROMPTS)
+    assert not torch.allclose(expected[mask], baseline[mask], atol=1e-2)
     assert_close(got[mask], expected[mask], backend)
-    kw = dict(max_new_tokens=10, min_new_tokens=10)
-    steered = reference.generate(PROMPTS, graph=graph, **kw)
-    assert steered != reference.generate(PROMPTS, **kw)
-    assert model.generate(PROMPTS, graph=graph, **kw) == steered
+    kw = dict(max_new_tokens=4, min_new_tokens=4)  # the generated-only node acts from step 1
+    assert model.generate(PROMPTS, graph=graph, **kw) == reference.generate(
+        PROMPTS, graph=graph, **kw
+    )
 
 
 def test_folded_equals_hooked_on_the_default_model(real_models):
@@ -56,7 +63,7 @@ def test_folded_equals_hooked_on_the_default_model(real_models):
     )
     mask = model.to_batch(PROMPTS).attention_mask.bool()
     original = weights_hash(model)
-    kw = dict(max_new_tokens=10, min_new_tokens=10)
+    kw = dict(max_new_tokens=4, min_new_tokens=4)
     with torch.no_grad():
         hooked = model.forward(PROMPTS, graph=graph)
     hooked_text = model.generate(PROMPTS, graph=graph, **kw)
