@@ -15,7 +15,7 @@ from .architectures import (
 from .backends import BACKENDS
 from .cache import ActivationCache
 from .config import ModelConfig
-from .hooked import HookedModel
+from .hooked import HookedModel, HookSource
 from .names import UnknownNameError
 from .run import HookContext, HookFn, RunState
 
@@ -25,6 +25,7 @@ __all__ = [
     "Architecture",
     "HookContext",
     "HookFn",
+    "HookSource",
     "HookedModel",
     "ModelConfig",
     "RunState",

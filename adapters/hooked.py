@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float
@@ -33,6 +33,16 @@ from .sites import HookTable, WeightTable
 from .text import Inputs, apply_chat_template, decode_new, ensure_pad_token, to_batch
 
 HookSpec = Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]
+
+
+@runtime_checkable
+class HookSource(Protocol):
+    """Anything that compiles itself to hook functions for a model (``interv.graph.Graph``).
+
+    ``hook_fns`` validates against the model (names, widths...) and raises before any forward.
+    """
+
+    def hook_fns(self, model: HookedModel) -> Sequence[tuple[str, HookFn]]: ...
 
 
 def read_config(hf_config: Any, architecture: str, name: str, parallel: bool) -> ModelConfig:
@@ -119,6 +129,26 @@ class HookedModel:
         """The native parameter path and parameter behind a canonical weight name."""
         return self._weights.native(name)
 
+    def weight_shape(self, name: str) -> tuple[int, ...]:
+        """Canonical shape of a weight, including optional biases not created yet."""
+        return self._weights.shape(name)
+
+    def ensure_weight(self, name: str) -> bool:
+        """Create an optional bias the model lacks (e.g. Llama's ``mlp.b_out``) as zeros.
+
+        Returns True when it was created now; weight patches use this and remove the bias again
+        on revert (``drop_weight``), so the model ends up exactly as loaded.
+        """
+        return self._weights.ensure(name)
+
+    def drop_weight(self, name: str) -> None:
+        """Remove a weight that ``ensure_weight`` created."""
+        self._weights.remove(name)
+
+    def hook_shape(self, name: str) -> tuple[int, ...]:
+        """Feature dims of the activation at a hook: ``(d_model,)``, ``(n_heads, d_head)``..."""
+        return self._hooks.shape(name)
+
     def fingerprint(self) -> str:
         """Identifies the model's weights as loaded (architecture, dims, embedding sample)."""
         return self._fingerprint
@@ -146,6 +176,23 @@ class HookedModel:
             plan.setdefault(name, (site, []))[1].append(fn)
         return plan
 
+    def _with_graph(self, graph: HookSource | None, hooks: HookSpec | None) -> list[tuple[str, Any]]:
+        pairs = list(graph.hook_fns(self)) if graph is not None else []
+        if hooks is not None:
+            pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)
+        return pairs
+
+    @contextmanager
+    def intervene(self, graph: HookSource) -> Iterator[HookedModel]:
+        """Keep an intervention graph active for every forward and generation inside the block.
+
+        Example:
+            >>> with model.intervene(graph):  # doctest: +SKIP
+            ...     model.generate("Tell me about your day.")
+        """
+        with self.hooks(graph.hook_fns(self)):
+            yield self
+
     @contextmanager
     def hooks(self, fwd_hooks: HookSpec) -> Iterator[HookedModel]:
         """Keep hook functions active for every forward and generation inside the block."""
@@ -162,10 +209,14 @@ class HookedModel:
         return to_batch(self.tokenizer, inputs, self.device)
 
     def forward(
-        self, inputs: Inputs, *, hooks: HookSpec | None = None
+        self, inputs: Inputs, *, hooks: HookSpec | None = None, graph: HookSource | None = None
     ) -> Float[Tensor, "batch pos d_vocab"]:
-        """Logits for a prompt, a list of prompts (left-padded), token ids or an encoding."""
-        logits = self._backend.forward(self.to_batch(inputs), self._plan(hooks))
+        """Logits for a prompt, a list of prompts (left-padded), token ids or an encoding.
+
+        ``graph`` (an intervention graph) runs before ``hooks`` at the same hook point.
+        """
+        plan = self._plan(self._with_graph(graph, hooks))
+        logits = self._backend.forward(self.to_batch(inputs), plan)
         assert logits is not None  # only stop_at_layer ends a forward early
         return logits
 
@@ -181,11 +232,13 @@ class HookedModel:
         *,
         hooks: HookSpec | None = None,
         stop_at_layer: int | None = None,
+        graph: HookSource | None = None,
     ) -> tuple[Float[Tensor, "batch pos d_vocab"] | None, ActivationCache]:
         """Run and record activations at ``names`` (all hooks when None).
 
         With ``stop_at_layer=L`` the forward ends after block ``L`` and the logits are None,
-        which saves the cost of the layers above the deepest one you need.
+        which saves the cost of the layers above the deepest one you need. With a ``graph`` the
+        cache holds the activations after the graph's interventions at each hook.
         """
         wanted = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
         store: dict[str, Tensor] = {}
@@ -196,7 +249,7 @@ class HookedModel:
         extra: list[tuple[str, HookFn]] = [(n, record) for n in wanted]
         if stop_at_layer is not None:
             extra.append((self._stop_hook_name(stop_at_layer), _stop))
-        pairs = list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks or [])
+        pairs = self._with_graph(graph, hooks)
         logits = self._backend.forward(self.to_batch(inputs), self._plan(pairs + extra))
         order = {n: i for i, n in enumerate(self.hook_names())}
         return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
@@ -221,14 +274,16 @@ class HookedModel:
         system_prompt: str | None = None,
         seed: int | None = None,
         hooks: HookSpec | None = None,
+        graph: HookSource | None = None,
         **generation_kwargs: Any,
     ) -> list[str]:
         """Batched, left-padded generation; returns the new text of each prompt.
 
         ``chat_template`` wraps each prompt as a user turn (after ``system_prompt``). Extra
         keyword arguments are ``transformers.GenerationConfig`` fields (``repetition_penalty``,
-        ``num_beams``...); unknown ones are an error.
+        ``num_beams``...); unknown ones are an error. ``graph`` steers every step.
         """
+        plan = self._plan(self._with_graph(graph, hooks))  # graph errors come before any work
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         if chat_template:
             texts = apply_chat_template(self.tokenizer, texts, system_prompt)
@@ -244,7 +299,6 @@ class HookedModel:
             extra=generation_kwargs,
         )
         batch = to_batch(self.tokenizer, texts, self.device, templated=chat_template)
-        plan = self._plan(hooks)
         if seed is not None:
             torch.manual_seed(seed)
         with torch.no_grad():

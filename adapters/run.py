@@ -17,16 +17,34 @@ from torch import Tensor, nn
 
 @dataclass
 class RunState:
-    """Where the tokens of the current forward sit in the (left-padded) sequence."""
+    """Where the tokens of the current forward sit in the (left-padded) sequence.
+
+    The current forward covers sequence positions ``past_length .. past_length + cur_length - 1``
+    (``token_index`` holds the same positions as a tensor). Plain Python ints are kept next to
+    the tensors so position logic never has to read a tensor back from the device.
+    """
 
     attention_mask: Tensor | None = None  # [batch, total_len], 1 for real tokens
     token_index: Tensor | None = None  # [cur_len], index of each current token in the sequence
     prompt_length: int = 0  # padded prompt length; every row's prompt ends at prompt_length - 1
     step: int = 0  # 0 for the prompt forward, k for the forward producing token k + 1
+    past_length: int = 0  # tokens already in the KV cache before this forward
+    cur_length: int = 0  # tokens this forward processes
+    input_ids: Tensor | None = None  # [batch, cur_len] ids of this forward (None for embeddings)
+    forward_id: int = 0  # increases with every forward; keys per-forward caches
+    _id_chunks: list[Tensor] = field(default_factory=list, repr=False)
 
     @property
     def generating(self) -> bool:
         return self.step > 0
+
+    def sequence_ids(self) -> Tensor | None:
+        """Token ids of the whole sequence so far ``[batch, past + cur]`` (None if unknown)."""
+        if not self._id_chunks:
+            return None
+        if len(self._id_chunks) > 1:
+            self._id_chunks[:] = [torch.cat(self._id_chunks, dim=1)]
+        return self._id_chunks[0]
 
 
 @dataclass
@@ -65,10 +83,18 @@ class RunTracker:
         state = self.state
         if past == 0:
             state.prompt_length, state.step = cur_len, 0
+            state._id_chunks.clear()
         else:
             state.step += 1
+        if ids is None:
+            state._id_chunks.clear()  # embeddings only: the ids of this sequence are unknown
+        elif past == 0 or state._id_chunks:
+            state._id_chunks.append(ids)
         state.attention_mask = mask
         state.token_index = torch.arange(past, total, device=current.device)
+        state.past_length, state.cur_length = past, cur_len
+        state.input_ids = ids
+        state.forward_id += 1
 
 
 def apply_hook_fns(act: Tensor, fns: list[HookFn], ctx: HookContext) -> Tensor:

@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from .architectures import Architecture
 from .config import ModelConfig
 from .layouts import canonical_view
-from .names import UnknownNameError
+from .names import UnknownNameError, template_of
+
+# Feature dimensions of each hook's activation ``[batch, pos, *features]``; d_model unless listed.
+_FEATURES: dict[str, tuple[str, ...]] = {
+    "blocks.{i}.attn.hook_z": ("n_heads", "d_head"),
+    "blocks.{i}.mlp.hook_pre": ("d_mlp",),
+    "blocks.{i}.mlp.hook_pre_linear": ("d_mlp",),
+    "blocks.{i}.mlp.hook_post": ("d_mlp",),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class HookTable:
 
     def __init__(self, arch: Architecture, hf_config: Any, cfg: ModelConfig):
         n_layers = cfg.n_layers
+        self._cfg = cfg
         templates = [
             t
             for t in arch.hooks
@@ -74,6 +84,12 @@ class HookTable:
     def __contains__(self, name: object) -> bool:
         return name in self._sites
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Feature dimensions of the activation at ``name`` (after batch and position)."""
+        self[name]  # unknown names fail here
+        dims = _FEATURES.get(template_of(name)[0], ("d_model",))
+        return tuple(int(getattr(self._cfg, d)) for d in dims)
+
 
 class WeightTable:
     """Canonical weight names of one model and their live, canonically oriented views."""
@@ -82,12 +98,18 @@ class WeightTable:
         # remove_duplicate=False keeps tied parameters (lm_head.weight) under every name.
         params = dict(root.named_parameters(remove_duplicate=False))
         self._cfg = cfg
+        self._root = root
         self._specs: dict[str, tuple[Tensor, tuple[str, ...], str]] = {}
+        # Absent optional weights the model may grow as zeros: name -> (param path, dims, layout)
+        self._creatable: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._created: set[str] = set()
         for template, layer in execution_order(list(arch.weights), cfg.n_layers):
             spec = arch.weights[template]
             layer_name = template if layer is None else template.format(i=layer)
             param_path = spec.param if layer is None else spec.param.format(i=layer)
             if param_path not in params:
+                if spec.zeros:
+                    self._creatable[layer_name] = (param_path, spec.zeros, spec.layout)
                 if spec.optional:
                     continue
                 raise KeyError(
@@ -116,3 +138,38 @@ class WeightTable:
 
     def __contains__(self, name: object) -> bool:
         return name in self._specs
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Canonical shape of a weight, also of one that does not exist yet but can be created."""
+        if name in self._creatable and name not in self._specs:
+            return tuple(int(getattr(self._cfg, d)) for d in self._creatable[name][1])
+        return tuple(self.view(name).shape)
+
+    def ensure(self, name: str) -> bool:
+        """Create an absent optional weight as zeros; True if it was created now."""
+        if name in self._specs:
+            return False
+        if name not in self._creatable:
+            raise UnknownNameError("weight", name, [*self._specs, *self._creatable])
+        path, _, layout = self._creatable[name]
+        module_path, _, attr = path.rpartition(".")
+        module = self._root.get_submodule(module_path)
+        like = next(module.parameters())
+        param = nn.Parameter(torch.zeros(self.shape(name), dtype=like.dtype, device=like.device))
+        param.requires_grad_(like.requires_grad)
+        setattr(module, attr, param)
+        self._specs[name] = (param, layout, path)
+        self._created.add(name)
+        return True
+
+    def remove(self, name: str) -> None:
+        """Remove a weight ``ensure`` created, restoring the module as it was loaded."""
+        if name not in self._created:
+            raise ValueError(f"{name!r} was not created by interv, so it cannot be removed.")
+        path = self._specs.pop(name)[2]
+        module_path, _, attr = path.rpartition(".")
+        setattr(self._root.get_submodule(module_path), attr, None)
+        self._created.discard(name)
+
+    def creatable(self) -> list[str]:
+        return [n for n in self._creatable if n not in self._specs]

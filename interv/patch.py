@@ -111,22 +111,27 @@ class PatchSet:
                 "patch was made for, or recompute the edit on this one."
             )
         for patch in self.patches:
-            target = model.weight(patch.weight)  # unknown names fail here
-            if tuple(target.shape) != patch.shape:
+            shape = model.weight_shape(patch.weight)  # unknown names fail here
+            if shape != patch.shape:
                 raise PatchError(
                     f"Patch on {patch.weight!r} has shape {patch.shape}, but the weight has "
-                    f"shape {tuple(target.shape)} (canonical orientation)."
+                    f"shape {shape} (canonical orientation)."
                 )
         if self in _stack(model):
             raise PatchError("This patch set is already applied to the model; revert it first.")
 
     def apply(self, model: HookedModel) -> PatchSet:
-        """Add the deltas to the live weights, keeping the originals for ``revert``."""
+        """Add the deltas to the live weights, keeping the originals for ``revert``.
+
+        An optional bias the model lacks (Llama's ``mlp.b_out``) is created as zeros first and
+        removed again by ``revert``.
+        """
         self.check(model)
+        created = _ensure_weights(model, self.patches)
         originals = [model.weight(p.weight).detach().clone() for p in self.patches]
         _add_deltas(model, self.patches)
         _stack(model).append(self)
-        _originals(model)[id(self)] = originals
+        _originals(model)[id(self)] = (originals, created)
         return self
 
     def revert(self, model: HookedModel) -> None:
@@ -135,10 +140,12 @@ class PatchSet:
         if not stack or stack[-1] is not self:
             applied = "it was never applied" if self not in stack else "later patches are on top"
             raise PatchError(f"Cannot revert this patch set: {applied}; revert in reverse order.")
-        originals = _originals(model).pop(id(self))
+        originals, created = _originals(model).pop(id(self))
         with torch.no_grad():
             for patch, original in zip(reversed(self.patches), reversed(originals)):
                 model.weight(patch.weight).copy_(original)
+        for name in reversed(created):
+            model.drop_weight(name)
         stack.pop()
 
     @contextmanager
@@ -153,6 +160,7 @@ class PatchSet:
     def merge_into(self, model: HookedModel) -> None:
         """Apply permanently: no copy of the originals is kept and it cannot be reverted."""
         self.check(model)
+        _ensure_weights(model, self.patches)
         _add_deltas(model, self.patches)
 
     # ----------------------------------------------------------------- persistence
@@ -235,11 +243,17 @@ def _add_deltas(model: HookedModel, patches: Sequence[WeightPatch]) -> None:
                 target.copy_((target.float() + delta.float()).to(target.dtype))
 
 
+def _ensure_weights(model: HookedModel, patches: Sequence[WeightPatch]) -> list[str]:
+    """Create the absent optional weights the patches touch; returns the created names."""
+    names = dict.fromkeys(p.weight for p in patches)
+    return [name for name in names if model.ensure_weight(name)]
+
+
 def _stack(model: HookedModel) -> list[PatchSet]:
     return model.state.setdefault("patch_stack", [])
 
 
-def _originals(model: HookedModel) -> dict[int, list[Tensor]]:
+def _originals(model: HookedModel) -> dict[int, tuple[list[Tensor], list[str]]]:
     return model.state.setdefault("patch_originals", {})
 
 

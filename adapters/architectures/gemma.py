@@ -2,6 +2,8 @@
 
 In Gemma 2/3 what the block adds to the residual stream is the *post-norm* output, so
 ``hook_attn_out`` and ``hook_mlp_out`` are the outputs of those norms, as in TransformerLens.
+No bias adds unchanged to them (nor to the scaled embedding), so Gemma 2/3 list no
+``additive_weights``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ GEMMA = Architecture(
     model_types=("gemma",),
     hooks=LLAMA.hooks,
     weights=LLAMA.weights,
+    # The embedding module multiplies by sqrt(d_model), so W_E rows do not add unchanged.
+    additive_weights={k: v for k, v in LLAMA.additive_weights.items() if k != "hook_embed"},
 )
 
 GEMMA2 = Architecture(

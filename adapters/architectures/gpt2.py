@@ -47,4 +47,10 @@ GPT2 = Architecture(
         "ln_final.b": w("transformer.ln_f.bias"),
         "unembed.W_U": w("lm_head.weight", "T"),
     },
+    additive_weights={
+        "hook_embed": "embed.W_E",
+        "hook_pos_embed": "pos_embed.W_pos",
+        "blocks.{i}.hook_attn_out": "blocks.{i}.attn.b_O",
+        "blocks.{i}.hook_mlp_out": "blocks.{i}.mlp.b_out",
+    },
 )

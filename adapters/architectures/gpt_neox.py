@@ -53,4 +53,9 @@ GPT_NEOX = Architecture(
         "ln_final.b": w("gpt_neox.final_layer_norm.bias"),
         "unembed.W_U": w("lm_head.weight", "T"),
     },
+    additive_weights={
+        "hook_embed": "embed.W_E",
+        "blocks.{i}.hook_attn_out": "blocks.{i}.attn.b_O",
+        "blocks.{i}.hook_mlp_out": "blocks.{i}.mlp.b_out",
+    },
 )

@@ -34,11 +34,19 @@ LLAMA = Architecture(
         "blocks.{i}.attn.b_K": w(f"{_L}.self_attn.k_proj.bias", "kv_heads", optional=True),
         "blocks.{i}.attn.b_V": w(f"{_L}.self_attn.v_proj.bias", "kv_heads", optional=True),
         "blocks.{i}.attn.W_O": w(f"{_L}.self_attn.o_proj.weight", "T", "rows_heads"),
+        # Llama-style projections usually have no output bias; one is created as zeros on demand.
+        "blocks.{i}.attn.b_O": w(f"{_L}.self_attn.o_proj.bias", zeros=("d_model",)),
         "blocks.{i}.ln2.w": w(f"{_L}.post_attention_layernorm.weight"),
         "blocks.{i}.mlp.W_gate": w(f"{_L}.mlp.gate_proj.weight", "T"),
         "blocks.{i}.mlp.W_in": w(f"{_L}.mlp.up_proj.weight", "T"),
         "blocks.{i}.mlp.W_out": w(f"{_L}.mlp.down_proj.weight", "T"),
+        "blocks.{i}.mlp.b_out": w(f"{_L}.mlp.down_proj.bias", zeros=("d_model",)),
         "ln_final.w": w("model.norm.weight"),
         "unembed.W_U": w("lm_head.weight", "T"),
+    },
+    additive_weights={
+        "hook_embed": "embed.W_E",
+        "blocks.{i}.hook_attn_out": "blocks.{i}.attn.b_O",
+        "blocks.{i}.hook_mlp_out": "blocks.{i}.mlp.b_out",
     },
 )

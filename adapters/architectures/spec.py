@@ -51,15 +51,19 @@ class WeightSpec:
     Layout ops (see ``adapters/layouts.py``) only ever produce views, so the canonical tensor
     shares storage with the live parameter. ``optional`` weights (biases some members of a
     family lack) are left out of ``weight_names()`` when the parameter does not exist.
+    ``zeros`` names the dims (``ModelConfig`` fields) of an optional bias that may be created as
+    zeros on demand (``HookedModel.ensure_weight``), e.g. so a steering vector can be folded into
+    the output bias of a projection that has none.
     """
 
     param: str
     layout: tuple[str, ...] = ()
     optional: bool = False
+    zeros: tuple[str, ...] = ()
 
 
-def w(param: str, *layout: str, optional: bool = False) -> WeightSpec:
-    return WeightSpec(param, tuple(layout), optional)
+def w(param: str, *layout: str, optional: bool = False, zeros: tuple[str, ...] = ()) -> WeightSpec:
+    return WeightSpec(param, tuple(layout), optional or bool(zeros), zeros)
 
 
 ConfigPredicate = Callable[[Any], bool]
@@ -74,6 +78,13 @@ class Architecture:
     hook only when a predicate of the HF config holds (e.g. no ``hook_resid_mid`` for parallel
     attention/MLP blocks). ``tl_names`` maps canonical hook templates to TransformerBridge hook
     names where the bridge's own name means something else.
+
+    ``additive_weights`` maps a hook template to the weight whose value is added, unchanged, to
+    that hook's activation at every position: the output bias of the module the hook reads
+    (``blocks.{i}.hook_mlp_out`` -> ``blocks.{i}.mlp.b_out``), or the embedding matrix whose
+    selected row is the hook's value (``hook_embed`` -> ``embed.W_E``). Constant steering
+    vectors at those hooks fold into these weights. Leave a hook out when a norm or a scale
+    sits between the weight and the hook.
     """
 
     name: str
@@ -82,4 +93,5 @@ class Architecture:
     weights: Mapping[str, WeightSpec]
     hook_conditions: Mapping[str, ConfigPredicate] = field(default_factory=dict)
     tl_names: Mapping[str, str] = field(default_factory=dict)
+    additive_weights: Mapping[str, str] = field(default_factory=dict)
     parallel_attn_mlp: ConfigPredicate = lambda config: False

@@ -82,6 +82,27 @@ def test_run_state_tracks_positions_during_generation(tiny_models, backend):
     assert seen[2] == (2, prompt_len, [prompt_len + 1], 1)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_state_keeps_python_positions_and_ids(tiny_models, backend):
+    model = tiny_models("llama", backend)
+    seen = []
+
+    def record(act, ctx):
+        run = ctx.run
+        seen.append((run.past_length, run.cur_length, run.forward_id, run.input_ids.clone(),
+                     run.sequence_ids().clone()))
+
+    prompt = model.to_batch(PROMPTS).input_ids
+    hooks = {"blocks.0.hook_resid_pre": record}
+    model.generate(PROMPTS, max_new_tokens=3, min_new_tokens=3, hooks=hooks)
+    n = prompt.shape[1]
+    assert [(past, cur) for past, cur, *_ in seen] == [(0, n), (n, 1), (n + 1, 1)]
+    assert [fid - seen[0][2] for _, _, fid, *_ in seen] == [0, 1, 2]
+    assert torch.equal(seen[0][3], prompt) and torch.equal(seen[0][4], prompt)
+    assert [s[4].shape[1] for s in seen] == [n, n + 1, n + 2]
+    assert torch.equal(seen[2][4], torch.cat([prompt, seen[1][3], seen[2][3]], dim=1))
+
+
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox_sequential", "gemma2"])
 def test_resid_mid_writes_reach_both_branches(tiny_models, family):
     """resid_mid = resid_pre + attn_out, so adding v to either gives the same logits."""

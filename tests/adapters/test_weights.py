@@ -150,3 +150,32 @@ def test_canonical_shapes(tiny_models):
     }
     for name, shape in expected.items():
         assert tuple(model.weight(name).shape) == shape, name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hook_shapes_match_activations(tiny_models, family):
+    model = tiny_models(family)
+    _, cache = _cache(model)
+    for name in model.hook_names():
+        assert tuple(cache[name].shape[2:]) == model.hook_shape(name), name
+
+
+def test_absent_bias_is_created_as_zeros_and_dropped(fresh_tiny):
+    model = fresh_tiny("llama")
+    logits = model.forward(PROMPT).detach()
+    assert "blocks.0.mlp.b_out" not in model.weight_names()
+    assert model.weight_shape("blocks.0.mlp.b_out") == (model.cfg.d_model,)
+    assert model.ensure_weight("blocks.0.mlp.b_out") is True
+    assert model.ensure_weight("blocks.0.mlp.b_out") is False  # already there
+    assert torch.equal(model.weight("blocks.0.mlp.b_out"), torch.zeros(model.cfg.d_model))
+    torch.testing.assert_close(model.forward(PROMPT), logits, atol=0, rtol=0)
+    with torch.no_grad():
+        model.weight("blocks.0.mlp.b_out").fill_(1.0)
+    assert not torch.allclose(model.forward(PROMPT), logits)
+    model.drop_weight("blocks.0.mlp.b_out")
+    assert model.hf_model.model.layers[0].mlp.down_proj.bias is None
+    torch.testing.assert_close(model.forward(PROMPT), logits, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="was not created by interv"):
+        model.drop_weight("blocks.0.mlp.W_out")
+    with pytest.raises(KeyError, match="Unknown weight name 'blocks.0.mlp.b_outt'"):
+        model.ensure_weight("blocks.0.mlp.b_outt")

@@ -121,3 +121,21 @@ def test_merge_into_is_permanent(fresh_tiny):
     torch.testing.assert_close(model.weight("blocks.0.mlp.W_out"), expected)
     with pytest.raises(PatchError, match="never applied"):
         patch.revert(model)
+
+
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens", "nnsight"])
+def test_patch_on_an_absent_bias_creates_and_removes_it(fresh_tiny, backend):
+    model = fresh_tiny("llama", backend)
+    original, logits = weights_hash(model), model.forward("Hello").detach()
+    names = sorted(n for n, _ in model.hf_model.named_parameters())
+    delta = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    patch = PatchSet([WeightPatch("blocks.1.attn.b_O", delta=delta)])
+    with patch.applied(model):
+        torch.testing.assert_close(model.weight("blocks.1.attn.b_O"), delta)
+        assert not torch.allclose(model.forward("Hello"), logits)
+    assert sorted(n for n, _ in model.hf_model.named_parameters()) == names
+    assert weights_hash(model) == original
+    torch.testing.assert_close(model.forward("Hello"), logits, atol=0, rtol=0)
+    with pytest.raises(PatchError, match="shape \\(3,\\), but the weight has shape \\(32,\\)"):
+        PatchSet([WeightPatch("blocks.1.attn.b_O", delta=torch.ones(3))]).apply(model)
+    assert "blocks.1.attn.b_O" not in model.weight_names()

@@ -1,0 +1,245 @@
+"""Graph files: a folder with ``graph.yaml`` (structure, human-editable) and
+``tensors.safetensors`` (every tensor, exact dtype and bits).
+
+``graph.yaml`` (format ``interv.graph``, version 1)::
+
+    format: interv.graph
+    version: 1
+    model: {name: ..., architecture: llama, d_model: 576, n_layers: 30, fingerprint: ...}
+    meta: {...}                   # free-form provenance
+    conditions:                   # named, referenced by nodes
+      harmful: {type: cosine, hook: ..., direction: {tensor: ..., shape: [576], dtype: float32},
+                threshold: 0.1, compare: '>', reduce: mean}
+    nodes:
+    - name: add
+      type: add
+      hook: blocks.10.hook_resid_post
+      vector: {tensor: nodes.add.vector, shape: [576], dtype: float32}
+      scale: 4.0
+      positions: generated
+      enabled: true
+      strength: 1.0
+
+A tensor field is a reference ``{tensor: key, shape, dtype}`` into the safetensors file.
+Files of a newer version are refused; no code, pickles or class paths are ever stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import Tensor
+
+from .base import COMMON_FIELDS, Node
+from .conditions import Condition, condition_from_yaml
+from .errors import GraphError
+from .nodes import Ablate, Add, Clamp, Function, ProjectOut, Replace, Scale, Transform
+from .record import ModelRecord
+from .sae_feature import SAEFeature
+from .selectors import positions_from_yaml
+
+FORMAT = "interv.graph"
+VERSION = 1
+GRAPH_FILE = "graph.yaml"
+TENSOR_FILE = "tensors.safetensors"
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.kind: cls
+    for cls in (Add, Scale, Ablate, ProjectOut, Clamp, Replace, Transform, SAEFeature, Function)
+}
+_HEADER = (
+    "# interv intervention graph. Edit freely: nodes run in order; tensor fields point into\n"
+    "# tensors.safetensors. Format documented in interv/graph/serialize.py and the README.\n"
+)
+
+
+def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
+    tensors: dict[str, Tensor] = {}
+
+    def putter(prefix: str) -> Any:
+        def put(field: str, tensor: Tensor) -> dict[str, Any]:
+            key = f"{prefix}.{field}"
+            tensors[key] = tensor.detach().cpu().contiguous().clone()
+            return {"tensor": key, "shape": list(tensor.shape), "dtype": _dtype(tensor)}
+
+        return put
+
+    conditions: dict[int, tuple[str, dict[str, Any]]] = {}
+    nodes = []
+    for node in graph.nodes:
+        spec: dict[str, Any] = {"name": node.name, "type": node.kind}
+        spec.update(node.yaml_fields(putter(f"nodes.{node.name}")))
+        if node.layers is not None:
+            spec["layers"] = list(node.layers)
+        spec["positions"] = node.positions.to_yaml()
+        for key in ("rows", "heads"):
+            if getattr(node, key) is not None:
+                spec[key] = list(getattr(node, key))
+        if node.condition is not None:
+            spec["condition"] = _condition_name(node.condition, conditions, putter)
+        spec["enabled"], spec["strength"] = node.enabled, node.strength
+        nodes.append(spec)
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": record.to_yaml() if record is not None else None,
+        "meta": graph.meta,
+        "conditions": dict(conditions.values()),
+        "nodes": nodes,
+    }
+    try:
+        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as err:
+        raise GraphError(
+            f"graph.meta must hold plain values (str, numbers, lists, dicts): {err}"
+        ) from None
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        tensors, str(folder / TENSOR_FILE), metadata={"format": FORMAT, "version": str(VERSION)}
+    )
+    (folder / GRAPH_FILE).write_text(_HEADER + text)
+    return folder
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists of numbers and tensor references on one line; everything else in blocks."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(isinstance(x, (int, float, str, bool)) or x is None for x in data)
+    return dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=flat and len(data) <= 16
+    )
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
+    flow = "tensor" in data or (len(data) == 1 and not isinstance(next(iter(data.values())), dict))
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow or None)
+
+
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)
+
+
+def _condition_name(
+    condition: Condition, seen: dict[int, tuple[str, dict[str, Any]]], putter: Any
+) -> str:
+    if id(condition) not in seen:
+        taken = {name for name, _ in seen.values()}
+        name = getattr(condition, "name", "") or "condition"
+        base, k = name, 2
+        while name in taken:
+            name, k = f"{base}_{k}", k + 1
+        spec = condition.to_yaml(putter(f"conditions.{name}"))  # type: ignore[attr-defined]
+        if getattr(condition, "name", ""):
+            spec["name"] = condition.name  # type: ignore[attr-defined]
+        seen[id(condition)] = (name, spec)
+    return seen[id(condition)][0]
+
+
+def load_graph(folder: Path, saes: Any) -> Any:
+    from .graph import Graph
+
+    document = _read_yaml(folder)
+    tensors = _read_tensors(folder)
+
+    def get(ref: dict[str, Any]) -> Tensor:
+        tensor = tensors.get(ref.get("tensor", ""))
+        if tensor is None:
+            raise GraphError(
+                f"{folder / GRAPH_FILE} refers to tensor {ref.get('tensor')!r}, which "
+                f"{TENSOR_FILE} does not hold (the files do not belong together)."
+            )
+        if ref.get("shape", list(tensor.shape)) != list(tensor.shape) or ref.get(
+            "dtype", _dtype(tensor)
+        ) != _dtype(tensor):
+            raise GraphError(
+                f"Tensor {ref['tensor']!r} is {list(tensor.shape)} {_dtype(tensor)}, but "
+                f"graph.yaml says {ref.get('shape')} {ref.get('dtype')}."
+            )
+        return tensor
+
+    conditions = {
+        name: condition_from_yaml(spec, get)
+        for name, spec in (document.get("conditions") or {}).items()
+    }
+    nodes = [_node(spec, get, conditions, _resolver(saes)) for spec in document.get("nodes") or []]
+    record = ModelRecord.from_yaml(document["model"]) if document.get("model") else None
+    return Graph(nodes, model=record, meta=document.get("meta") or {})
+
+
+def _read_yaml(folder: Path) -> dict[str, Any]:
+    path = folder / GRAPH_FILE
+    if not path.is_file():
+        raise GraphError(
+            f"{folder} holds no {GRAPH_FILE}; it is not a saved graph (see Graph.save)."
+        )
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise GraphError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise GraphError(f"{path} is not an interv graph (format: {FORMAT} missing).")
+    version = document.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise GraphError(
+            f"{path} uses graph format version {version!r}; this interv reads up to "
+            f"{VERSION}. Upgrade interv."
+        )
+    return document
+
+
+def _read_tensors(folder: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    path = folder / TENSOR_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for bad bytes
+        raise GraphError(f"{path} is corrupt or not a safetensors file ({err}).") from None
+
+
+def _node(spec: dict[str, Any], get: Any, conditions: dict[str, Condition], saes: Any) -> Node:
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind not in NODE_TYPES:
+        raise GraphError(
+            f"Unknown node type {kind!r} in graph.yaml; known: {', '.join(NODE_TYPES)}."
+        )
+    common = {key: spec.pop(key) for key in COMMON_FIELDS if key in spec}
+    label = f"graph.yaml node {common.get('name', '?')!r} ({kind})"
+    if "positions" in common:
+        common["positions"] = positions_from_yaml(common["positions"])
+    if "condition" in common:
+        if common["condition"] not in conditions:
+            raise GraphError(
+                f"{label} uses condition {common['condition']!r}, which is not defined."
+            )
+        common["condition"] = conditions[common["condition"]]
+    try:
+        return NODE_TYPES[kind](**NODE_TYPES[kind].fields_from_yaml(spec, get, saes), **common)
+    except TypeError as err:
+        raise GraphError(f"{label}: {err}") from None
+
+
+def _resolver(saes: Any) -> Any:
+    def resolve(sae_id: str) -> Any:
+        if callable(saes) and not hasattr(saes, "keys"):
+            return saes(sae_id)
+        if saes is not None and sae_id in saes:
+            return saes[sae_id]
+        raise GraphError(
+            f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it; "
+            f"pass Graph.load(path, saes={{{sae_id!r}: sae}})."
+        )
+
+    return resolve
+
+
+def _dtype(tensor: Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")

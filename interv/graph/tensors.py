@@ -1,0 +1,90 @@
+"""What every node shares about tensors: validation, widths per hook, device/dtype casting."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .errors import GraphError
+
+Number = float | int
+
+
+@dataclass(frozen=True)
+class HookInfo:
+    """A hook point of one model as a node sees it at compile time."""
+
+    name: str
+    shape: tuple[int, ...]  # feature dims after [batch, pos]: (d_model,), (n_heads, d_head)...
+    order: int  # rank in execution order
+
+    @property
+    def per_head(self) -> bool:
+        return len(self.shape) == 2
+
+
+def check_tensor(value: object, what: str) -> Tensor:
+    """A floating-point tensor without NaN or inf, or one clear error naming ``what``."""
+    if not isinstance(value, Tensor):
+        raise GraphError(f"{what} must be a torch tensor, got {type(value).__name__}.")
+    if not value.is_floating_point():
+        raise GraphError(f"{what} must be a floating-point tensor, got dtype {value.dtype}.")
+    if not bool(torch.isfinite(value).all()):
+        raise GraphError(f"{what} contains NaN or inf values; check how it was computed.")
+    return value
+
+
+def check_number(value: Number, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GraphError(f"{what} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def check_width(tensor: Tensor, info: HookInfo, what: str, *, square: bool = False) -> None:
+    """``tensor`` fits the hook's features: full shape, or one head's ``d_head`` at ``attn.hook_z``.
+
+    With ``square`` the tensor is a matrix mapping the last feature dim to itself.
+    """
+    width = info.shape[-1]
+    if square:
+        if tuple(tensor.shape) == (width, width):
+            return
+        expected = f"[{width}, {width}]"
+    else:
+        allowed = {info.shape, info.shape[-1:]}
+        if tuple(tensor.shape) in allowed:
+            return
+        expected = " or ".join(str(list(s)) for s in sorted(allowed, key=len))
+    raise GraphError(
+        f"{what} has shape {list(tensor.shape)}, but activations at {info.name!r} have features "
+        f"{list(info.shape)}; it must be {expected}. Was it computed at another hook or for "
+        "another model?"
+    )
+
+
+class CastCache:
+    """A tensor on the device and dtype of the activations it meets, converted once per pair."""
+
+    __slots__ = ("_cache", "tensor")
+
+    def __init__(self, tensor: Tensor):
+        self.tensor = tensor
+        self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    def __call__(self, like: Tensor) -> Tensor:
+        key = (like.device, like.dtype)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self.tensor.to(device=like.device, dtype=like.dtype)
+        return cached
+
+
+def unit(direction: Tensor) -> Tensor:
+    """``direction`` scaled to unit norm along its last dim (per head for ``[n_heads, d_head]``)."""
+    norm = direction.float().norm(dim=-1, keepdim=True)
+    if bool((norm == 0).any()):
+        raise GraphError("A direction has zero norm; it does not define a direction.")
+    return direction.float() / norm
