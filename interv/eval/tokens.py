@@ -27,7 +27,7 @@ def answer_ids(model: HookedModel, answer: str) -> list[int]:
     return model.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _teacher_forced_batch(
+def teacher_forced_batch(
     model: HookedModel, prompts: Sequence[str], answers: Sequence[str]
 ) -> tuple[Batch, list[list[int]], list[int]]:
     """Left-padded prompt+answer ids, the answer ids, and where each answer starts."""
@@ -53,7 +53,7 @@ def predicted_answer_tokens(
     out: list[Tensor] = []
     for start in range(0, len(prompts), batch_size):
         chunk_p, chunk_a = prompts[start : start + batch_size], answers[start : start + batch_size]
-        batch, targets, starts = _teacher_forced_batch(model, chunk_p, chunk_a)
+        batch, targets, starts = teacher_forced_batch(model, chunk_p, chunk_a)
         logits = model.forward(batch)
         for row, (target, begin) in enumerate(zip(targets, starts)):
             # logits at position p predict token p + 1
