@@ -102,9 +102,7 @@ class HyperParams:
     @classmethod
     def from_hparams(cls, hparams_name_or_path: str | Path) -> HyperParams:
         """Load an EasyEdit YAML file (``.yaml`` may be left out, as in EasyEdit) or an interv recipe."""
-        path = Path(hparams_name_or_path)
-        if not path.suffix and not path.exists():
-            path = path.with_suffix(".yaml")
+        path = resolve_path(hparams_name_or_path)
         with open(path) as handle:
             config = yaml.safe_load(handle)
         if not isinstance(config, dict):
@@ -188,6 +186,30 @@ def hparams_class(name: str) -> type[HyperParams]:
     raise ImportError(
         f"interv.easyedit has no {name}: no registered edit method is called "
         f"{name.removesuffix('HyperParams')!r}. Available: {', '.join(available_classes())}."
+    )
+
+
+def resolve_path(name_or_path: str | Path) -> Path:
+    """A local file (``.yaml`` may be left out, as in EasyEdit), else the copy interv ships.
+
+    interv ships EasyEdit-format files for its default model under ``interv/easyedit/hparams``
+    (``hparams/FT/smollm2-135m.yaml``...), so ``from_hparams("./hparams/FT/smollm2-135m")``
+    works from any folder.
+    """
+    path = Path(name_or_path)
+    candidates = [path] if path.suffix else [path, path.with_suffix(".yaml")]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    shipped = Path(__file__).parent / "hparams"
+    if len(path.parts) >= 2:
+        packaged = shipped / path.parts[-2] / (path.stem + ".yaml")
+        if packaged.is_file():
+            return packaged
+    available = sorted(str(p.relative_to(shipped).with_suffix("")) for p in shipped.glob("*/*.yaml"))
+    raise FileNotFoundError(
+        f"No hyperparameter file {path} (nor {path}.yaml); interv ships hparams/"
+        f"{', hparams/'.join(available)}."
     )
 
 

@@ -30,7 +30,7 @@ from ..adapters import HookedModel
 from ..edit.base import EditRequest
 from .fluency import fluency
 from .generation import answer_matches, generate_answers
-from .tokens import predicted_answer_tokens, token_accuracy, unchanged_fraction
+from .tokens import answer_ids, predicted_answer_tokens, unchanged_fraction
 
 Result = dict[str, Any]
 
@@ -46,25 +46,21 @@ def evaluate(
 ) -> list[Result]:
     """Teacher-forced metrics per request; pass the pre-edit results as ``reference`` after an edit."""
     _check_reference(requests, reference)
-    prompts = [r.prompt for r in requests]
-    rewrite = token_accuracy(model, prompts, [r.target_new for r in requests], batch_size)
-    results: list[Result] = [{"rewrite_acc": [score], "locality": {}, "portability": {}} for score in rewrite]
-    reph = [(i, p, r.target_new) for i, r in enumerate(requests) for p in r.rephrase_prompts]
-    scores = token_accuracy(model, [x[1] for x in reph], [x[2] for x in reph], batch_size)
-    for (i, _, _), score in zip(reph, scores):
-        results[i].setdefault("rephrase_acc", []).append(score)
-    loc = _probes(requests, "locality")
-    tokens = predicted_answer_tokens(model, [x[2] for x in loc], [x[3] for x in loc], batch_size)
-    for (i, name, _, _), tok in zip(loc, tokens):
-        results[i]["locality"].setdefault(f"{name}_output", []).append(tok.tolist())
+    items = _items(requests)  # one batched teacher-forced pass over every (prompt, answer) pair
+    predicted = predicted_answer_tokens(model, [x[3] for x in items], [x[4] for x in items], batch_size)
+    results: list[Result] = [{"locality": {}, "portability": {}} for _ in requests]
+    for (i, section, name, _, answer), tokens in zip(items, predicted):
+        where = results[i][section] if section else results[i]
+        if section == "locality":
+            where.setdefault(f"{name}_output", []).append(tokens.tolist())
+        else:
+            target = torch.tensor(answer_ids(model, answer))
+            where.setdefault(f"{name}_acc", []).append(float((tokens == target).float().mean()))
     if reference is not None:
         for i, result in enumerate(results):
             _token_locality(result["locality"], reference[i]["locality"])
-    port = _probes(requests, "portability")
-    scores = token_accuracy(model, [x[2] for x in port], [x[3] for x in port], batch_size)
-    for (i, name, _, _), score in zip(port, scores):
-        results[i]["portability"].setdefault(f"{name}_acc", []).append(score)
     if test_generation:
+        prompts = [r.prompt for r in requests]
         for result, value in zip(results, fluency(model, prompts, seed=seed, batch_size=batch_size)):
             result["fluency"] = {"ngram_entropy": value}
     return results
@@ -83,10 +79,7 @@ def evaluate_generation(
     """Open-generation metrics per request (greedy answers, string match, unchanged generations)."""
     _check_reference(requests, reference)
     answer_matches("", "", match)  # validate `match` before generating anything
-    items = [(i, "", "rewrite", r.prompt, r.target_new) for i, r in enumerate(requests)]
-    items += [(i, "", "rephrase", p, r.target_new) for i, r in enumerate(requests) for p in r.rephrase_prompts]
-    items += [(i, "locality", n, p, a) for i, n, p, a in _probes(requests, "locality")]
-    items += [(i, "portability", n, p, a) for i, n, p, a in _probes(requests, "portability")]
+    items = _items(requests)
     answers = generate_answers(model, [x[3] for x in items], max_new_tokens=max_new_tokens,
                                chat_template=chat_template, batch_size=batch_size)
     results: list[Result] = [{"locality": {}, "portability": {}} for _ in requests]
@@ -128,6 +121,15 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
             summary[f"{section}_by_key"] = {k: mean(v) for k, v in sorted(per_key.items())}
     summary["fluency"] = mean([r["fluency"]["ngram_entropy"] for r in results if "fluency" in r])
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _items(requests: Sequence[EditRequest]) -> list[tuple[int, str, str, str, str]]:
+    """(request index, section, name, prompt, answer) for every probe of every request."""
+    items = [(i, "", "rewrite", r.prompt, r.target_new) for i, r in enumerate(requests)]
+    items += [(i, "", "rephrase", p, r.target_new) for i, r in enumerate(requests) for p in r.rephrase_prompts]
+    items += [(i, "locality", n, p, a) for i, n, p, a in _probes(requests, "locality")]
+    items += [(i, "portability", n, p, a) for i, n, p, a in _probes(requests, "portability")]
+    return items
 
 
 def _probes(requests: Sequence[EditRequest], section: str) -> list[tuple[int, str, str, str]]:
