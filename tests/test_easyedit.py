@@ -58,9 +58,17 @@ def ft_file(tmp_path: Path, objective: str = "target_new") -> Path:
 
 
 def editor_for(tiny_dirs, batch_size: int = 1, **changes) -> BaseEditor:
-    config = {"alg_name": "FT", "model_name": str(tiny_dirs["llama"]), "layers": [1], "lr": 5e-2,
-              "num_steps": 20, "norm_constraint": None, "objective_optimization": "target_new",
-              "batch_size": batch_size, **changes}
+    config = {
+        "alg_name": "FT",
+        "model_name": str(tiny_dirs["llama"]),
+        "layers": [1],
+        "lr": 5e-2,
+        "num_steps": 20,
+        "norm_constraint": None,
+        "objective_optimization": "target_new",
+        "batch_size": batch_size,
+        **changes,
+    }
     return BaseEditor.from_hparams(HyperParams.from_dict(config), device="cpu")
 
 
@@ -76,7 +84,11 @@ def test_easyedit_ft_files_load_with_one_warning(tmp_path, objective, method):
         assert key in message
     assert hp.method == method and type(hp) is FTHyperParams and hp.alg_name == "FT"
     assert hp.params.method == method and hp.layers == [21] and hp.lr == 5e-4
-    assert hp.norm_constraint is None and hp.batch_size == 1 and hp.model_name == "./hugging_cache/llama-2-7b"
+    assert (
+        hp.norm_constraint is None
+        and hp.batch_size == 1
+        and hp.model_name == "./hugging_cache/llama-2-7b"
+    )
     hp.layers = [3]  # EasyEdit scripts set attributes; they go through validation again
     assert hp.params.layers == [3]
     with pytest.raises(ValueError, match="num_steps must be at least 1"):
@@ -106,7 +118,9 @@ class FakeRome(EditMethod):
 
     def compute(self, model, requests):
         weight = f"blocks.{self.hparams.layers[0]}.mlp.W_out"
-        return self.patch_set(model, requests, [WeightPatch(weight, delta=torch.ones_like(model.weight(weight)))])
+        return self.patch_set(
+            model, requests, [WeightPatch(weight, delta=torch.ones_like(model.weight(weight)))]
+        )
 
 
 @pytest.fixture
@@ -130,7 +144,9 @@ def test_classes_are_generated_from_the_registry(fake_rome, tmp_path):
     assert hp.method == "rome" and hp.params == FakeRomeHParams(layers=[3], v_lr=0.1)
     path.write_text("alg_name: R-ROME\nmodel_name: m\nlayers: [3]\n")
     assert R_ROMEHyperParams.from_hparams(path).method == "rome"  # R-ROME is an option of ROME
-    with pytest.raises(ValueError, match=r"for 'R-ROME' .*FTHyperParams loads FT; use ROMEHyperParams"):
+    with pytest.raises(
+        ValueError, match=r"for 'R-ROME' .*FTHyperParams loads FT; use ROMEHyperParams"
+    ):
         FTHyperParams.from_hparams(path)
     with pytest.raises(ValueError, match="hyperparameters for 'FT'.*use FTHyperParams"):
         ROMEHyperParams.from_hparams(ft_file(tmp_path))
@@ -141,7 +157,9 @@ def test_unknown_methods_and_classes_are_clear_errors(tmp_path):
         from interv.easyedit import MENDHyperParams  # noqa: F401
     path = tmp_path / "mend.yaml"
     path.write_text("alg_name: MEND\nmodel_name: m\n")
-    with pytest.raises(ValueError, match="EasyEdit method 'MEND' is not available in interv; available: FT"):
+    with pytest.raises(
+        ValueError, match="EasyEdit method 'MEND' is not available in interv; available: FT"
+    ):
         HyperParams.from_hparams(path)
     path.write_text("alg_name: FT\nobjective_optimization: sideways\n")
     with pytest.raises(ValueError, match="objective_optimization 'sideways' is not supported"):
@@ -157,18 +175,33 @@ def test_edit_returns_easyedit_metrics_and_a_model_with_the_edits(tiny_dirs):
     model = editor.model
     original = weights_hash(model)
     w_out = model.weight("blocks.1.mlp.W_out").detach().clone()
-    metrics, edited, weights_copy = editor.edit(prompts=PROMPTS, ground_truth=["x", "y"], target_new=TARGETS,
-                                                subject=SUBJECTS, rephrase_prompts=["Hi world", "A cat sat"],
-                                                locality_inputs=LOCALITY, verbose=False)
+    metrics, edited, weights_copy = editor.edit(
+        prompts=PROMPTS,
+        ground_truth=["x", "y"],
+        target_new=TARGETS,
+        subject=SUBJECTS,
+        rephrase_prompts=["Hi world", "A cat sat"],
+        locality_inputs=LOCALITY,
+        verbose=False,
+    )
     assert edited is model and edited.hf_model is model.hf_model
     assert [m["case_id"] for m in metrics] == [0, 1]
     first = metrics[0]
     assert set(first) == {"case_id", "requested_rewrite", "time", "pre", "post"}
     assert first["requested_rewrite"] == {
-        "prompt": "Hello world", "target_new": "abc", "ground_truth": "x", "portability": {},
+        "prompt": "Hello world",
+        "target_new": "abc",
+        "ground_truth": "x",
+        "portability": {},
         "locality": {"neighborhood": {"prompt": "Some text", "ground_truth": "zz"}},
-        "subject": "Hello", "rephrase_prompt": "Hi world"}
-    assert set(first["pre"]) == set(first["post"]) == {"rewrite_acc", "rephrase_acc", "locality", "portability"}
+        "subject": "Hello",
+        "rephrase_prompt": "Hi world",
+    }
+    assert (
+        set(first["pre"])
+        == set(first["post"])
+        == {"rewrite_acc", "rephrase_acc", "locality", "portability"}
+    )
     assert set(first["pre"]["locality"]) == {"neighborhood_output"}
     assert set(first["post"]["locality"]) == {"neighborhood_output", "neighborhood_acc"}
     assert [m["post"]["rewrite_acc"] for m in metrics] == [[1.0], [1.0]]
@@ -185,9 +218,12 @@ def test_non_sequential_scores_each_edit_against_the_original(tiny_dirs):
     editor = editor_for(tiny_dirs)
     metrics, _, _ = editor.edit(PROMPTS, TARGETS, locality_inputs=LOCALITY, verbose=False)
     editor.revert()
-    single, _, _ = editor.edit(PROMPTS[1:], TARGETS[1:],
-                               locality_inputs={"neighborhood": {"prompt": ["Other text"], "ground_truth": ["yy"]}},
-                               verbose=False)
+    single, _, _ = editor.edit(
+        PROMPTS[1:],
+        TARGETS[1:],
+        locality_inputs={"neighborhood": {"prompt": ["Other text"], "ground_truth": ["yy"]}},
+        verbose=False,
+    )
     assert single[0]["post"] == metrics[1]["post"]  # the first edit did not influence the second
     with pytest.warns(UserWarning, match="1 earlier edit"):
         editor.edit(PROMPTS[:1], TARGETS[:1], verbose=False)
@@ -199,17 +235,20 @@ def test_sequential_edits_accumulate_and_are_scored_after_their_own_edit(tiny_di
     model = editor.model
     original = weights_hash(model)
     w_out = model.weight("blocks.1.mlp.W_out").detach().clone()
-    metrics, edited, weights_copy = editor.edit(PROMPTS, TARGETS, locality_inputs=LOCALITY,
-                                                sequential_edit=True, verbose=False)
+    metrics, edited, weights_copy = editor.edit(
+        PROMPTS, TARGETS, locality_inputs=LOCALITY, sequential_edit=True, verbose=False
+    )
     assert len(editor.applied) == 2 and weights_hash(edited) != original
     assert torch.equal(weights_copy["model.layers.1.mlp.down_proj.weight"], w_out.T)
     # request 0 was scored before request 1 was edited: undo the last edit to reproduce it
     last = editor.applied.pop()
     last.revert(model)
-    from interv.eval.editing import evaluate
     from interv.easyedit.requests import to_edit_request
+    from interv.eval.editing import evaluate
 
-    again = evaluate(model, [to_edit_request(metrics[0]["requested_rewrite"], 0)], reference=[metrics[0]["pre"]])
+    again = evaluate(
+        model, [to_edit_request(metrics[0]["requested_rewrite"], 0)], reference=[metrics[0]["pre"]]
+    )
     assert again[0] == metrics[0]["post"]
     editor.revert()
     assert weights_hash(model) == original
@@ -226,20 +265,33 @@ def test_batch_edit_chunks_by_batch_size(tiny_dirs):
 
 
 def test_batch_edit_needs_a_batchable_method(fake_rome, tiny_dirs):
-    editor = BaseEditor(HyperParams.from_dict({"alg_name": "ROME", "layers": [1]}),
-                        model=editor_for(tiny_dirs).model)
+    editor = BaseEditor(
+        HyperParams.from_dict({"alg_name": "ROME", "layers": [1]}),
+        model=editor_for(tiny_dirs).model,
+    )
     with pytest.raises(ValueError, match="cannot batch edit"):
         editor.batch_edit(PROMPTS, TARGETS)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    (dict(prompts=PROMPTS, target_new=TARGETS[:1]), "target_new has 1 entries for 2 prompts"),
-    (dict(prompts=PROMPTS, target_new=TARGETS, subject=["Hello", "dog"]), r"Request 1 \('The cat sat'\): Subject 'dog'"),
-    (dict(prompts=PROMPTS, target_new=["abc", " "]), "Request 1.*empty `target_new`"),
-    (dict(prompts=PROMPTS, target_new=TARGETS, locality_inputs={"n": {"prompt": ["a"]}}),
-     r"locality_inputs\['n'\] must be a dict with 'prompt' and 'ground_truth'"),
-    (dict(prompts=PROMPTS, target_new=TARGETS, eval_metric="ppl"), "eval_metric 'ppl' is not supported"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(prompts=PROMPTS, target_new=TARGETS[:1]), "target_new has 1 entries for 2 prompts"),
+        (
+            dict(prompts=PROMPTS, target_new=TARGETS, subject=["Hello", "dog"]),
+            r"Request 1 \('The cat sat'\): Subject 'dog'",
+        ),
+        (dict(prompts=PROMPTS, target_new=["abc", " "]), "Request 1.*empty `target_new`"),
+        (
+            dict(prompts=PROMPTS, target_new=TARGETS, locality_inputs={"n": {"prompt": ["a"]}}),
+            r"locality_inputs\['n'\] must be a dict with 'prompt' and 'ground_truth'",
+        ),
+        (
+            dict(prompts=PROMPTS, target_new=TARGETS, eval_metric="ppl"),
+            "eval_metric 'ppl' is not supported",
+        ),
+    ],
+)
 def test_bad_input_is_one_error_and_leaves_the_model(tiny_dirs, kwargs, message):
     editor = editor_for(tiny_dirs)
     original = weights_hash(editor.model)
@@ -257,7 +309,10 @@ def test_generation_protocol_and_fluency(tiny_dirs):
     editor.revert()
     plain = editor_for(tiny_dirs, num_steps=2)
     metrics, _, _ = plain.edit(PROMPTS, TARGETS, test_generation=True, verbose=False)
-    assert "ngram_entropy" in metrics[0]["pre"]["fluency"] and "ngram_entropy" in metrics[0]["post"]["fluency"]
+    assert (
+        "ngram_entropy" in metrics[0]["pre"]["fluency"]
+        and "ngram_entropy" in metrics[0]["post"]["fluency"]
+    )
 
 
 def test_pre_edit_results_are_reused(tiny_dirs):
@@ -265,7 +320,9 @@ def test_pre_edit_results_are_reused(tiny_dirs):
     metrics, _, _ = editor.edit(PROMPTS, TARGETS, locality_inputs=LOCALITY, verbose=False)
     editor.revert()
     fake_pre = [{"pre": {**m["pre"], "rewrite_acc": [0.5]}} for m in metrics]
-    again, _, _ = editor.edit(PROMPTS, TARGETS, locality_inputs=LOCALITY, pre_edit=fake_pre, verbose=False)
+    again, _, _ = editor.edit(
+        PROMPTS, TARGETS, locality_inputs=LOCALITY, pre_edit=fake_pre, verbose=False
+    )
     assert [m["pre"]["rewrite_acc"] for m in again] == [[0.5], [0.5]]
     editor.revert()
 
@@ -285,10 +342,18 @@ def test_facade_round_trip_on_the_default_model(real_model_dir):
     hparams.model_name = str(real_model_dir)
     editor = BaseEditor.from_hparams(hparams, device="cpu")
     original = weights_hash(editor.model)
-    metrics, edited, _ = editor.edit(prompts=["The Eiffel Tower is located in the city of"],
-                                     ground_truth=["Paris"], target_new=["Rome"], subject=["Eiffel Tower"],
-                                     verbose=False)
+    metrics, edited, _ = editor.edit(
+        prompts=["The Eiffel Tower is located in the city of"],
+        ground_truth=["Paris"],
+        target_new=["Rome"],
+        subject=["Eiffel Tower"],
+        verbose=False,
+    )
     assert metrics[0]["pre"]["rewrite_acc"] == [0.0] and metrics[0]["post"]["rewrite_acc"] == [1.0]
-    assert edited.generate("The Eiffel Tower is located in the city of", max_new_tokens=3)[0].strip().startswith("Rome")
+    assert (
+        edited.generate("The Eiffel Tower is located in the city of", max_new_tokens=3)[0]
+        .strip()
+        .startswith("Rome")
+    )
     editor.revert()
     assert weights_hash(editor.model) == original

@@ -21,24 +21,46 @@ import yaml
 
 from .common import add_model_args
 
-DATASETS = ("counterfact", "zsre", "mquake", "knowedit-zsre", "knowedit-wiki_recent",
-            "knowedit-wiki_counterfact", "knowedit-wikibio")
+DATASETS = (
+    "counterfact",
+    "zsre",
+    "mquake",
+    "knowedit-zsre",
+    "knowedit-wiki_recent",
+    "knowedit-wiki_counterfact",
+    "knowedit-wikibio",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("edit", help="edit facts, score them, save the patch")
-    parser.add_argument("--method", help="edit method id (e.g. ft-m, rome); default: the one in --hparams")
+    parser.add_argument(
+        "--method", help="edit method id (e.g. ft-m, rome); default: the one in --hparams"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--requests", type=Path, help="JSON list of EasyEdit-style edit records")
-    source.add_argument("--dataset", choices=DATASETS, help="a shared benchmark instead of --requests")
+    source.add_argument(
+        "--dataset", choices=DATASETS, help="a shared benchmark instead of --requests"
+    )
     parser.add_argument("--n", type=int, default=None, help="records to take from --dataset")
     parser.add_argument("--start", type=int, default=0, help="first record of --dataset")
-    parser.add_argument("--hparams", type=Path, help="interv recipe or EasyEdit hyperparameter YAML")
-    parser.add_argument("--sequential", action="store_true", help="keep each edit for the next ones")
-    parser.add_argument("--batch-size", type=int, default=1, help="requests per edit (batchable methods)")
-    parser.add_argument("--generation", action="store_true",
-                        help="score by open generation instead of teacher-forced token accuracy")
-    parser.add_argument("--fluency", action="store_true", help="also score fluency (n-gram entropy)")
+    parser.add_argument(
+        "--hparams", type=Path, help="interv recipe or EasyEdit hyperparameter YAML"
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="keep each edit for the next ones"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="requests per edit (batchable methods)"
+    )
+    parser.add_argument(
+        "--generation",
+        action="store_true",
+        help="score by open generation instead of teacher-forced token accuracy",
+    )
+    parser.add_argument(
+        "--fluency", action="store_true", help="also score fluency (n-gram entropy)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_model_args(parser)
     parser.set_defaults(run=_run)
@@ -80,7 +102,9 @@ def _requests(args: argparse.Namespace) -> list[Any]:
     name = args.dataset
     if name.startswith("knowedit-"):
         return data.knowedit(name.removeprefix("knowedit-"), args.n, args.start)
-    return {"counterfact": data.counterfact, "zsre": data.zsre, "mquake": data.mquake}[name](args.n, args.start)
+    return {"counterfact": data.counterfact, "zsre": data.zsre, "mquake": data.mquake}[name](
+        args.n, args.start
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -89,15 +113,26 @@ def _run(args: argparse.Namespace) -> int:
     from ..eval.editing import evaluate, evaluate_generation, summarize
     from ..loading import load
 
-    params = load_hparams(args.hparams, args.method)  # every input is checked before the model loads
+    params = load_hparams(
+        args.hparams, args.method
+    )  # every input is checked before the model loads
     method = EDIT_METHODS.get(params.method)(params)
     requests = _requests(args)
     if args.batch_size > 1 and not method.batchable:
         raise ValueError(f"{method.name} edits one request at a time; drop --batch-size.")
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
-    scorer = evaluate_generation if args.generation else partial(evaluate, test_generation=args.fluency)
-    result = run_edits(model, method, requests, scorer, sequential=args.sequential,
-                       batch_size=args.batch_size, progress=True)
+    scorer = (
+        evaluate_generation if args.generation else partial(evaluate, test_generation=args.fluency)
+    )
+    result = run_edits(
+        model,
+        method,
+        requests,
+        scorer,
+        sequential=args.sequential,
+        batch_size=args.batch_size,
+        progress=True,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(result.records, indent=1))
     result.combined().save(args.out / "patch.safetensors")

@@ -26,14 +26,18 @@ PROVENANCE = "interv-patches.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("patch", help="inspect weight patches, apply them to checkpoints")
+    parser = subparsers.add_parser(
+        "patch", help="inspect weight patches, apply them to checkpoints"
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     inspect = actions.add_parser("inspect", help="print a patch's weights and provenance")
     inspect.add_argument("patch", type=Path)
     inspect.set_defaults(run=_inspect)
-    for name, text in (("apply", "add a patch to a model, write the edited checkpoint"),
-                       ("revert", "subtract a patch a checkpoint carries, write the result"),
-                       ("merge", "add several patches in order, write the edited checkpoint")):
+    for name, text in (
+        ("apply", "add a patch to a model, write the edited checkpoint"),
+        ("revert", "subtract a patch a checkpoint carries, write the result"),
+        ("merge", "add several patches in order, write the edited checkpoint"),
+    ):
         sub = actions.add_parser(name, help=text)
         sub.add_argument("patch", type=Path, nargs="+" if name == "merge" else None)
         sub.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
@@ -46,8 +50,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
     patch = PatchSet.load(args.patch)
     print(f"{args.patch}: {len(patch.patches)} patch(es), method {patch.method or '?'}")
-    print(f"  model fingerprint {patch.fingerprint}, created {patch.created}, "
-          f"interv {_meta(args.patch).get('interv_version', '?')}")
+    print(
+        f"  model fingerprint {patch.fingerprint}, created {patch.created}, "
+        f"interv {_meta(args.patch).get('interv_version', '?')}"
+    )
     for row in patch.summary():
         print(f"  {row['weight']:<28} {row['kind']:<8} shape {row['shape']} norm {row['norm']:.4g}")
     print(f"  {len(patch.requests)} request(s):")
@@ -70,10 +76,15 @@ def _change(args: argparse.Namespace) -> int:
     if args.action == "revert":
         digest = _digest(files[0])
         if carried is not None and digest not in [c["sha256"] for c in carried]:
-            raise PatchError(f"{files[0]} is not among the patches {args.model} carries "
-                             f"(see its {PROVENANCE}); nothing to revert.")
-        negated = PatchSet([_negate(p) for p in patches[0].patches], method=patches[0].method,
-                           fingerprint=patches[0].fingerprint)
+            raise PatchError(
+                f"{files[0]} is not among the patches {args.model} carries "
+                f"(see its {PROVENANCE}); nothing to revert."
+            )
+        negated = PatchSet(
+            [_negate(p) for p in patches[0].patches],
+            method=patches[0].method,
+            fingerprint=patches[0].fingerprint,
+        )
         negated.check(model)
         negated.merge_into(model)
         carried = [c for c in carried or [] if c["sha256"] != digest]
@@ -82,7 +93,7 @@ def _change(args: argparse.Namespace) -> int:
             patch.check(model)  # every patch checked before the first one is added
         for patch in patches:
             patch.merge_into(model)
-        carried = (carried or []) + [_entry(f, p) for f, p in zip(files, patches)]
+        carried = (carried or []) + [_entry(f, p) for f, p in zip(files, patches, strict=True)]
     model.save_pretrained(args.out)
     (args.out / PROVENANCE).write_text(json.dumps(carried, indent=2))
     print(f"wrote {args.out} ({args.action}: {', '.join(str(f) for f in files)})")
@@ -98,8 +109,13 @@ def _negate(patch: Any) -> Any:
 
 
 def _entry(path: Path, patch: Any) -> dict[str, Any]:
-    return {"file": str(path), "sha256": _digest(path), "method": patch.method,
-            "weights": patch.weights(), "created": patch.created}
+    return {
+        "file": str(path),
+        "sha256": _digest(path),
+        "method": patch.method,
+        "weights": patch.weights(),
+        "created": patch.created,
+    }
 
 
 def _carried(model: str | None) -> list[dict[str, Any]] | None:

@@ -43,7 +43,9 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
     """
     where = f"Edit record {index}"
     if not isinstance(record, dict):
-        raise RequestError(f"{where} must be a JSON object with fields {', '.join(REQUIRED)}; got {type(record).__name__}.")
+        raise RequestError(
+            f"{where} must be a JSON object with fields {', '.join(REQUIRED)}; got {type(record).__name__}."
+        )
     missing = [f for f in REQUIRED if record.get(f) in (None, "", [])]
     if missing:
         raise RequestError(
@@ -54,8 +56,12 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
         locality = _probe_sets(record.get("locality"))
         if record.get("locality_prompt"):
             if record.get("locality_ground_truth") in (None, ""):
-                raise RequestError("field 'locality_ground_truth' is missing (needed with locality_prompt)")
-            locality["neighborhood"] = [(record["locality_prompt"], _first(record["locality_ground_truth"]))]
+                raise RequestError(
+                    "field 'locality_ground_truth' is missing (needed with locality_prompt)"
+                )
+            locality["neighborhood"] = [
+                (record["locality_prompt"], _first(record["locality_ground_truth"]))
+            ]
         return EditRequest(
             prompt=record["prompt"],
             target_new=_first(record["target_new"]),
@@ -73,7 +79,9 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
 
 def requests_from_records(records: Any, source: str = "the request list") -> list[EditRequest]:
     if not isinstance(records, list):
-        raise RequestError(f"{source} must hold a JSON list of edit records, got {type(records).__name__}.")
+        raise RequestError(
+            f"{source} must hold a JSON list of edit records, got {type(records).__name__}."
+        )
     if not records:
         raise RequestError(f"{source} holds no edit records.")
     return [request_from_record(r, i) for i, r in enumerate(records)]
@@ -111,17 +119,20 @@ def zsre(n: int | None = None, start: int = 0) -> list[EditRequest]:
     out = []
     for i, r in enumerate(records, start):
         port = r.get("portability") or {}
-        out.append(EditRequest(
-            prompt=r["src"],
-            target_new=r["alt"],
-            subject=r["subject"] if r["subject"] in r["src"] else None,
-            ground_truth=_first(r["answers"]),
-            rephrase_prompts=[r["rephrase"]] if r.get("rephrase") else [],
-            locality={"nq": [(r["loc"], r["loc_ans"])]} if r.get("loc") else {},
-            portability={"one_hop": [(port["New Question"], port["New Answer"])]}
-            if port.get("New Question") else {},
-            case_id=i,
-        ))
+        out.append(
+            EditRequest(
+                prompt=r["src"],
+                target_new=r["alt"],
+                subject=r["subject"] if r["subject"] in r["src"] else None,
+                ground_truth=_first(r["answers"]),
+                rephrase_prompts=[r["rephrase"]] if r.get("rephrase") else [],
+                locality={"nq": [(r["loc"], r["loc_ans"])]} if r.get("loc") else {},
+                portability={"one_hop": [(port["New Question"], port["New Answer"])]}
+                if port.get("New Question")
+                else {},
+                case_id=i,
+            )
+        )
     return out
 
 
@@ -133,8 +144,12 @@ def knowedit(subset: str, n: int | None = None, start: int = 0) -> list[EditRequ
     ``Forgetfulness``). WikiBio's ``text``/``labels``/``concept`` become prompt/target/subject.
     """
     if subset not in KNOWEDIT:
-        raise ValueError(f"Unknown KnowEdit subset {subset!r}; choose one of {', '.join(KNOWEDIT)}.")
-    raw = json.loads(data_file(KNOWEDIT[subset]).read_text())[start : None if n is None else start + n]
+        raise ValueError(
+            f"Unknown KnowEdit subset {subset!r}; choose one of {', '.join(KNOWEDIT)}."
+        )
+    raw = json.loads(data_file(KNOWEDIT[subset]).read_text())[
+        start : None if n is None else start + n
+    ]
     records = [
         {
             **r,
@@ -161,15 +176,19 @@ def mquake(n: int | None = None, start: int = 0) -> list[EditRequest]:
         edits = case["requested_rewrite"]
         for k, edit in enumerate(edits):
             last = k == len(edits) - 1
-            out.append(EditRequest(
-                prompt=edit["prompt"].format(edit["subject"]),
-                subject=edit["subject"],
-                target_new=edit["target_new"]["str"],
-                ground_truth=edit["target_true"]["str"],
-                rephrase_prompts=[edit["question"]] if edit.get("question") else [],
-                portability={"multi_hop": [(q, case["new_answer"]) for q in case["questions"]]} if last else {},
-                case_id=f"{case['case_id']}:{k}",
-            ))
+            out.append(
+                EditRequest(
+                    prompt=edit["prompt"].format(edit["subject"]),
+                    subject=edit["subject"],
+                    target_new=edit["target_new"]["str"],
+                    ground_truth=edit["target_true"]["str"],
+                    rephrase_prompts=[edit["question"]] if edit.get("question") else [],
+                    portability={"multi_hop": [(q, case["new_answer"]) for q in case["questions"]]}
+                    if last
+                    else {},
+                    case_id=f"{case['case_id']}:{k}",
+                )
+            )
     return out
 
 
@@ -188,7 +207,9 @@ def _probe_sets(sets: Any) -> dict[str, list[tuple[str, str]]]:
     if not sets:
         return {}
     if not isinstance(sets, dict):
-        raise RequestError("portability/locality must map a set name to {prompt, ground_truth} items")
+        raise RequestError(
+            "portability/locality must map a set name to {prompt, ground_truth} items"
+        )
     out: dict[str, list[tuple[str, str]]] = {}
     for name, items in sets.items():
         pairs = [(item["prompt"], _first(item["ground_truth"])) for item in _as_list(items)]

@@ -45,16 +45,25 @@ class BaseEditor:
     """Edit a model with any registered interv method, EasyEdit-style."""
 
     @classmethod
-    def from_hparams(cls, hparams: HyperParams | HParams, *, backend: str = "hf",
-                     device: str = "auto") -> BaseEditor:
+    def from_hparams(
+        cls, hparams: HyperParams | HParams, *, backend: str = "hf", device: str = "auto"
+    ) -> BaseEditor:
         return cls(hparams, backend=backend, device=device)
 
-    def __init__(self, hparams: HyperParams | HParams, *, model: HookedModel | None = None,
-                 backend: str = "hf", device: str = "auto"):
+    def __init__(
+        self,
+        hparams: HyperParams | HParams,
+        *,
+        model: HookedModel | None = None,
+        backend: str = "hf",
+        device: str = "auto",
+    ):
         if isinstance(hparams, HParams):
             hparams = HyperParams(hparams.method, hparams)
         if not isinstance(hparams, HyperParams):
-            raise TypeError("BaseEditor needs hyperparameters from <Method>HyperParams.from_hparams(...).")
+            raise TypeError(
+                "BaseEditor needs hyperparameters from <Method>HyperParams.from_hparams(...)."
+            )
         self.hparams = hparams
         self.alg_name = hparams.alg_name
         self.model_name = hparams.model_name
@@ -134,37 +143,78 @@ class BaseEditor:
             raise ValueError(f"{self.alg_name} ({method.name}) cannot batch edit; use editor.edit.")
         size = self.hparams.batch_size
         if not size or size < 1:
-            raise ValueError(f"batch_edit needs batch_size >= 1 in the hyperparameters, got {size!r}.")
+            raise ValueError(
+                f"batch_edit needs batch_size >= 1 in the hyperparameters, got {size!r}."
+            )
         return self._run(locals(), batch_size=size)
 
-    def _run(self, args: dict[str, Any], batch_size: int) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Tensor]]:
+    def _run(
+        self, args: dict[str, Any], batch_size: int
+    ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Tensor]]:
         if args["eval_metric"] not in EVAL_METRICS:
-            raise ValueError(f"eval_metric {args['eval_metric']!r} is not supported; use 'token_em'.")
+            raise ValueError(
+                f"eval_metric {args['eval_metric']!r} is not supported; use 'token_em'."
+            )
         if args["keep_original_weight"] is not None:
-            warnings.warn("keep_original_weight is ignored (as in EasyEdit); edits stay until "
-                          "editor.revert(). See interv.easyedit.editor.", UserWarning, stacklevel=3)
-        raw = list(args["requests"]) if args["requests"] is not None else prepare_requests(
-            args["prompts"], args["target_new"], args["ground_truth"], args["target_neg"],
-            args["rephrase_prompts"], args["locality_inputs"], args["portability_inputs"],
-            args["subject"])
+            warnings.warn(
+                "keep_original_weight is ignored (as in EasyEdit); edits stay until "
+                "editor.revert(). See interv.easyedit.editor.",
+                UserWarning,
+                stacklevel=3,
+            )
+        raw = (
+            list(args["requests"])
+            if args["requests"] is not None
+            else prepare_requests(
+                args["prompts"],
+                args["target_new"],
+                args["ground_truth"],
+                args["target_neg"],
+                args["rephrase_prompts"],
+                args["locality_inputs"],
+                args["portability_inputs"],
+                args["subject"],
+            )
+        )
         edit_requests = [to_edit_request(r, i) for i, r in enumerate(raw)]
         pre = _pre_results(args["pre_edit"], len(raw))
         sequential = bool(args["sequential_edit"])
         if self.applied and not sequential:
-            warnings.warn(f"{len(self.applied)} earlier edit(s) are still applied; this call "
-                          "edits on top of them. Call editor.revert() first to start from the "
-                          "original weights.", UserWarning, stacklevel=3)
-        result = run_edits(self.model, self.method, edit_requests, self._evaluator(args["test_generation"]),
-                           sequential=sequential, batch_size=batch_size, pre=pre, progress=args["verbose"])
+            warnings.warn(
+                f"{len(self.applied)} earlier edit(s) are still applied; this call "
+                "edits on top of them. Call editor.revert() first to start from the "
+                "original weights.",
+                UserWarning,
+                stacklevel=3,
+            )
+        result = run_edits(
+            self.model,
+            self.method,
+            edit_requests,
+            self._evaluator(args["test_generation"]),
+            sequential=sequential,
+            batch_size=batch_size,
+            pre=pre,
+            progress=args["verbose"],
+        )
         weights_copy = self._keep(result)
-        metrics = [{**record, "case_id": i, "requested_rewrite": raw[i]}
-                   for i, record in enumerate(result.records)]
+        metrics = [
+            {**record, "case_id": i, "requested_rewrite": raw[i]}
+            for i, record in enumerate(result.records)
+        ]
         if args["pre_file"] is not None:
-            Path(args["pre_file"]).write_text(json.dumps([{"pre": m["pre"]} for m in metrics], indent=2))
+            Path(args["pre_file"]).write_text(
+                json.dumps([{"pre": m["pre"]} for m in metrics], indent=2)
+            )
         if args["verbose"]:
             post = summarize([m["post"] for m in metrics])
-            log.info("%s: %d edits, %.2f s per edit, post %s", easyedit_name(self.method.name),
-                     len(metrics), result.seconds["per_edit"], post)
+            log.info(
+                "%s: %d edits, %.2f s per edit, post %s",
+                easyedit_name(self.method.name),
+                len(metrics),
+                result.seconds["per_edit"],
+                post,
+            )
         return metrics, self.model, weights_copy
 
     def _evaluator(self, test_generation: bool):
@@ -208,6 +258,8 @@ def _load(model_name: Any, backend: str, device: str) -> HookedModel:
     if isinstance(model_name, tuple) and len(model_name) == 2:  # EasyEdit's (model, tokenizer)
         return HookedModel(model_name[0], model_name[1], backend=backend)
     if not model_name:
-        raise ValueError("hparams.model_name is empty: set it to a local folder, a known model "
-                         "name (e.g. SmolLM2-135M-Instruct) or a hub id.")
+        raise ValueError(
+            "hparams.model_name is empty: set it to a local folder, a known model "
+            "name (e.g. SmolLM2-135M-Instruct) or a hub id."
+        )
     return load(model_name, backend=backend, device=device)

@@ -78,23 +78,34 @@ class HyperParams:
 
     methods: ClassVar[tuple[str, ...]] = ()  # registry ids this class loads; () means any
 
-    def __init__(self, method: str, params: HParams, *, model_name: Any = None,
-                 alg_name: str | None = None, ignored: dict[str, Any] | None = None,
-                 **facade: Any):
+    def __init__(
+        self,
+        method: str,
+        params: HParams,
+        *,
+        model_name: Any = None,
+        alg_name: str | None = None,
+        ignored: dict[str, Any] | None = None,
+        batch_size: int | None = None,
+        max_length: int | None = None,
+        evaluation_type: str | None = None,
+    ):
         object.__setattr__(self, "params", params)
         object.__setattr__(self, "method", method)
         object.__setattr__(self, "alg_name", alg_name or easyedit_name(method))
         object.__setattr__(self, "model_name", model_name)
         object.__setattr__(self, "ignored", dict(ignored or {}))
-        unknown = set(facade) - set(FACADE_KEYS)
-        if unknown:
-            raise TypeError(f"Unknown facade setting(s): {', '.join(sorted(unknown))}.")
-        for name in FACADE_KEYS:
+        facade = {
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "evaluation_type": evaluation_type,
+        }
+        for name, value in facade.items():  # the method's own field wins when it has one
             if name not in params.field_names():
-                object.__setattr__(self, name, facade.get(name))
-        if self.evaluation_type not in (None, *EVALUATION_TYPES):
+                object.__setattr__(self, name, value)
+        if evaluation_type not in (None, *EVALUATION_TYPES):
             raise ValueError(
-                f"evaluation_type {self.evaluation_type!r} is not supported; use one of "
+                f"evaluation_type {evaluation_type!r} is not supported; use one of "
                 f"{', '.join(EVALUATION_TYPES)} or leave it out (teacher-forced token accuracy)."
             )
 
@@ -116,7 +127,9 @@ class HyperParams:
         if declared is None and len({easyedit_name(m) for m in cls.methods}) == 1:
             declared = easyedit_name(cls.methods[0])
         if declared is None:
-            raise ValueError(f"{source} names no method: add `alg_name: <METHOD>` (or `method: <id>`).")
+            raise ValueError(
+                f"{source} names no method: add `alg_name: <METHOD>` (or `method: <id>`)."
+            )
         method = registry_id(str(declared), config)
         target = _class_for(method) if cls is HyperParams else cls
         if cls is not HyperParams and cls.methods and method not in cls.methods:
@@ -139,8 +152,9 @@ class HyperParams:
                 stacklevel=3,
             )
         params = params_class.from_dict({**config, "method": method})
-        return target(method, params, model_name=model_name, alg_name=str(declared),
-                      ignored=ignored, **facade)
+        return target(
+            method, params, model_name=model_name, alg_name=str(declared), ignored=ignored, **facade
+        )
 
     # --------------------------------------------------------------- attributes
     def __getattr__(self, name: str) -> Any:
@@ -206,7 +220,9 @@ def resolve_path(name_or_path: str | Path) -> Path:
         packaged = shipped / path.parts[-2] / (path.stem + ".yaml")
         if packaged.is_file():
             return packaged
-    available = sorted(str(p.relative_to(shipped).with_suffix("")) for p in shipped.glob("*/*.yaml"))
+    available = sorted(
+        str(p.relative_to(shipped).with_suffix("")) for p in shipped.glob("*/*.yaml")
+    )
     raise FileNotFoundError(
         f"No hyperparameter file {path} (nor {path}.yaml); interv ships hparams/"
         f"{', hparams/'.join(available)}."

@@ -33,22 +33,27 @@ def prepare_requests(
     truths = [None] * n if ground_truth is None else _listed("ground_truth", ground_truth, n)
     requests: list[dict[str, Any]] = [
         {"prompt": p, "target_new": t, "ground_truth": g, "portability": {}, "locality": {}}
-        for p, t, g in zip(prompts, targets, truths)
+        for p, t, g in zip(prompts, targets, truths, strict=True)
     ]
-    for name, values in (("target_neg", target_neg), ("subject", subject),
-                         ("rephrase_prompt", rephrase_prompts)):
+    for name, values in (
+        ("target_neg", target_neg),
+        ("subject", subject),
+        ("rephrase_prompt", rephrase_prompts),
+    ):
         if values is not None:
             argument = "rephrase_prompts" if name == "rephrase_prompt" else name
-            for request, value in zip(requests, _listed(argument, values, n)):
+            for request, value in zip(requests, _listed(argument, values, n), strict=True):
                 request[name] = value
     for section, inputs in (("locality", locality_inputs), ("portability", portability_inputs)):
         for key, probe in (inputs or {}).items():
             argument = f"{section}_inputs[{key!r}]"
             if not isinstance(probe, dict) or "prompt" not in probe or "ground_truth" not in probe:
-                raise ValueError(f"{argument} must be a dict with 'prompt' and 'ground_truth' lists.")
+                raise ValueError(
+                    f"{argument} must be a dict with 'prompt' and 'ground_truth' lists."
+                )
             probe_prompts = _listed(f"{argument}['prompt']", probe["prompt"], n)
             answers = _listed(f"{argument}['ground_truth']", probe["ground_truth"], n)
-            for request, p, a in zip(requests, probe_prompts, answers):
+            for request, p, a in zip(requests, probe_prompts, answers, strict=True):
                 if p is not None:
                     request[section][key] = {"prompt": p, "ground_truth": a}
     return requests
@@ -62,8 +67,14 @@ def to_edit_request(request: dict[str, Any], index: int) -> EditRequest:
             prompt=_text(request["prompt"], "prompt"),
             target_new=_text(request["target_new"], "target_new"),
             subject=request.get("subject"),
-            ground_truth=None if request.get("ground_truth") is None else _first(request["ground_truth"]),
-            rephrase_prompts=[] if rephrase is None else [rephrase] if isinstance(rephrase, str) else list(rephrase),
+            ground_truth=None
+            if request.get("ground_truth") is None
+            else _first(request["ground_truth"]),
+            rephrase_prompts=[]
+            if rephrase is None
+            else [rephrase]
+            if isinstance(rephrase, str)
+            else list(rephrase),
             locality=_pairs(request.get("locality")),
             portability=_pairs(request.get("portability")),
             case_id=index,
@@ -81,8 +92,10 @@ def _pairs(sets: Probes | None) -> dict[str, list[tuple[str, str]]]:
             pairs = [(prompts, _first(answers))]
         else:
             if isinstance(answers, str) or len(answers) != len(prompts):
-                raise RequestError(f"{key}: {len(prompts)} prompts need as many ground_truth entries")
-            pairs = [(p, _first(a)) for p, a in zip(prompts, answers)]
+                raise RequestError(
+                    f"{key}: {len(prompts)} prompts need as many ground_truth entries"
+                )
+            pairs = [(p, _first(a)) for p, a in zip(prompts, answers, strict=True)]
         out[key] = [(p, a) for p, a in pairs if a.strip()]
     return {k: v for k, v in out.items() if v}
 
@@ -96,7 +109,9 @@ def _listed(argument: str, values: Any, n: int | None) -> list[Any]:
             raise ValueError(f"{argument} is empty; pass at least one prompt.")
         return values
     if len(values) != n:
-        raise ValueError(f"{argument} has {len(values)} entries for {n} prompts; give one per prompt.")
+        raise ValueError(
+            f"{argument} has {len(values)} entries for {n} prompts; give one per prompt."
+        )
     return values
 
 

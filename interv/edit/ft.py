@@ -61,7 +61,9 @@ class FTHParams(HParams):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> FTHParams:
-        if data.get("norm_constraint") is False:  # EasyEdit writes `norm_constraint: false` for "off"
+        if (
+            data.get("norm_constraint") is False
+        ):  # EasyEdit writes `norm_constraint: false` for "off"
             data = {**data, "norm_constraint": None}
         return super().from_dict(data, strict=strict)
 
@@ -82,11 +84,16 @@ class FTHParams(HParams):
         if self.norm_constraint is not None and (
             isinstance(self.norm_constraint, bool) or self.norm_constraint <= 0
         ):
-            raise ValueError(f"norm_constraint must be a positive number or null, got {self.norm_constraint!r}.")
+            raise ValueError(
+                f"norm_constraint must be a positive number or null, got {self.norm_constraint!r}."
+            )
         if not self.layers or not self.weights:
             raise ValueError("layers and weights must each name at least one entry.")
-        for name, value in (("num_steps", self.num_steps), ("batch_size", self.batch_size),
-                            ("max_length", self.max_length)):
+        for name, value in (
+            ("num_steps", self.num_steps),
+            ("batch_size", self.batch_size),
+            ("max_length", self.max_length),
+        ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}.")
         if self.lr <= 0 or self.weight_decay < 0 or self.early_stop_loss < 0:

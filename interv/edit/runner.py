@@ -78,7 +78,9 @@ def run_edits(
     patches: list[PatchSet] = []
     applied: list[PatchSet] = []
     edit_total = eval_post = 0.0
-    chunks = [range(i, min(i + batch_size, len(requests))) for i in range(0, len(requests), batch_size)]
+    chunks = [
+        range(i, min(i + batch_size, len(requests))) for i in range(0, len(requests), batch_size)
+    ]
     try:
         for chunk in tqdm(chunks, desc=f"{method.name} edits", disable=not progress):
             part = [requests[i] for i in chunk]
@@ -94,14 +96,22 @@ def run_edits(
                 applied.pop().revert(model)
             patches.append(patch)
             for k, i in enumerate(chunk):
-                records.append({"case_id": i, "requested_rewrite": requests[i].to_dict(),
-                                "time": took, "pre": pre[i], "post": post[k]})
+                records.append(
+                    {
+                        "case_id": i,
+                        "requested_rewrite": requests[i].to_dict(),
+                        "time": took,
+                        "pre": pre[i],
+                        "post": post[k],
+                    }
+                )
     except BaseException:
         for patch in reversed(applied):
             patch.revert(model)
         raise
-    seconds.update(edit_total=edit_total, per_edit=edit_total / max(1, len(requests)),
-                   eval_post=eval_post)
+    seconds.update(
+        edit_total=edit_total, per_edit=edit_total / max(1, len(requests)), eval_post=eval_post
+    )
     return RunResult(records, patches, sequential, seconds)
 
 

@@ -47,9 +47,11 @@ def evaluate(
     """Teacher-forced metrics per request; pass the pre-edit results as ``reference`` after an edit."""
     _check_reference(requests, reference)
     items = _items(requests)  # one batched teacher-forced pass over every (prompt, answer) pair
-    predicted = predicted_answer_tokens(model, [x[3] for x in items], [x[4] for x in items], batch_size)
+    predicted = predicted_answer_tokens(
+        model, [x[3] for x in items], [x[4] for x in items], batch_size
+    )
     results: list[Result] = [{"locality": {}, "portability": {}} for _ in requests]
-    for (i, section, name, _, answer), tokens in zip(items, predicted):
+    for (i, section, name, _, answer), tokens in zip(items, predicted, strict=True):
         where = results[i][section] if section else results[i]
         if section == "locality":
             where.setdefault(f"{name}_output", []).append(tokens.tolist())
@@ -61,7 +63,9 @@ def evaluate(
             _token_locality(result["locality"], reference[i]["locality"])
     if test_generation:
         prompts = [r.prompt for r in requests]
-        for result, value in zip(results, fluency(model, prompts, seed=seed, batch_size=batch_size)):
+        for result, value in zip(
+            results, fluency(model, prompts, seed=seed, batch_size=batch_size), strict=True
+        ):
             result["fluency"] = {"ngram_entropy": value}
     return results
 
@@ -80,10 +84,15 @@ def evaluate_generation(
     _check_reference(requests, reference)
     answer_matches("", "", match)  # validate `match` before generating anything
     items = _items(requests)
-    answers = generate_answers(model, [x[3] for x in items], max_new_tokens=max_new_tokens,
-                               chat_template=chat_template, batch_size=batch_size)
+    answers = generate_answers(
+        model,
+        [x[3] for x in items],
+        max_new_tokens=max_new_tokens,
+        chat_template=chat_template,
+        batch_size=batch_size,
+    )
     results: list[Result] = [{"locality": {}, "portability": {}} for _ in requests]
-    for (i, section, name, _, target), answer in zip(items, answers):
+    for (i, section, name, _, target), answer in zip(items, answers, strict=True):
         where = results[i][section] if section else results[i]
         where.setdefault(f"{name}_gen_content", []).append(answer)
         if section != "locality":
@@ -93,7 +102,7 @@ def evaluate_generation(
             for key, texts in result["locality"].copy().items():
                 before = reference[i]["locality"][key]
                 name = key.removesuffix("_gen_content")
-                result["locality"][f"{name}_acc"] = [float(a == b) for a, b in zip(before, texts)]
+                result["locality"][f"{name}_acc"] = [float(a == b) for a, b in zip(before, texts, strict=True)]
     return results
 
 
@@ -103,12 +112,17 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
     ``locality`` and ``portability`` average every ``*_acc`` list of their section (per request
     and probe set); ``locality_by_key`` / ``portability_by_key`` keep EasyEdit's per-key means.
     """
+
     def mean(values: list[float]) -> float | None:
         return round(statistics.fmean(values), 4) if values else None
 
     summary: dict[str, Any] = {
-        "rewrite_acc": mean([statistics.fmean(r["rewrite_acc"]) for r in results if r.get("rewrite_acc")]),
-        "rephrase_acc": mean([statistics.fmean(r["rephrase_acc"]) for r in results if r.get("rephrase_acc")]),
+        "rewrite_acc": mean(
+            [statistics.fmean(r["rewrite_acc"]) for r in results if r.get("rewrite_acc")]
+        ),
+        "rephrase_acc": mean(
+            [statistics.fmean(r["rephrase_acc"]) for r in results if r.get("rephrase_acc")]
+        ),
     }
     for section in ("locality", "portability"):
         per_key: dict[str, list[float]] = {}
@@ -126,7 +140,11 @@ def summarize(results: Sequence[Result]) -> dict[str, Any]:
 def _items(requests: Sequence[EditRequest]) -> list[tuple[int, str, str, str, str]]:
     """(request index, section, name, prompt, answer) for every probe of every request."""
     items = [(i, "", "rewrite", r.prompt, r.target_new) for i, r in enumerate(requests)]
-    items += [(i, "", "rephrase", p, r.target_new) for i, r in enumerate(requests) for p in r.rephrase_prompts]
+    items += [
+        (i, "", "rephrase", p, r.target_new)
+        for i, r in enumerate(requests)
+        for p in r.rephrase_prompts
+    ]
     items += [(i, "locality", n, p, a) for i, n, p, a in _probes(requests, "locality")]
     items += [(i, "portability", n, p, a) for i, n, p, a in _probes(requests, "portability")]
     return items

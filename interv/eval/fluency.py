@@ -67,10 +67,13 @@ def sample_texts(
         chunk = list(prompts[start : start + batch_size])
         prompt_len = model.to_batch(chunk).input_ids.shape[1]
         new = model.generate(
-            chunk, max_new_tokens=max(1, max_length - prompt_len), do_sample=True, top_k=top_k,
+            chunk,
+            max_new_tokens=max(1, max_length - prompt_len),
+            do_sample=True,
+            top_k=top_k,
             seed=seed + start,
         )
-        for prompt, continuation in zip(chunk, new):
+        for prompt, continuation in zip(chunk, new, strict=True):
             text = unicodedata.normalize("NFKD", prompt + continuation)
             texts.append(text.replace("\n\n", " "))
     return texts
@@ -86,6 +89,7 @@ def fluency(
     batch_size: int = 16,
 ) -> list[float]:
     """The n-gram entropy of one sampled generation per prompt (EasyEdit's ``fluency``)."""
-    texts = sample_texts(model, prompts, max_length=max_length, top_k=top_k, seed=seed,
-                         batch_size=batch_size)
+    texts = sample_texts(
+        model, prompts, max_length=max_length, top_k=top_k, seed=seed, batch_size=batch_size
+    )
     return [ngram_entropy(text) for text in texts]

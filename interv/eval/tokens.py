@@ -55,7 +55,7 @@ def predicted_answer_tokens(
         chunk_p, chunk_a = prompts[start : start + batch_size], answers[start : start + batch_size]
         batch, targets, starts = teacher_forced_batch(model, chunk_p, chunk_a)
         logits = model.forward(batch)
-        for row, (target, begin) in enumerate(zip(targets, starts)):
+        for row, (target, begin) in enumerate(zip(targets, starts, strict=True)):
             # logits at position p predict token p + 1
             out.append(logits[row, begin - 1 : begin - 1 + len(target)].argmax(-1).cpu())
     return out
@@ -67,7 +67,7 @@ def token_accuracy(
     """EasyEdit's teacher-forced accuracy of each answer (fraction of its tokens predicted)."""
     predicted = predicted_answer_tokens(model, prompts, answers, batch_size)
     scores = []
-    for tokens, answer in zip(predicted, answers):
+    for tokens, answer in zip(predicted, answers, strict=True):
         target = torch.tensor(answer_ids(model, answer))
         scores.append(float((tokens == target).float().mean()))
     return scores

@@ -42,12 +42,21 @@ def test_knowedit_subsets_keep_their_probe_sets():
     assert any("Logical_Generalization" in r.portability for r in wiki)
     assert any("Forgetfulness" in r.locality for r in wiki)
     recent = knowedit("wiki_recent", 1)[0]  # nested alias lists keep the first alias
-    assert ("The name of the country of citizenship of Ingrīda Amantova is", "Soviet Union") in recent.locality["Relation_Specificity"]
+    assert (
+        "The name of the country of citizenship of Ingrīda Amantova is",
+        "Soviet Union",
+    ) in recent.locality["Relation_Specificity"]
     zs = knowedit("zsre", 1)[0]
-    assert zs.ground_truth == "Aspidoceratidae" and zs.rephrase_prompts == ["What family are Epaspidoceras?"]
-    assert zs.portability["Reasoning"] == [("What is the common name for the family Epaspidoceras belongs to?", "Owlet moths")]
+    assert zs.ground_truth == "Aspidoceratidae" and zs.rephrase_prompts == [
+        "What family are Epaspidoceras?"
+    ]
+    assert zs.portability["Reasoning"] == [
+        ("What is the common name for the family Epaspidoceras belongs to?", "Owlet moths")
+    ]
     bio = knowedit("wikibio", 1)[0]  # text / labels / concept
-    assert bio.subject == "john russell reynolds" and bio.prompt.startswith("This is a Wikipedia passage")
+    assert bio.subject == "john russell reynolds" and bio.prompt.startswith(
+        "This is a Wikipedia passage"
+    )
     with pytest.raises(ValueError, match="Unknown KnowEdit subset 'wiki'"):
         knowedit("wiki")
 
@@ -64,22 +73,45 @@ def test_mquake_cases_carry_multi_hop_portability_on_their_last_edit():
 
 
 def test_records_with_portability_lists_and_aliases():
-    record = {"prompt": "The capital of X is", "subject": "X", "target_new": ["Rome"], "ground_truth": "Paris",
-              "portability": {"alias": [{"prompt": "Y's capital is", "ground_truth": [["Rome", "Roma"]]},
-                                        {"prompt": "skipped", "ground_truth": ""}]}}
+    record = {
+        "prompt": "The capital of X is",
+        "subject": "X",
+        "target_new": ["Rome"],
+        "ground_truth": "Paris",
+        "portability": {
+            "alias": [
+                {"prompt": "Y's capital is", "ground_truth": [["Rome", "Roma"]]},
+                {"prompt": "skipped", "ground_truth": ""},
+            ]
+        },
+    }
     request = request_from_record(record)
-    assert request.target_new == "Rome" and request.portability == {"alias": [("Y's capital is", "Rome")]}
+    assert request.target_new == "Rome" and request.portability == {
+        "alias": [("Y's capital is", "Rome")]
+    }
 
 
-@pytest.mark.parametrize(("records", "message"), [
-    ([{"prompt": "a b", "subject": "a"}], "Edit record 0 is missing field 'target_new'"),
-    ([{"prompt": "a b", "target_new": "c"}, {"target_new": "c"}], "Edit record 1 is missing field 'prompt'"),
-    ([{"prompt": "a b", "target_new": "c", "subject": "z"}], r"Edit record 0 \('a b'\): Subject 'z' does not occur"),
-    ([{"prompt": "a b", "target_new": "c", "locality_prompt": "q"}], "Edit record 0.*locality_ground_truth"),
-    (["just a string"], "Edit record 0 must be a JSON object"),
-    ({"prompt": "a"}, "must hold a JSON list"),
-    ([], "holds no edit records"),
-])
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([{"prompt": "a b", "subject": "a"}], "Edit record 0 is missing field 'target_new'"),
+        (
+            [{"prompt": "a b", "target_new": "c"}, {"target_new": "c"}],
+            "Edit record 1 is missing field 'prompt'",
+        ),
+        (
+            [{"prompt": "a b", "target_new": "c", "subject": "z"}],
+            r"Edit record 0 \('a b'\): Subject 'z' does not occur",
+        ),
+        (
+            [{"prompt": "a b", "target_new": "c", "locality_prompt": "q"}],
+            "Edit record 0.*locality_ground_truth",
+        ),
+        (["just a string"], "Edit record 0 must be a JSON object"),
+        ({"prompt": "a"}, "must hold a JSON list"),
+        ([], "holds no edit records"),
+    ],
+)
 def test_malformed_records_name_the_field_and_index(tmp_path, records, message):
     path = tmp_path / "requests.json"
     path.write_text(json.dumps(records))

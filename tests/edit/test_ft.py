@@ -34,10 +34,15 @@ def method(name: str, **changes):
 def test_registered_with_their_objective(name):
     cls = EDIT_METHODS.get(name)
     assert cls.batchable and cls.name == name
-    assert cls.hparams_class().objective_optimization == {"ft-l": "prompt_last", "ft-m": "target_new"}[name]
+    assert (
+        cls.hparams_class().objective_optimization
+        == {"ft-l": "prompt_last", "ft-m": "target_new"}[name]
+    )
 
 
-@pytest.mark.parametrize(("family", "backend"), [("llama", "hf"), ("gpt2", "hf"), ("llama", "transformer_lens")])
+@pytest.mark.parametrize(
+    ("family", "backend"), [("llama", "hf"), ("gpt2", "hf"), ("llama", "transformer_lens")]
+)
 def test_ft_m_writes_the_target_and_leaves_the_model_alone(fresh_tiny, family, backend):
     model = fresh_tiny(family, backend)
     before, flags = weights_hash(model), [p.requires_grad for p in model.hf_model.parameters()]
@@ -74,8 +79,12 @@ def test_losses_match_their_definitions(tiny_models):
         target_new = -logprobs[-n - 1 : -1].gather(-1, torch.tensor(example.target)[:, None]).mean()
         last = len(example.prompt) - 1
         prompt_last = -logprobs[last, example.target].mean()
-        assert _loss(model, [example], "target_new").item() == pytest.approx(target_new.item(), rel=1e-5)
-        assert _loss(model, [example], "prompt_last").item() == pytest.approx(prompt_last.item(), rel=1e-5)
+        assert _loss(model, [example], "target_new").item() == pytest.approx(
+            target_new.item(), rel=1e-5
+        )
+        assert _loss(model, [example], "prompt_last").item() == pytest.approx(
+            prompt_last.item(), rel=1e-5
+        )
         # a batch is the mean of its requests, whatever the padding
         other = _encode(model, EditRequest(prompt="A much longer prompt here", target_new="x"), 40)
         single = _loss(model, [other], "target_new").item()
@@ -85,7 +94,9 @@ def test_losses_match_their_definitions(tiny_models):
 
 def test_norm_constraint_bounds_every_element(fresh_tiny):
     model = fresh_tiny("llama")
-    patch = method("ft-m", layers=[0, 1], lr=5e-2, num_steps=5, norm_constraint=1e-3).compute(model, [REQUEST])
+    patch = method("ft-m", layers=[0, 1], lr=5e-2, num_steps=5, norm_constraint=1e-3).compute(
+        model, [REQUEST]
+    )
     assert patch.weights() == ["blocks.0.mlp.W_out", "blocks.1.mlp.W_out"]
     for p in patch.patches:
         assert p.dense().abs().max().item() <= 1e-3 + 1e-7
@@ -104,7 +115,9 @@ def test_early_stopping_and_batches(fresh_tiny):
 
 def test_other_weights_can_be_edited(fresh_tiny):
     model = fresh_tiny("llama")
-    patch = method("ft-m", layers=[1], weights=["mlp.W_in", "mlp.W_gate"], num_steps=2).compute(model, [REQUEST])
+    patch = method("ft-m", layers=[1], weights=["mlp.W_in", "mlp.W_gate"], num_steps=2).compute(
+        model, [REQUEST]
+    )
     assert patch.weights() == ["blocks.1.mlp.W_in", "blocks.1.mlp.W_gate"]
 
 
@@ -117,7 +130,9 @@ def test_bad_hyperparameters_and_layers(fresh_tiny):
         FTMHParams(num_steps=0)
     with pytest.raises(ValueError, match="norm_constraint must be a positive number"):
         FTMHParams(norm_constraint=-1.0)
-    assert FTMHParams.from_dict({"norm_constraint": False}).norm_constraint is None  # EasyEdit's "off"
+    assert (
+        FTMHParams.from_dict({"norm_constraint": False}).norm_constraint is None
+    )  # EasyEdit's "off"
     model = fresh_tiny("llama")
     before = weights_hash(model)
     with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
@@ -131,15 +146,21 @@ def test_bad_hyperparameters_and_layers(fresh_tiny):
 def test_recipes_load_with_their_method(name):
     path = RECIPES / f"{name}-smollm2.yaml"
     hp = HParams.from_yaml.__func__(EDIT_METHODS.get(name).hparams_class, path)
-    assert hp.method == name and hp.to_dict() == EDIT_METHODS.get(name).hparams_class.from_yaml(path).to_dict()
+    assert (
+        hp.method == name
+        and hp.to_dict() == EDIT_METHODS.get(name).hparams_class.from_yaml(path).to_dict()
+    )
     assert hp == EDIT_METHODS.get(name).hparams_class()  # the recipe is the tuned default
 
 
 @pytest.mark.real_model
 def test_ft_m_edit_sticks_on_the_default_model(real_models):
     model = real_models("hf")
-    request = EditRequest(prompt="The Eiffel Tower is located in the city of", target_new="Rome",
-                          subject="Eiffel Tower")
+    request = EditRequest(
+        prompt="The Eiffel Tower is located in the city of",
+        target_new="Rome",
+        subject="Eiffel Tower",
+    )
     before = weights_hash(model)
     assert token_accuracy(model, [request.prompt], ["Rome"]) == [0.0]
     patch = method("ft-m").compute(model, [request])

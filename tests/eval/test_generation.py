@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from interv.eval.generation import SYSTEM_PROMPT, answer_matches, cut_at_stop, generate_answers, normalize_answer
+from interv.eval.generation import (
+    SYSTEM_PROMPT,
+    answer_matches,
+    cut_at_stop,
+    generate_answers,
+    normalize_answer,
+)
 
 
 def test_normalisation_and_matching():
@@ -27,7 +33,9 @@ def test_answers_are_greedy_chat_generations(tiny_models):
     model = tiny_models("llama")
     prompts = ["What is x?", "Tell me a much longer thing please"]
     answers = generate_answers(model, prompts, max_new_tokens=8)
-    direct = model.generate(prompts, max_new_tokens=8, chat_template=True, system_prompt=SYSTEM_PROMPT)
+    direct = model.generate(
+        prompts, max_new_tokens=8, chat_template=True, system_prompt=SYSTEM_PROMPT
+    )
     assert answers == [cut_at_stop(t).strip() for t in direct]
     assert generate_answers(model, prompts[1:], max_new_tokens=8, batch_size=1) == answers[1:]
     raw = generate_answers(model, prompts, max_new_tokens=8, chat_template=False)

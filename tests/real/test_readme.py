@@ -35,7 +35,9 @@ def test_easyedit_quickstart_runs(real_model_dir, capsys):
 
     [block] = [b for b in python_blocks() if b.startswith(EASYEDIT_MARK)]
     if METHOD != "ROME":
-        block = block.replace("ROMEHyperParams", f"{METHOD}HyperParams").replace("hparams/ROME/", f"hparams/{METHOD}/")
+        block = block.replace("ROMEHyperParams", f"{METHOD}HyperParams").replace(
+            "hparams/ROME/", f"hparams/{METHOD}/"
+        )
     namespace = {"__name__": "readme"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the one warning about EasyEdit's module keys
@@ -52,4 +54,7 @@ def test_easyedit_quickstart_runs(real_model_dir, capsys):
     reference = interv.load(real_model_dir, device="cpu")
     for name in ("blocks.20.mlp.W_out", "blocks.5.mlp.W_out"):
         live = editor.model.weight(name).detach().numpy().tobytes()
-        assert hashlib.sha256(live).digest() == hashlib.sha256(reference.weight(name).detach().numpy().tobytes()).digest()
+        assert (
+            hashlib.sha256(live).digest()
+            == hashlib.sha256(reference.weight(name).detach().numpy().tobytes()).digest()
+        )
