@@ -61,9 +61,7 @@ class FTHParams(HParams):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> FTHParams:
-        if (
-            data.get("norm_constraint") is False
-        ):  # EasyEdit writes `norm_constraint: false` for "off"
+        if data.get("norm_constraint") is False:  # EasyEdit's way of writing "off"
             data = {**data, "norm_constraint": None}
         return super().from_dict(data, strict=strict)
 

@@ -99,7 +99,7 @@ def run_edits(
                 records.append(
                     {
                         "case_id": i,
-                        "requested_rewrite": requests[i].to_dict(),
+                        "requested_rewrite": requested_rewrite(requests[i]),
                         "time": took,
                         "pre": pre[i],
                         "post": post[k],
@@ -113,6 +113,19 @@ def run_edits(
         edit_total=edit_total, per_edit=edit_total / max(1, len(requests)), eval_post=eval_post
     )
     return RunResult(records, patches, sequential, seconds)
+
+
+def requested_rewrite(request: EditRequest) -> Result:
+    """A request in EasyEdit's ``requested_rewrite`` layout (probe sets as prompt/answer lists)."""
+    out = request.to_dict()
+    if request.rephrase_prompts:
+        out["rephrase_prompt"] = request.rephrase_prompts
+    for section in ("locality", "portability"):
+        out[section] = {
+            name: {"prompt": [p for p, _ in pairs], "ground_truth": [a for _, a in pairs]}
+            for name, pairs in getattr(request, section).items()
+        }
+    return out
 
 
 def _prepare(model: HookedModel, method: EditMethod) -> float:
