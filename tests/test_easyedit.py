@@ -110,6 +110,7 @@ class FakeRomeHParams(HParams):
     method = "rome"
     layers: list[int] = dataclasses.field(default_factory=lambda: [5])
     v_lr: float = 0.5
+    mom2_dataset: str = "default"
 
 
 class FakeRome(EditMethod):
@@ -142,6 +143,11 @@ def test_classes_are_generated_from_the_registry(fake_rome, tmp_path):
     with pytest.warns(UserWarning, match="stats_dir"):
         hp = ROMEHyperParams.from_hparams(path)
     assert hp.method == "rome" and hp.params == FakeRomeHParams(layers=[3], v_lr=0.1)
+    path.write_text("alg_name: ROME\nmom2_dataset: wikipedia\n")  # a hub download: dropped
+    with pytest.warns(UserWarning, match="mom2_dataset"):
+        assert ROMEHyperParams.from_hparams(path).mom2_dataset == "default"
+    path.write_text("alg_name: ROME\nmom2_dataset: my_corpus.txt\n")
+    assert ROMEHyperParams.from_hparams(path).mom2_dataset == "my_corpus.txt"
     path.write_text("alg_name: R-ROME\nmodel_name: m\nlayers: [3]\n")
     assert R_ROMEHyperParams.from_hparams(path).method == "rome"  # R-ROME is an option of ROME
     with pytest.raises(

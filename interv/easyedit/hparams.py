@@ -32,6 +32,14 @@ ALIASES = {"R_ROMEHyperParams": "rome"}
 # Keys the facade itself reads, when the method's dataclass does not declare them.
 FACADE_KEYS = ("batch_size", "max_length", "evaluation_type")
 EVALUATION_TYPES = ("LLM-judge", "generate-text")
+# EasyEdit values that name hub downloads; interv drops them (with the ignored keys) so the
+# method's own default applies (statistics from the corpus interv ships).
+HUB_VALUES = {"mom2_dataset": ("wikipedia", "wikitext", "wikitext-103", "wikitext-2")}
+
+
+def _machine_value(key: str, value: Any) -> bool:
+    """EasyEdit values that name resources interv replaces (the hub's Wikipedia for statistics)."""
+    return key in HUB_VALUES and str(value).lower() in HUB_VALUES[key]
 
 
 def _key(name: str) -> str:
@@ -142,7 +150,7 @@ class HyperParams:
         fields = set(params_class.field_names())
         model_name = config.pop("model_name", None)
         facade = {k: config.pop(k) for k in FACADE_KEYS if k in config and k not in fields}
-        ignored = {k: config.pop(k) for k in list(config) if k not in fields}
+        ignored = {k: config.pop(k) for k in list(config) if k not in fields or _machine_value(k, config[k])}
         if ignored:
             warnings.warn(
                 f"{source}: ignoring key(s) interv does not need for {method}: "

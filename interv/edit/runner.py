@@ -19,6 +19,7 @@ propagates, so the model is left unchanged.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -129,10 +130,21 @@ def requested_rewrite(request: EditRequest) -> Result:
 
 
 def _prepare(model: HookedModel, method: EditMethod) -> float:
-    """Time a method's one-off preparation (e.g. layer statistics), if it has one."""
+    """Time a method's one-off preparation (layer statistics), so ``seconds.stats`` shows it.
+
+    Methods may define ``prepare(model)`` or ``prepare(model, layers)`` (the locate-then-edit
+    methods); the second is called with ``hparams.layers`` when it is a list of layers.
+    """
     prepare = getattr(method, "prepare", None)
     if not callable(prepare):
         return 0.0
+    params = list(inspect.signature(prepare).parameters)
+    layers = getattr(method.hparams, "layers", None)
     start = time.perf_counter()
-    prepare(model)
+    if params == ["model"]:
+        prepare(model)
+    elif params == ["model", "layers"] and isinstance(layers, list):
+        prepare(model, list(layers))
+    else:
+        return 0.0
     return time.perf_counter() - start

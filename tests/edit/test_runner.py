@@ -97,3 +97,25 @@ def test_requested_rewrite_layout():
     assert out["locality"] == {"n": {"prompt": ["The cat"], "ground_truth": ["sat"]}}
     assert out["portability"] == {} and out["prompt"] == "Hello world"
     assert requested_rewrite(REQUESTS[1])["rephrase_prompt"] == ["Nice day"]
+
+
+def test_preparation_with_layers_is_timed_once(fresh_tiny):
+    import dataclasses
+
+    @dataclasses.dataclass(kw_only=True)
+    class LayerHParams(HParams):
+        layers: list[int] = dataclasses.field(default_factory=lambda: [1])
+
+    class Layered(Shift):
+        hparams_class = LayerHParams
+
+        def __init__(self):
+            EditMethod.__init__(self, LayerHParams())
+            self.calls, self.seen = [], []
+
+        def prepare(self, model, layers):
+            self.seen.append(layers)
+
+    method = Layered()
+    run_edits(fresh_tiny("llama"), method, REQUESTS[:1], evaluate)
+    assert method.seen == [[1]]
