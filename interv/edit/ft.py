@@ -48,7 +48,7 @@ class FTHParams(HParams):
     """
 
     objective: ClassVar[str] = ""
-    layers: list[int] = field(default_factory=lambda: [20])
+    layers: list[int] = field(default_factory=lambda: [5])
     weights: list[str] = field(default_factory=lambda: ["mlp.W_out"])
     num_steps: int = 25
     lr: float = 5e-4
@@ -102,14 +102,14 @@ class FTHParams(HParams):
 class FTLHParams(FTHParams):
     method = "ft-l"
     objective = "prompt_last"
-    norm_constraint: float | None = 2e-3
+    norm_constraint: float | None = 7e-3
 
 
 @dataclass(kw_only=True)
 class FTMHParams(FTHParams):
     method = "ft-m"
     objective = "target_new"
-    norm_constraint: float | None = 2e-3
+    norm_constraint: float | None = 7e-3
 
 
 class FineTune(EditMethod):
