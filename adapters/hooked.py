@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -85,6 +86,8 @@ class HookedModel:
         # modules, but the parameters stay the same objects.
         self._hooks = HookTable(arch, hf_config, self.cfg)
         self._weights = WeightTable(arch, hf_model, self.cfg)
+        # Native names of every saved tensor, for save_pretrained on backends that rewrap modules.
+        self._native_state = hf_model.state_dict(keep_vars=True)
         self._tracker = RunTracker()
         self._backend: Backend = build_backend(self.backend_name, hf_model, tokenizer, arch, self._tracker)
         self._context_hooks: list[tuple[str, HookFn]] = []
@@ -148,6 +151,18 @@ class HookedModel:
     def hook_shape(self, name: str) -> tuple[int, ...]:
         """Feature dims of the activation at a hook: ``(d_model,)``, ``(n_heads, d_head)``..."""
         return self._hooks.shape(name)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Save the live weights as a normal ``transformers`` checkpoint (config, safetensors, tokenizer).
+
+        Works on every backend: tensors are saved under the native names the model had when it
+        was loaded (the TransformerLens bridge renames wrapped modules), tied embeddings once.
+        """
+        folder = Path(folder)
+        state = {name: tensor.detach() for name, tensor in self._native_state.items()}
+        self.hf_model.save_pretrained(folder, state_dict=state)
+        self.tokenizer.save_pretrained(folder)
+        return folder
 
     def fingerprint(self) -> str:
         """Identifies the model's weights as loaded (architecture, dims, embedding sample)."""

@@ -101,6 +101,30 @@ class PatchSet:
     def weights(self) -> list[str]:
         return [p.weight for p in self.patches]
 
+    @classmethod
+    def combine(cls, sets: Sequence[PatchSet]) -> PatchSet:
+        """One patch set with the effect of ``sets`` applied in order, one patch per weight.
+
+        Dense deltas on the same weight are summed; low-rank ones are concatenated so the result
+        stays low-rank (``[U1 U2] @ [V1 V2].T == U1 @ V1.T + U2 @ V2.T``).
+        """
+        if not sets:
+            raise PatchError("Nothing to combine: no patch sets given.")
+        prints = {s.fingerprint for s in sets if s.fingerprint}
+        if len(prints) > 1:
+            raise PatchError("Cannot combine patch sets computed on different models.")
+        groups: dict[str, list[WeightPatch]] = {}
+        for patch in (p for s in sets for p in s.patches):
+            groups.setdefault(patch.weight, []).append(patch)
+        hparams = [s.hparams for s in sets]
+        return cls(
+            [_merge(name, parts) for name, parts in groups.items()],
+            method="+".join(dict.fromkeys(s.method for s in sets if s.method)),
+            requests=[r for s in sets for r in s.requests],
+            hparams=hparams[0] if all(h == hparams[0] for h in hparams) else {"parts": hparams},
+            fingerprint=next(iter(prints), None),
+        )
+
     # ------------------------------------------------------------------ applying
     def check(self, model: HookedModel) -> None:
         """Every problem that would stop ``apply``, raised before anything changes."""
@@ -230,6 +254,23 @@ class PatchSet:
             }
             for p in self.patches
         ]
+
+
+def save_checkpoint(model: HookedModel, folder: str | Path) -> Path:
+    """Save the model with its current weights (patches included) as a ``transformers`` checkpoint."""
+    return model.save_pretrained(folder)
+
+
+def _merge(weight: str, parts: list[WeightPatch]) -> WeightPatch:
+    if len(parts) == 1:
+        return parts[0]
+    if all(p.U is not None for p in parts):
+        return WeightPatch(weight, U=torch.cat([p.U for p in parts], 1),  # type: ignore[misc]
+                           V=torch.cat([p.V for p in parts], 1))  # type: ignore[misc]
+    total = parts[0].dense().float().clone()
+    for part in parts[1:]:
+        total += part.dense().float()
+    return WeightPatch(weight, delta=total)
 
 
 def _add_deltas(model: HookedModel, patches: Sequence[WeightPatch]) -> None:

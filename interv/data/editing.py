@@ -1,63 +1,123 @@
-"""Edit requests from the shared knowledge-editing benchmarks (EasyEdit formats)."""
+"""Edit requests from the knowledge-editing benchmarks (EasyEdit formats), validated.
+
+Loaders return ``EditRequest`` lists: ``counterfact`` and ``zsre`` (EasyEdit's flattened files),
+``knowedit`` (the KnowEdit subsets, with portability and locality probe sets) and ``mquake``
+(MQuAKE-hard, multi-hop portability). The first 20 CounterFact records ship inside the package
+(``counterfact_sample``), so the quick-start and the demo work without the benchmark folder.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..edit.base import EditRequest
-from .paths import data_file
+from ..edit.base import EditRequest, RequestError
+from .paths import data_file, data_root
+
+log = logging.getLogger(__name__)
 
 COUNTERFACT = "knowledge_editing/counterfact/easyedit_counterfact-val.json"
 ZSRE = "knowledge_editing/zsre/zsre_mend_eval_portability_gpt4.json"
+MQUAKE = "knowledge_editing/mquake/MQuAKE-hard.json"
+KNOWEDIT = {
+    "zsre": "knowledge_editing/knowedit/ZsRE-test-all.json",
+    "wiki_recent": "knowledge_editing/knowedit/wiki_recent_train.json",
+    "wiki_counterfact": "knowledge_editing/knowedit/wiki_counterfact_train_cf.json",
+    "wikibio": "knowledge_editing/knowedit/wikibio-test-all.json",
+}
+SAMPLE = "counterfact_sample.json"  # package data: the first 20 records of COUNTERFACT
+REQUIRED = ("prompt", "target_new")
 
 
-def request_from_record(record: dict[str, Any]) -> EditRequest:
-    """An EasyEdit-style record (the `interv edit --requests` format) as an EditRequest.
+def request_from_record(record: Any, index: int = 0) -> EditRequest:
+    """An EasyEdit-style record (the ``interv edit --requests`` format) as an EditRequest.
 
-    Fields: prompt, subject, target_new, ground_truth, optional rephrase_prompt (str or list),
-    locality_prompt + locality_ground_truth, and portability ({name: [{prompt, ground_truth}]}
-    or {name: {prompt, ground_truth}}).
+    Fields: prompt, target_new (required), subject, ground_truth, optional rephrase_prompt (str
+    or list), locality_prompt + locality_ground_truth, and portability / locality as
+    ``{name: [{prompt, ground_truth}]}`` (or a single ``{prompt, ground_truth}``). Nested
+    alias lists (``[["USSR", "Soviet Union"]]``) keep their first alias; probes with an empty
+    answer are skipped, as in EasyEdit's KnowEdit runner. Errors name the record index.
     """
-    rephrase = record.get("rephrase_prompt") or []
-    locality = {}
-    if record.get("locality_prompt"):
-        locality["neighborhood"] = [(record["locality_prompt"], _first(record["locality_ground_truth"]))]
-    portability = {
-        name: [(item["prompt"], _first(item["ground_truth"])) for item in _as_list(items)]
-        for name, items in (record.get("portability") or {}).items()
-    }
-    return EditRequest(
-        prompt=record["prompt"],
-        target_new=_first(record["target_new"]),
-        subject=record.get("subject"),
-        ground_truth=_first(record["ground_truth"]) if record.get("ground_truth") else None,
-        rephrase_prompts=[rephrase] if isinstance(rephrase, str) else list(rephrase),
-        locality=locality,
-        portability=portability,
-        case_id=record.get("case_id"),
-    )
+    where = f"Edit record {index}"
+    if not isinstance(record, dict):
+        raise RequestError(
+            f"{where} must be a JSON object with fields {', '.join(REQUIRED)}; got {type(record).__name__}."
+        )
+    missing = [f for f in REQUIRED if record.get(f) in (None, "", [])]
+    if missing:
+        raise RequestError(
+            f"{where} is missing field {missing[0]!r} (present: {', '.join(sorted(record)) or 'none'})."
+        )
+    try:
+        rephrase = record.get("rephrase_prompt") or []
+        locality = _probe_sets(record.get("locality"))
+        if record.get("locality_prompt"):
+            if record.get("locality_ground_truth") in (None, ""):
+                raise RequestError(
+                    "field 'locality_ground_truth' is missing (needed with locality_prompt)"
+                )
+            locality["neighborhood"] = [
+                (record["locality_prompt"], _first(record["locality_ground_truth"]))
+            ]
+        return EditRequest(
+            prompt=record["prompt"],
+            target_new=_first(record["target_new"]),
+            subject=record.get("subject"),
+            ground_truth=_first(record["ground_truth"]) if record.get("ground_truth") else None,
+            rephrase_prompts=[rephrase] if isinstance(rephrase, str) else list(rephrase),
+            locality=locality,
+            portability=_probe_sets(record.get("portability")),
+            case_id=record.get("case_id", index),
+        )
+    except (RequestError, KeyError, TypeError, AttributeError) as err:
+        detail = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+        raise RequestError(f"{where} ({record.get('prompt')!r}): {detail}") from None
+
+
+def requests_from_records(records: Any, source: str = "the request list") -> list[EditRequest]:
+    if not isinstance(records, list):
+        raise RequestError(
+            f"{source} must hold a JSON list of edit records, got {type(records).__name__}."
+        )
+    if not records:
+        raise RequestError(f"{source} holds no edit records.")
+    return [request_from_record(r, i) for i, r in enumerate(records)]
 
 
 def load_requests(path: str | Path) -> list[EditRequest]:
-    records = json.loads(Path(path).read_text())
-    if not isinstance(records, list):
-        raise ValueError(f"{path} must hold a JSON list of edit records.")
-    return [request_from_record(r) for r in records]
+    """Edit requests from a JSON file holding a list of EasyEdit-style records."""
+    try:
+        records = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise RequestError(f"{path} is not valid JSON ({err}).") from None
+    return requests_from_records(records, str(path))
 
 
 def counterfact(n: int | None = None, start: int = 0) -> list[EditRequest]:
-    """CounterFact in EasyEdit's flattened format (1919 records)."""
-    records = json.loads(data_file(COUNTERFACT).read_text())
-    return [request_from_record(r) for r in records[start : None if n is None else start + n]]
+    """CounterFact in EasyEdit's flattened format (1919 records); offline, the shipped 20."""
+    try:
+        records = json.loads(data_file(COUNTERFACT).read_text())
+    except FileNotFoundError:
+        if n is None or start + n > 20:
+            raise
+        log.info("Benchmark folder not found; using the CounterFact records shipped with interv.")
+        records = _sample_records()
+    return requests_from_records(records[start : None if n is None else start + n], "CounterFact")
+
+
+def counterfact_sample() -> list[EditRequest]:
+    """The 20 CounterFact records that ship with interv (no benchmark folder needed)."""
+    return requests_from_records(_sample_records(), "the shipped CounterFact sample")
 
 
 def zsre(n: int | None = None, start: int = 0) -> list[EditRequest]:
     """ZsRE with portability questions (EasyEdit's "one hop" file, 1037 records)."""
     records = json.loads(data_file(ZSRE).read_text())[start : None if n is None else start + n]
     out = []
-    for r in records:
+    for i, r in enumerate(records, start):
         port = r.get("portability") or {}
         out.append(
             EditRequest(
@@ -70,13 +130,99 @@ def zsre(n: int | None = None, start: int = 0) -> list[EditRequest]:
                 portability={"one_hop": [(port["New Question"], port["New Answer"])]}
                 if port.get("New Question")
                 else {},
+                case_id=i,
             )
         )
     return out
 
 
+def knowedit(subset: str, n: int | None = None, start: int = 0) -> list[EditRequest]:
+    """A KnowEdit subset: ``zsre``, ``wiki_recent``, ``wiki_counterfact`` or ``wikibio``.
+
+    Portability sets keep KnowEdit's names (``Reasoning``, ``Subject_Aliasing``,
+    ``Logical_Generalization``), locality sets too (``Relation_Specificity``,
+    ``Forgetfulness``). WikiBio's ``text``/``labels``/``concept`` become prompt/target/subject.
+    """
+    if subset not in KNOWEDIT:
+        raise ValueError(
+            f"Unknown KnowEdit subset {subset!r}; choose one of {', '.join(KNOWEDIT)}."
+        )
+    raw = json.loads(data_file(KNOWEDIT[subset]).read_text())[
+        start : None if n is None else start + n
+    ]
+    records = [
+        {
+            **r,
+            "subject": r.get("subject", r.get("concept")),
+            "prompt": r.get("prompt", r.get("text")),
+            "target_new": r.get("target_new", r.get("labels")),
+            "case_id": i,
+        }
+        for i, r in enumerate(raw, start)
+    ]
+    return requests_from_records(records, f"KnowEdit {subset}")
+
+
+def mquake(n: int | None = None, start: int = 0) -> list[EditRequest]:
+    """MQuAKE-hard (429 cases of 4 chained edits): one request per edit, case by case.
+
+    Each case's multi-hop questions (answer: ``new_answer``) are the ``multi_hop`` portability
+    set of the case's last edit, so they are scored once all four edits are in: edit with
+    ``--batch-size 4`` (batch editing, one case per batch) or sequentially. ``n`` counts cases.
+    """
+    cases = json.loads(data_file(MQUAKE).read_text())[start : None if n is None else start + n]
+    out = []
+    for case in cases:
+        edits = case["requested_rewrite"]
+        for k, edit in enumerate(edits):
+            last = k == len(edits) - 1
+            out.append(
+                EditRequest(
+                    prompt=edit["prompt"].format(edit["subject"]),
+                    subject=edit["subject"],
+                    target_new=edit["target_new"]["str"],
+                    ground_truth=edit["target_true"]["str"],
+                    rephrase_prompts=[edit["question"]] if edit.get("question") else [],
+                    portability={"multi_hop": [(q, case["new_answer"]) for q in case["questions"]]}
+                    if last
+                    else {},
+                    case_id=f"{case['case_id']}:{k}",
+                )
+            )
+    return out
+
+
+def benchmark_available() -> bool:
+    try:
+        return (data_root() / COUNTERFACT).is_file()
+    except FileNotFoundError:
+        return False
+
+
+def _sample_records() -> list[dict[str, Any]]:
+    return json.loads(resources.files("interv.data").joinpath(SAMPLE).read_text())
+
+
+def _probe_sets(sets: Any) -> dict[str, list[tuple[str, str]]]:
+    if not sets:
+        return {}
+    if not isinstance(sets, dict):
+        raise RequestError(
+            "portability/locality must map a set name to {prompt, ground_truth} items"
+        )
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, items in sets.items():
+        pairs = [(item["prompt"], _first(item["ground_truth"])) for item in _as_list(items)]
+        pairs = [(p, a) for p, a in pairs if a.strip()]
+        if pairs:
+            out[name] = pairs
+    return out
+
+
 def _first(value: Any) -> str:
     while isinstance(value, list):
+        if not value:
+            return ""
         value = value[0]
     return str(value)
 

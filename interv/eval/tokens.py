@@ -27,7 +27,7 @@ def answer_ids(model: HookedModel, answer: str) -> list[int]:
     return model.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _teacher_forced_batch(
+def teacher_forced_batch(
     model: HookedModel, prompts: Sequence[str], answers: Sequence[str]
 ) -> tuple[Batch, list[list[int]], list[int]]:
     """Left-padded prompt+answer ids, the answer ids, and where each answer starts."""
@@ -53,9 +53,9 @@ def predicted_answer_tokens(
     out: list[Tensor] = []
     for start in range(0, len(prompts), batch_size):
         chunk_p, chunk_a = prompts[start : start + batch_size], answers[start : start + batch_size]
-        batch, targets, starts = _teacher_forced_batch(model, chunk_p, chunk_a)
+        batch, targets, starts = teacher_forced_batch(model, chunk_p, chunk_a)
         logits = model.forward(batch)
-        for row, (target, begin) in enumerate(zip(targets, starts)):
+        for row, (target, begin) in enumerate(zip(targets, starts, strict=True)):
             # logits at position p predict token p + 1
             out.append(logits[row, begin - 1 : begin - 1 + len(target)].argmax(-1).cpu())
     return out
@@ -67,7 +67,7 @@ def token_accuracy(
     """EasyEdit's teacher-forced accuracy of each answer (fraction of its tokens predicted)."""
     predicted = predicted_answer_tokens(model, prompts, answers, batch_size)
     scores = []
-    for tokens, answer in zip(predicted, answers):
+    for tokens, answer in zip(predicted, answers, strict=True):
         target = torch.tensor(answer_ids(model, answer))
         scores.append(float((tokens == target).float().mean()))
     return scores

@@ -1,0 +1,150 @@
+"""Edit a list of requests and score every edit: the loop behind ``interv edit`` and the
+EasyEdit facade.
+
+Protocol (EasyEdit's, with PR #687's sequential fix):
+
+1. ``pre`` metrics for every request, on the model as it is (batched, once).
+2. Requests are edited one at a time (``batch_size=1``) or in chunks of ``batch_size`` for a
+   batchable method; each chunk's patch is applied and the chunk is scored right after its
+   own edit (``post``, locality against ``pre``).
+3. ``sequential=False``: the patch is reverted after scoring, so every edit is judged against
+   the unedited model. ``sequential=True``: patches stay applied and later edits build on them.
+
+The result holds every patch set computed, in order. After a sequential run they are still
+applied to the model (revert them in reverse order to undo); after a non-sequential run the
+model is exactly as before, and ``PatchSet.combine(result.patches)`` is the patch with all edits.
+If anything fails mid-run, the patches applied by the run are reverted before the error
+propagates, so the model is left unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..adapters import HookedModel
+from ..patch import PatchSet
+from .base import EditMethod, EditRequest
+
+log = logging.getLogger(__name__)
+
+Result = dict[str, Any]
+Evaluator = Callable[..., list[Result]]  # (model, requests, reference=None) -> per-request dicts
+
+
+@dataclass
+class RunResult:
+    """Per-request records ``{"case_id", "requested_rewrite", "time", "pre", "post"}`` and patches."""
+
+    records: list[Result]
+    patches: list[PatchSet]
+    sequential: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def combined(self) -> PatchSet:
+        return PatchSet.combine(self.patches)
+
+
+def run_edits(
+    model: HookedModel,
+    method: EditMethod,
+    requests: Sequence[EditRequest],
+    evaluate: Evaluator,
+    *,
+    sequential: bool = False,
+    batch_size: int = 1,
+    pre: Sequence[Result] | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Edit ``requests`` with ``method`` and score each edit (see the module docstring)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if batch_size > 1 and not method.batchable:
+        raise ValueError(
+            f"{method.name} edits one request at a time; use batch_size=1 (or a batchable method)."
+        )
+    if pre is not None and len(pre) != len(requests):
+        raise ValueError(f"pre holds {len(pre)} results for {len(requests)} requests.")
+    seconds = {"stats": _prepare(model, method)}
+    start = time.perf_counter()
+    pre = list(pre) if pre is not None else evaluate(model, requests)
+    seconds["eval_pre"] = time.perf_counter() - start
+    records: list[Result] = []
+    patches: list[PatchSet] = []
+    applied: list[PatchSet] = []
+    edit_total = eval_post = 0.0
+    chunks = [
+        range(i, min(i + batch_size, len(requests))) for i in range(0, len(requests), batch_size)
+    ]
+    try:
+        for chunk in tqdm(chunks, desc=f"{method.name} edits", disable=not progress):
+            part = [requests[i] for i in chunk]
+            start = time.perf_counter()
+            patch = method.compute(model, part)
+            took = time.perf_counter() - start
+            edit_total += took
+            applied.append(patch.apply(model))
+            start = time.perf_counter()
+            post = evaluate(model, part, reference=[pre[i] for i in chunk])
+            eval_post += time.perf_counter() - start
+            if not sequential:
+                applied.pop().revert(model)
+            patches.append(patch)
+            for k, i in enumerate(chunk):
+                records.append(
+                    {
+                        "case_id": i,
+                        "requested_rewrite": requested_rewrite(requests[i]),
+                        "time": took,
+                        "pre": pre[i],
+                        "post": post[k],
+                    }
+                )
+    except BaseException:
+        for patch in reversed(applied):
+            patch.revert(model)
+        raise
+    seconds.update(
+        edit_total=edit_total, per_edit=edit_total / max(1, len(requests)), eval_post=eval_post
+    )
+    return RunResult(records, patches, sequential, seconds)
+
+
+def requested_rewrite(request: EditRequest) -> Result:
+    """A request in EasyEdit's ``requested_rewrite`` layout (probe sets as prompt/answer lists)."""
+    out = request.to_dict()
+    if request.rephrase_prompts:
+        out["rephrase_prompt"] = request.rephrase_prompts
+    for section in ("locality", "portability"):
+        out[section] = {
+            name: {"prompt": [p for p, _ in pairs], "ground_truth": [a for _, a in pairs]}
+            for name, pairs in getattr(request, section).items()
+        }
+    return out
+
+
+def _prepare(model: HookedModel, method: EditMethod) -> float:
+    """Time a method's one-off preparation (layer statistics), so ``seconds.stats`` shows it.
+
+    Methods may define ``prepare(model)`` or ``prepare(model, layers)`` (the locate-then-edit
+    methods); the second is called with ``hparams.layers`` when it is a list of layers.
+    """
+    prepare = getattr(method, "prepare", None)
+    if not callable(prepare):
+        return 0.0
+    params = list(inspect.signature(prepare).parameters)
+    layers = getattr(method.hparams, "layers", None)
+    start = time.perf_counter()
+    if params == ["model"]:
+        prepare(model)
+    elif params == ["model", "layers"] and isinstance(layers, list):
+        prepare(model, list(layers))
+    else:
+        return 0.0
+    return time.perf_counter() - start
