@@ -77,7 +77,10 @@ class CausalTrace:
 
     def plot(self, path: str | Path) -> Path:
         """A heatmap per kind (rows: prompts and their mean; columns: layers) saved as PNG."""
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError as err:
+            raise ImportError("Plotting a causal trace needs matplotlib: pip install 'interv[plot]'.") from err
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

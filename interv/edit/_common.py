@@ -19,7 +19,7 @@ from ..prompts import context_templates
 from ..stats import StatsCache, layer_stats
 from ._hparams import LocateHParams
 from ._keys import mean_keys
-from ._values import lookup_activation, optimise_values
+from ._values import ValueCache, ValueResult, lookup_activation, optimise_values
 from .base import EditMethod, EditRequest
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,12 @@ class LocateMethod(EditMethod):
 
     hparams: LocateHParams
 
-    def __init__(self, hparams: HParams | None = None, *, stats_cache: StatsCache | None = None):
+    def __init__(self, hparams: HParams | None = None, *, stats_cache: StatsCache | None = None,
+                 value_cache: ValueCache | None = None):
         super().__init__(hparams)
         self.stats_cache = stats_cache
+        self.value_cache = value_cache
+        self.last_values: ValueResult | None = None  # diagnostics of the latest computation
         self._moments: dict[tuple[Any, ...], Tensor] = {}
         self._templates: dict[str, list[str]] = {}
         self._auto_layers: dict[tuple[str, int], list[int]] = {}
@@ -128,7 +131,8 @@ class MultiLayerMethod(LocateMethod):
         self.prepare(model, layers)
         templates = self.templates(model)
         z_site = f"blocks.{layers[-1]}.hook_resid_post"
-        values = optimise_values(model, requests, z_site, templates, hp, self.name)
+        values = optimise_values(model, requests, z_site, templates, hp, self.name, self.value_cache)
+        self.last_values = values
         targets = values.init + values.delta
         patches, applied, keys = [], [], {}
         try:

@@ -22,14 +22,14 @@ class LocateHParams(HParams):
     layers: list[int] | str = field(default_factory=lambda: [5])
     fact_token: str = "subject_last"
     v_num_grad_steps: int = 20
-    v_lr: float = 0.5
+    v_lr: float = 4.0  # SmolLM2-135M: activations at the edit sites have norms of 15-150
     v_loss_layer: int = -1  # the loss is always on the logits; EasyEdit's n_layers - 1 is accepted
     v_weight_decay: float = 1e-3
     clamp_norm_factor: float = 4.0
     kl_factor: float = 0.0625
     v_stop_prob: float = 0.9
     v_chunk_size: int = 8
-    context_template_length_params: list[list[int]] = field(default_factory=lambda: [[5, 5]])
+    context_template_length_params: list[list[int]] = field(default_factory=lambda: [[5, 2]])
     context_template_source: str = "corpus"
     mom2_dataset: str = "default"  # "default" (shipped corpus) or a .txt / .jsonl / .json file
     mom2_n_samples: int = 100_000  # tokens

@@ -76,6 +76,37 @@ def _problem(model: HookedModel, request: EditRequest, templates: Sequence[str],
     return _Problem(rows, [e.lookup for e in rewrites] + [kl.lookup], [len(e.ids) for e in rewrites], target)
 
 
+class ValueCache:
+    """Optimised values kept for reuse by methods that share the value objective (MEMIT,
+    AlphaEdit and EMMET with the same z layer and value hyperparameters all optimise the same
+    ``z``). Only used while no patch is applied, so a cached value always belongs to the
+    model's original weights."""
+
+    FIELDS = ("fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
+              "kl_factor", "v_stop_prob")
+
+    def __init__(self) -> None:
+        self._store: dict[tuple, tuple[Tensor, Tensor, Tensor, int, float]] = {}
+        self.hits = 0
+
+    def key(self, model: HookedModel, request: EditRequest, site: str, templates: Sequence[str],
+            hp: LocateHParams) -> tuple | None:
+        if model.state.get("patch_stack"):
+            return None
+        settings = tuple(getattr(hp, f) for f in self.FIELDS)
+        return (model.fingerprint(), site, tuple(templates), settings, request.prompt,
+                request.subject, request.target_new)
+
+    def get(self, key: tuple | None) -> tuple[Tensor, Tensor, Tensor, int, float] | None:
+        found = self._store.get(key) if key is not None else None
+        self.hits += found is not None
+        return found
+
+    def put(self, key: tuple | None, item: tuple[Tensor, Tensor, Tensor, int, float]) -> None:
+        if key is not None:
+            self._store[key] = item
+
+
 def optimise_values(
     model: HookedModel,
     requests: Sequence[EditRequest],
@@ -83,8 +114,24 @@ def optimise_values(
     templates: Sequence[str],
     hp: LocateHParams,
     method: str,
+    cache: ValueCache | None = None,
 ) -> ValueResult:
     """Optimise one ``delta`` per request at hook ``site`` (see the module docstring)."""
+    keys = [cache.key(model, r, site, templates, hp) if cache else None for r in requests]
+    found = [cache.get(k) if cache else None for k in keys]
+    todo = [i for i, f in enumerate(found) if f is None]
+    if todo:
+        fresh = _optimise(model, [requests[i] for i in todo], site, templates, hp, method)
+        for pos, i in enumerate(todo):
+            found[i] = (fresh.delta[pos], fresh.init[pos], fresh.mean[pos], fresh.steps[pos], fresh.probs[pos])
+            if cache:
+                cache.put(keys[i], found[i])
+    items = [f for f in found if f is not None]
+    return ValueResult(torch.stack([f[0] for f in items]), torch.stack([f[1] for f in items]),
+                       torch.stack([f[2] for f in items]), [f[3] for f in items], [f[4] for f in items])
+
+
+def _optimise(model, requests, site, templates, hp, method) -> ValueResult:
     problems = [_problem(model, r, templates, hp, method) for r in requests]
     encoded = [Encoded(p.rows[i][: p.prompt_lens[i]], p.lookups[i]) for p in problems for i in range(len(templates))]
     layer = int(site.split(".")[1])

@@ -28,9 +28,10 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..linalg import projected_update
-from ..stats import null_space
+from ..stats import StatsCache, null_space
 from ._common import MultiLayerMethod
 from ._hparams import LocateHParams
+from ._values import ValueCache
 from .base import EDIT_METHODS
 
 
@@ -61,8 +62,9 @@ class AlphaEdit(MultiLayerMethod):
     hparams_class = AlphaEditHParams
     hparams: AlphaEditHParams
 
-    def __init__(self, hparams: AlphaEditHParams | None = None, **kwargs):
-        super().__init__(hparams, **kwargs)
+    def __init__(self, hparams: AlphaEditHParams | None = None, *, stats_cache: StatsCache | None = None,
+                 value_cache: ValueCache | None = None):
+        super().__init__(hparams, stats_cache=stats_cache, value_cache=value_cache)
         self._projectors: dict[tuple[str, int], Tensor] = {}
         self._previous: dict[tuple[str, int], Tensor] = {}
 

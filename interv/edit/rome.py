@@ -98,7 +98,9 @@ class ROME(LocateMethod):
         if moment is not None:
             u = inverse_times(moment, u[None])[0]
         u = u / u.norm()
-        values = optimise_values(model, [request], f"blocks.{layer}.hook_mlp_out", templates, hp, self.name)
+        values = optimise_values(model, [request], f"blocks.{layer}.hook_mlp_out", templates, hp, self.name,
+                                 self.value_cache)
+        self.last_values = values
         delta, init, mean = values.delta[0], values.init[0], values.mean[0]
         if hp.original_implementation or prompt_keys:
             key, residual = key_prompt, delta  # target = output(prompt) + delta
