@@ -13,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="load the default model, show hooks, generate")
     add_model_args(parser)
     parser.add_argument("--max-new-tokens", type=int, default=20)
+    parser.add_argument("--no-edit", action="store_true", help="skip the knowledge-editing section")
     parser.set_defaults(run=_run)
 
 
@@ -37,7 +38,45 @@ def _run(args: argparse.Namespace) -> int:
     zero = {f"blocks.{i}.hook_mlp_out": (lambda act, ctx: act * 0) for i in range(4)}
     text = model.generate(PROMPTS[0], max_new_tokens=args.max_new_tokens, hooks=zero)[0]
     print(f"  {PROMPTS[0]!r} -> {text.strip()!r}")
+    if not args.no_edit:
+        _edit(model, args.max_new_tokens)
     return 0
+
+
+EDIT_PROMPTS = [
+    "The Eiffel Tower is located in the city of",  # the edited prompt
+    "Where is the Eiffel Tower? It is in",  # a paraphrase
+    "The Louvre is located in the city of",  # a neighbour that should not change
+]
+DEMO_STATS_TOKENS = 20_000  # a small statistics sample keeps the first demo run fast
+
+
+def _edit(model, max_new_tokens: int) -> None:
+    import time
+
+    import torch
+
+    from ..edit import EditRequest
+    from ..edit.rome import ROME, ROMEHParams
+
+    request = EditRequest(prompt=EDIT_PROMPTS[0], subject="Eiffel Tower", target_new="Rome")
+    method = ROME(ROMEHParams(mom2_n_samples=DEMO_STATS_TOKENS))
+    layer = method.hparams.layers[0]
+    _section(f"Knowledge editing: ROME writes 'Eiffel Tower -> Rome' into blocks.{layer}.mlp.W_out")
+    start = time.perf_counter()
+    method.second_moment(model, [layer])  # cached under $INTERV_HOME/stats after the first run
+    print(f"  key statistics ({DEMO_STATS_TOKENS} tokens of the shipped corpus): {time.perf_counter() - start:.1f} s")
+    before = model.generate(EDIT_PROMPTS, max_new_tokens=max_new_tokens)
+    start = time.perf_counter()
+    patch = method.compute(model, [request])
+    print(f"  computed a {patch.summary()[0]['kind']} patch in {time.perf_counter() - start:.1f} s")
+    original = model.weight(patch.weights()[0]).detach().clone()
+    with patch.applied(model):
+        after = model.generate(EDIT_PROMPTS, max_new_tokens=max_new_tokens)
+    for prompt, old, new in zip(EDIT_PROMPTS, before, after):
+        print(f"  {prompt!r}\n      before: {old.strip()!r}\n      after:  {new.strip()!r}")
+    restored = torch.equal(model.weight(patch.weights()[0]), original)
+    print(f"  patch reverted; {patch.weights()[0]} restored bit-exactly: {restored}")
 
 
 def _section(title: str) -> None:

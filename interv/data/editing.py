@@ -60,13 +60,13 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
                     "field 'locality_ground_truth' is missing (needed with locality_prompt)"
                 )
             locality["neighborhood"] = [
-                (record["locality_prompt"], _first(record["locality_ground_truth"]))
+                (record["locality_prompt"], first_answer(record["locality_ground_truth"]))
             ]
         return EditRequest(
             prompt=record["prompt"],
-            target_new=_first(record["target_new"]),
+            target_new=first_answer(record["target_new"]),
             subject=record.get("subject"),
-            ground_truth=_first(record["ground_truth"]) if record.get("ground_truth") else None,
+            ground_truth=first_answer(record["ground_truth"]) if record.get("ground_truth") else None,
             rephrase_prompts=[rephrase] if isinstance(rephrase, str) else list(rephrase),
             locality=locality,
             portability=_probe_sets(record.get("portability")),
@@ -124,7 +124,7 @@ def zsre(n: int | None = None, start: int = 0) -> list[EditRequest]:
                 prompt=r["src"],
                 target_new=r["alt"],
                 subject=r["subject"] if r["subject"] in r["src"] else None,
-                ground_truth=_first(r["answers"]),
+                ground_truth=first_answer(r["answers"]),
                 rephrase_prompts=[r["rephrase"]] if r.get("rephrase") else [],
                 locality={"nq": [(r["loc"], r["loc_ans"])]} if r.get("loc") else {},
                 portability={"one_hop": [(port["New Question"], port["New Answer"])]}
@@ -212,14 +212,15 @@ def _probe_sets(sets: Any) -> dict[str, list[tuple[str, str]]]:
         )
     out: dict[str, list[tuple[str, str]]] = {}
     for name, items in sets.items():
-        pairs = [(item["prompt"], _first(item["ground_truth"])) for item in _as_list(items)]
+        pairs = [(item["prompt"], first_answer(item["ground_truth"])) for item in _as_list(items)]
         pairs = [(p, a) for p, a in pairs if a.strip()]
         if pairs:
             out[name] = pairs
     return out
 
 
-def _first(value: Any) -> str:
+def first_answer(value: Any) -> str:
+    """The first answer of an EasyEdit answer field (a string, or nested lists of aliases)."""
     while isinstance(value, list):
         if not value:
             return ""

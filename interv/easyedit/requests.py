@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..data.editing import first_answer
 from ..edit.base import EditRequest, RequestError
 
 Probes = dict[str, dict[str, Any]]
@@ -69,7 +70,7 @@ def to_edit_request(request: dict[str, Any], index: int) -> EditRequest:
             subject=request.get("subject"),
             ground_truth=None
             if request.get("ground_truth") is None
-            else _first(request["ground_truth"]),
+            else first_answer(request["ground_truth"]),
             rephrase_prompts=[]
             if rephrase is None
             else [rephrase]
@@ -89,13 +90,13 @@ def _pairs(sets: Probes | None) -> dict[str, list[tuple[str, str]]]:
     for key, probe in (sets or {}).items():
         prompts, answers = probe["prompt"], probe["ground_truth"]
         if isinstance(prompts, str):  # one probe; its answer may be an alias list
-            pairs = [(prompts, _first(answers))]
+            pairs = [(prompts, first_answer(answers))]
         else:
             if isinstance(answers, str) or len(answers) != len(prompts):
                 raise RequestError(
                     f"{key}: {len(prompts)} prompts need as many ground_truth entries"
                 )
-            pairs = [(p, _first(a)) for p, a in zip(prompts, answers, strict=True)]
+            pairs = [(p, first_answer(a)) for p, a in zip(prompts, answers, strict=True)]
         out[key] = [(p, a) for p, a in pairs if a.strip()]
     return {k: v for k, v in out.items() if v}
 
@@ -119,11 +120,3 @@ def _text(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise RequestError(f"{field} must be a string, got {type(value).__name__}")
     return value
-
-
-def _first(value: Any) -> str:
-    while isinstance(value, list):
-        if not value:
-            return ""
-        value = value[0]
-    return str(value)

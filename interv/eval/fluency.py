@@ -7,49 +7,18 @@ split it into word tokens, and compute the entropy (log base 2) of its bigram an
 frequency distributions; fluency = mean(2/3 · H₂, 4/3 · H₃), averaged over texts. Repetitive,
 degenerate text has low entropy. KnowEdit tables report the value × 100.
 
-EasyEdit tokenises words with ``nltk.word_tokenize``, which needs the ``punkt`` model. interv
-does not depend on downloaded nltk data: it splits sentences with a regular expression and
-then uses nltk's regex word tokenizer (``NLTKWordTokenizer``, the one ``word_tokenize`` runs
-on each sentence), which gives the same tokens on ordinary prose.
+The entropy and the word tokenizer (no punkt data needed) live in ``interv.eval.text``.
 """
 
 from __future__ import annotations
 
-import math
-import re
 import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 
 from ..adapters import HookedModel
+from .text import ngram_entropy, word_tokens
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-WEIGHTS = {2: 2 / 3, 3: 4 / 3}
-
-
-def word_tokens(text: str) -> list[str]:
-    """Word tokens of ``text`` (sentence split by regex, then nltk's Treebank-style rules)."""
-    from nltk.tokenize import NLTKWordTokenizer
-
-    tokenizer = NLTKWordTokenizer()
-    return [tok for sentence in _SENTENCE_END.split(text) for tok in tokenizer.tokenize(sentence)]
-
-
-def ngram_entropy(text: str, weights: dict[int, float] = WEIGHTS) -> float:
-    """EasyEdit's ``compute_n_gram_entropy``: mean over n of weight_n · H(n-grams), in bits.
-
-    Example:
-        >>> round(ngram_entropy("the cat sat on the mat"), 3)
-        2.107
-    """
-    tokens = word_tokens(text)
-    weighted = []
-    for n, weight in weights.items():
-        counts = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-        total = sum(counts.values())
-        entropy = -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
-        weighted.append(weight * entropy)
-    return sum(weighted) / len(weighted)
+__all__ = ["fluency", "ngram_entropy", "sample_texts", "word_tokens"]
 
 
 def sample_texts(
@@ -79,17 +48,7 @@ def sample_texts(
     return texts
 
 
-def fluency(
-    model: HookedModel,
-    prompts: Sequence[str],
-    *,
-    max_length: int = 100,
-    top_k: int = 5,
-    seed: int = 0,
-    batch_size: int = 16,
-) -> list[float]:
-    """The n-gram entropy of one sampled generation per prompt (EasyEdit's ``fluency``)."""
-    texts = sample_texts(
-        model, prompts, max_length=max_length, top_k=top_k, seed=seed, batch_size=batch_size
-    )
-    return [ngram_entropy(text) for text in texts]
+def fluency(model: HookedModel, prompts: Sequence[str], **sampling: int) -> list[float]:
+    """The n-gram entropy of one sampled generation per prompt (EasyEdit's ``fluency``);
+    ``sampling`` goes to ``sample_texts`` (max_length, top_k, seed, batch_size)."""
+    return [ngram_entropy(text) for text in sample_texts(model, prompts, **sampling)]

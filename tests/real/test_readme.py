@@ -13,9 +13,6 @@ pytestmark = pytest.mark.real_model
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 EASYEDIT_MARK = "# EasyEdit users: keep your code"
-# The EasyEdit quick-start is written for ROME. Until ROME is merged this test runs it with FT
-# (the shipped hparams/FT/smollm2-135m.yaml, FT-M); once ROME is registered set METHOD = "ROME".
-METHOD = "FT"
 
 
 def python_blocks() -> list[str]:
@@ -34,10 +31,6 @@ def test_easyedit_quickstart_runs(real_model_dir, capsys):
     import interv
 
     [block] = [b for b in python_blocks() if b.startswith(EASYEDIT_MARK)]
-    if METHOD != "ROME":
-        block = block.replace("ROMEHyperParams", f"{METHOD}HyperParams").replace(
-            "hparams/ROME/", f"hparams/{METHOD}/"
-        )
     namespace = {"__name__": "readme"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the one warning about EasyEdit's module keys

@@ -1,0 +1,1 @@
+"""Analysis tools that locate behaviour in a model (causal tracing)."""

@@ -1,0 +1,219 @@
+"""Knowledge editing on CounterFact: quality (EasyEdit metrics) and seconds per edit.
+
+Sections (``--methods``, comma-separated): ``rome`` (single edits, each reverted before the
+next), ``memit``, ``alphaedit``, ``emmet`` (one batch of ``--batch-n`` records), ``sequential``
+(``--seq-n`` AlphaEdit edits applied one after another, ``--seq-batch`` at a time) and ``stats``
+(computing one layer's statistics from ``--stats-tokens`` tokens into a fresh cache). Batch
+locality is measured on neighbourhood prompts that mention no edited subject, and also on the
+prompts of CounterFact records outside the batch (``locality_other_facts``). At the end every
+patch is reverted and the weights' hash is compared with the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..adapters import HookedModel
+from ..data.editing import counterfact
+from ..edit import EDIT_METHODS, EditRequest
+from ..eval.editing import evaluate, summarize
+from ..patch import PatchSet
+
+SECTIONS = ("stats", "rome", "memit", "alphaedit", "emmet", "sequential")
+TARGETS = {
+    "rome": {"rewrite_acc": 0.95, "rephrase_acc": 0.7, "locality": 0.95},
+    "memit": {"rewrite_acc": 0.9, "locality": 0.9},
+    "alphaedit": {"rewrite_acc": 0.9, "locality": 0.9},
+    "sequential": {"rewrite_first": 0.8, "locality": 0.85},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--methods", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    parser.add_argument("--n", type=int, default=50, help="ROME single edits")
+    parser.add_argument("--batch-n", type=int, default=100, help="records per MEMIT/AlphaEdit/EMMET batch")
+    parser.add_argument("--seq-n", type=int, default=200, help="sequential AlphaEdit edits")
+    parser.add_argument("--seq-batch", type=int, default=1, help="edits per sequential step")
+    parser.add_argument("--seq-first", type=int, default=50, help="rewrite is reported on the first N")
+    parser.add_argument("--stats-tokens", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                        help="override a hyperparameter, e.g. rome.layers=[5] (repeatable)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ..loading import load
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = [s.strip() for s in args.methods.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"Unknown bench edit section(s) {unknown}; choose from {', '.join(SECTIONS)}.")
+    model = load(args.model, device=args.device, dtype=args.dtype)
+    original = weights_hash(model)
+    report: dict[str, Any] = {
+        "model": model.cfg.name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+    runners = {"stats": _stats, "rome": _rome, "memit": _batch, "alphaedit": _batch, "emmet": _batch,
+               "sequential": _sequential}
+    for section in sections:
+        report[section] = runners[section](model, args, section)
+        _check_targets(report[section], section)
+    report["weights_restored"] = weights_hash(model) == original
+    return report
+
+
+def make_method(name: str, args: argparse.Namespace) -> Any:
+    """The method with its default hyperparameters and the ``--set`` overrides for it."""
+    import yaml
+
+    cls = EDIT_METHODS.get(name)
+    changes = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        target, _, field = key.partition(".")
+        if not sep or not field:
+            raise ValueError(f"--set {item!r}: use METHOD.KEY=VALUE, e.g. rome.layers=[5].")
+        if target == name:
+            changes[field] = yaml.safe_load(value)
+    hparams = cls.hparams_class.from_dict({**cls.hparams_class().to_dict(), **changes})
+    return cls(hparams)
+
+
+def weights_hash(model: HookedModel) -> str:
+    digest = hashlib.sha256()
+    for name, param in sorted(model.hf_model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_targets(result: dict[str, Any], section: str) -> None:
+    targets = TARGETS.get(section)
+    if not targets:
+        return
+    values = {k: result.get(k, result.get("post", {}).get(k)) for k in targets}
+    result["targets"] = targets
+    result["meets_targets"] = all(values[k] is not None and values[k] >= v for k, v in targets.items())
+
+
+def _stats(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    from ..stats import StatsCache, layer_stats
+
+    weight = f"blocks.{make_method('rome', args).hparams.layers[0]}.mlp.W_out"
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        layer_stats(model, [weight], n_tokens=args.stats_tokens, cache=StatsCache(Path(tmp)), progress=False)
+        seconds = time.perf_counter() - start
+    return {"weight": weight, "tokens": args.stats_tokens, "seconds": round(seconds, 2),
+            "tokens_per_second": round(args.stats_tokens / seconds, 1)}
+
+
+def _timed_warm(model: HookedModel, method: Any, requests: list[EditRequest]) -> float:
+    """Statistics and templates are loaded before timing (a one-off per model)."""
+    start = time.perf_counter()
+    layers = method.resolve_layers(model, requests, getattr(method, "default_layer_count", 1))
+    method.second_moment(model, layers)
+    method.templates(model)
+    return time.perf_counter() - start
+
+
+def _rome(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    requests = counterfact(args.n)
+    method = make_method("rome", args)
+    warm = _timed_warm(model, method, requests)
+    pre = evaluate(model, requests)
+    posts, times = [], []
+    for i, request in enumerate(requests):
+        start = time.perf_counter()
+        patch = method.compute(model, [request])
+        times.append(time.perf_counter() - start)
+        with patch.applied(model):
+            posts.append(evaluate(model, [request], reference=[pre[i]])[0])
+    return {"n": len(requests), "pre": summarize(pre), "post": summarize(posts),
+            "seconds_per_edit": round(statistics.mean(times), 3),
+            "seconds_per_edit_median": round(statistics.median(times), 3),
+            "seconds_load_stats": round(warm, 2), "hparams": method.hparams.to_dict()}
+
+
+def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) -> list[EditRequest]:
+    """Neighbourhood probes that mention no edited subject, plus the prompts of records outside
+    the batch as a second probe set."""
+    subjects = [r.subject for r in requests if r.subject]
+    out = []
+    for i, request in enumerate(requests):
+        kept = {name: [(p, a) for p, a in pairs if not any(s in p for s in subjects)]
+                for name, pairs in request.locality.items()}
+        kept = {k: v for k, v in kept.items() if v}
+        other = others[i % len(others)]
+        kept["other_facts"] = [(other.prompt, other.ground_truth or other.target_new)]
+        out.append(replace(request, locality=kept))
+    return out
+
+
+def _locality_split(results: list[dict[str, Any]]) -> dict[str, float]:
+    split: dict[str, list[float]] = {}
+    for r in results:
+        for name, values in r["locality"].items():
+            split.setdefault(name, []).append(statistics.fmean(values))
+    return {name: round(statistics.fmean(v), 4) for name, v in split.items()}
+
+
+def _batch(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    requests = counterfact(args.batch_n)
+    others = counterfact(args.batch_n, start=1000)
+    probes = _outside_locality(requests, others)
+    method = make_method(section, args)
+    warm = _timed_warm(model, method, requests)
+    pre = evaluate(model, probes)
+    start = time.perf_counter()
+    patch = method.compute(model, requests)
+    seconds = time.perf_counter() - start
+    with patch.applied(model):
+        post = evaluate(model, probes, reference=pre)
+    summary = summarize([{**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
+                         for r in post])
+    return {"n": len(requests), "pre": summarize(pre), "post": summary,
+            "locality_by_probe": _locality_split(post), "seconds_batch": round(seconds, 2),
+            "seconds_per_edit": round(seconds / len(requests), 3), "seconds_load_stats": round(warm, 2),
+            "hparams": method.hparams.to_dict()}
+
+
+def _sequential(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    requests = counterfact(args.seq_n)
+    others = counterfact(args.seq_n, start=1000)
+    probes = _outside_locality(requests, others)
+    method = make_method("alphaedit", args)
+    warm = _timed_warm(model, method, requests)
+    pre = evaluate(model, probes)
+    applied: list[PatchSet] = []
+    start = time.perf_counter()
+    try:
+        for begin in range(0, len(requests), args.seq_batch):
+            applied.append(method.compute(model, requests[begin : begin + args.seq_batch]).apply(model))
+        seconds = time.perf_counter() - start
+        post = evaluate(model, probes, reference=pre)
+    finally:
+        for patch in reversed(applied):
+            patch.revert(model)
+    first = summarize(post[: args.seq_first])
+    summary = summarize([{**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
+                         for r in post])
+    return {"method": "alphaedit", "n": len(requests), "edits_per_step": args.seq_batch,
+            "pre": summarize(pre), "post": summary, "rewrite_first": first["rewrite_acc"],
+            "first": args.seq_first, "locality": summary.get("locality"),
+            "locality_by_probe": _locality_split(post), "seconds_total": round(seconds, 2),
+            "seconds_per_edit": round(seconds / len(requests), 3), "seconds_load_stats": round(warm, 2),
+            "hparams": method.hparams.to_dict()}

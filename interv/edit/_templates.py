@@ -1,0 +1,95 @@
+"""Context templates: short random prefixes that make an edit robust to context.
+
+ROME and MEMIT average keys (and optimise values) over the edit prompt preceded by a few random
+prefixes ("The first thing I noticed. {}"). ROME has the model write them, which costs several
+sampled generations; interv by default cuts them from the shipped corpus instead (the first
+``length`` tokens of seeded random documents), which needs no model call and is just as varied.
+``source="model"`` generates them as ROME does and caches them as JSON under
+``$INTERV_HOME/templates``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..adapters import HookedModel
+from ..paths import interv_home
+
+log = logging.getLogger(__name__)
+
+STARTS = ("The", "Therefore", "Because", "I", "You")
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.replace("{", " ").replace("}", " ").split())
+    return text.rstrip(". ")
+
+
+SOURCES = ("corpus", "model")
+
+
+def context_templates(
+    model: HookedModel,
+    length_params: Sequence[Sequence[int]],
+    *,
+    source: str = "corpus",
+    seed: int = 0,
+    cache_dir: Path | None = None,
+) -> list[str]:
+    """``["{}"]`` followed by ``n`` ``"<prefix>. {}"`` templates per ``[length, n]``.
+
+    ``length`` counts tokens, including the start word (EasyEdit's ``max_out_len``).
+    """
+    params = [[int(length), int(n)] for length, n in length_params]
+    for length, n in params:
+        if length < 1 or n < 0:
+            raise ValueError(f"context_template_length_params entries must be [length>=1, n>=0], got {params}.")
+    if source not in SOURCES:
+        raise ValueError(f"context template source must be one of {SOURCES}, got {source!r}.")
+    if sum(n for _, n in params) == 0:
+        return ["{}"]
+    if source == "corpus":
+        return _from_corpus(model, params, seed)
+    return _generated(model, params, seed, cache_dir)
+
+
+def _from_corpus(model: HookedModel, params: list[list[int]], seed: int) -> list[str]:
+    import random
+
+    from ..data.corpus import load_corpus
+
+    docs = [d for d in load_corpus().documents() if len(d) > 40 and "\n" not in d]
+    rng = random.Random(seed)
+    templates = ["{}"]
+    for length, n in params:
+        for doc in rng.sample(docs, n):
+            ids = model.tokenizer(doc, add_special_tokens=False)["input_ids"][:length]
+            templates.append(f"{_clean(model.tokenizer.decode(ids))}. {{}}")
+    return templates
+
+
+def _generated(model: HookedModel, params: list[list[int]], seed: int, cache_dir: Path | None) -> list[str]:
+    key = hashlib.sha256(json.dumps([model.fingerprint(), params, seed]).encode()).hexdigest()[:16]
+    path = (cache_dir or interv_home() / "templates") / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    templates = ["{}"]
+    for length, n in params:
+        starts = [STARTS[i % len(STARTS)] for i in range(n)]
+        texts = model.generate(starts, max_new_tokens=max(length - 1, 1), do_sample=True,
+                               top_k=5, seed=seed + length)
+        templates += [f"{_clean(start + text) or start}. {{}}" for start, text in zip(starts, texts)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(templates, indent=1))
+    log.info("context templates for %s: %s", model.cfg.name, templates)
+    return templates
+
+
+def fill(template: str, prompt: str) -> str:
+    """Put ``prompt`` into a template's ``{}`` (prompts may themselves contain braces)."""
+    head, _, tail = template.partition("{}")
+    return head + prompt + tail

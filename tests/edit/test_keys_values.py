@@ -1,0 +1,93 @@
+"""The shared key and value machinery: lookup tokens, keys, value optimisation, readout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interv.edit import EditRequest, RequestError
+from interv.edit._keys import encode, gather, mean_keys, templated
+from interv.edit._values import _Readout, frozen, optimise_values
+from interv.edit.rome import ROMEHParams
+from interv.eval.tokens import answer_ids
+from tests.edit.conftest import TINY
+
+
+def test_lookup_token_follows_character_offsets(edit_tiny):
+    model = edit_tiny
+    text = "The cat sat on the"  # byte tokens: T h e _ c a t ...
+    assert encode(model, text, (0, 7), "subject_last").lookup == 6
+    assert encode(model, text, (4, 7), "subject_first").lookup == 4
+    assert encode(model, text, (0, 7), "last").lookup == len(text) - 1
+    with pytest.raises(ValueError, match="fact_token must be one of"):
+        encode(model, text, (0, 7), "subject_middle")
+
+
+def test_templates_shift_the_lookup_token(edit_tiny):
+    model = edit_tiny
+    request = EditRequest(prompt="The cat sat on the", subject="cat", target_new="mat")
+    bare, prefixed = templated(model, request, ["{}", "Ab. {}"], "subject_last", "test")
+    assert prefixed.lookup - bare.lookup == len("Ab. ")
+    assert model.tokenizer.decode([prefixed.ids[prefixed.lookup]]) == "t"
+    bad = EditRequest(prompt="The cat sat", subject="cat", target_new="mat")
+    bad.subject = "dog"  # mutated after validation
+    with pytest.raises(RequestError, match="does not occur"):
+        templated(model, bad, ["{}"], "subject_last", "test")
+
+
+def test_keys_are_the_w_out_inputs_averaged_over_templates(edit_tiny):
+    model = edit_tiny
+    request = EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")
+    templates = ["{}", "Ab. {}", "Hello there. {}"]
+    keys = mean_keys(model, [request, request], 1, templates, "subject_last", "test")
+    single = [gather(model, [e], ["blocks.1.mlp.hook_post"], None)["blocks.1.mlp.hook_post"][0]
+              for e in templated(model, request, templates, "subject_last", "test")]
+    torch.testing.assert_close(keys[0], torch.stack(single).mean(0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(keys[0], keys[1])
+
+
+def test_value_optimisation_reaches_the_target_and_respects_the_norm_budget(edit_tiny):
+    model = edit_tiny
+    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+                EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")]
+    hp = ROMEHParams(**{**TINY, "v_chunk_size": 1})
+    flags = [p.requires_grad for p in model.hf_model.parameters()]
+    result = optimise_values(model, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "test")
+    assert [p.requires_grad for p in model.hf_model.parameters()] == flags
+    assert all(p >= hp.v_stop_prob for p in result.probs) and max(result.steps) < hp.v_num_grad_steps
+    assert (result.delta.norm(dim=1) <= hp.clamp_norm_factor * result.init.norm(dim=1) + 1e-3).all()
+    # the optimised activation, added back in, makes the target the prediction
+    target = answer_ids(model, "Rome")[0]
+    enc = templated(model, requests[0], ["{}"], "last", "test")[0]
+
+    def add(act, ctx):
+        act = act.clone()
+        act[0, enc.lookup] += result.delta[0]
+        return act
+
+    logits = model.forward(torch.tensor([enc.ids]), hooks={"blocks.1.hook_mlp_out": add})
+    assert int(logits[0, -1].argmax()) == target
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gemma2"])
+def test_readout_matches_the_models_logits(tiny_models, family):
+    model = tiny_models(family)
+    batch = model.to_batch(["Hello there", "Hi"])
+    rows, cols = torch.tensor([0, 1, 1]), torch.tensor([3, 10, 9])
+    full = model.forward(batch)[rows, cols]
+    readout = _Readout(model)
+    first = readout(batch, {}, rows, cols)
+    assert readout.mode == "unembed"
+    torch.testing.assert_close(readout(batch, {}, rows, cols), full, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(first, full)
+
+
+def test_frozen_restores_flags_after_errors(edit_tiny):
+    params = list(edit_tiny.hf_model.parameters())
+    params[0].requires_grad_(False)
+    before = [p.requires_grad for p in params]
+    with pytest.raises(RuntimeError):
+        with frozen(edit_tiny):
+            assert not any(p.requires_grad for p in params)
+            raise RuntimeError("boom")
+    assert [p.requires_grad for p in params] == before
