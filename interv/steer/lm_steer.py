@@ -111,7 +111,7 @@ def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor]
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 50 == 0:
             log.info("lm_steer step %d loss %.4f", step, losses[-1])
     return (hp.epsilon * p1 @ p2.T).detach(), losses
