@@ -37,7 +37,8 @@ class MergeHParams(HParams):
     ee2_renames: ClassVar[dict[str, str]] = {"method": "mode"}
     mode: str = "linear"
     weights: list[float] = field(default_factory=list)  # one per vector (default: all 1)
-    densities: list[float] = field(default_factory=lambda: [1.0])  # one, or one per vector
+    density: float = 0.5  # fraction kept by TIES trimming / DARE dropping
+    densities: list[float] = field(default_factory=list)  # one per vector (overrides density)
     normalize: bool = False  # divide by the sum of the weights
     seed: int = 0
     vector_paths: list[str] = field(default_factory=list)
@@ -45,7 +46,9 @@ class MergeHParams(HParams):
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"`mode` must be one of {', '.join(MODES)}, not {self.mode!r}.")
-        if not self.densities or any(not 0 < d <= 1 for d in self.densities):
+        if not 0 < self.density <= 1:
+            raise ValueError(f"`density` must be in (0, 1], got {self.density}.")
+        if any(not 0 < d <= 1 for d in self.densities):
             raise ValueError(f"`densities` must hold values in (0, 1], got {self.densities}.")
         if self.vector_paths and len(self.vector_paths) < 2:
             raise ValueError("`vector_paths` must list at least two vectors to merge.")
@@ -71,7 +74,9 @@ def merge_tensors(vectors: Sequence[Float[Tensor, " d"]], hp: MergeHParams) -> F
     weights = hp.weights or [1.0] * len(vectors)
     if len(weights) != len(vectors):
         raise ValueError(f"`weights` has {len(weights)} values for {len(vectors)} vectors.")
-    densities = hp.densities * len(vectors) if len(hp.densities) == 1 else hp.densities
+    densities = hp.densities or [hp.density]
+    if len(densities) == 1:
+        densities = densities * len(vectors)
     if len(densities) != len(vectors):
         raise ValueError(f"`densities` has {len(hp.densities)} values for {len(vectors)} vectors.")
     scaled = [w * v.float() for w, v in zip(weights, vectors)]
