@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..graph import Graph
 from .prompt import PromptIntervention
 from .vector import SteeringVector
@@ -76,11 +78,16 @@ def find(name: str, root: Path | None = None) -> Entry:
     raise KeyError(f"{name!r} is ambiguous: {', '.join(e.key for e in matches)}; give model/name/method.")
 
 
-def save(output: Artifact, folder: str | Path) -> Path:
-    """Write a method's output into a folder (EasyEdit2's ``<method>_vector/`` level)."""
+def save(output: Artifact, folder: str | Path, dtype: str = "float32") -> Path:
+    """Write a method's output into a folder (EasyEdit2's ``<method>_vector/`` level).
+
+    ``dtype`` is the precision a vector is stored in (``float16`` for the shipped library).
+    """
     folder = Path(folder)
     if isinstance(output, SteeringVector):
-        return output.save(folder / VECTOR_FILE)
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"vector dtype must be float32, float16 or bfloat16, not {dtype!r}.")
+        return output.save(folder / VECTOR_FILE, getattr(torch, dtype))
     if isinstance(output, Graph):
         return output.save(folder)
     if isinstance(output, PromptIntervention):

@@ -92,7 +92,7 @@ class BaseVectorGenerator:
                 out[name][spec.alg_name] = artefact
                 if self.config["save_vectors"] and folder is not None:
                     target = self.config.resolve(str(folder)) / name / f"{spec.alg_name}_vector"
-                    save(artefact, target)
+                    save(artefact, target, str(self.config["vector_dtype"]))
                     log.info("saved %s", target)
         return out
 
@@ -131,3 +131,14 @@ def _recipe_name(source: str) -> str:
         return "recipes/" + Path(source).resolve().relative_to(root).as_posix()
     except ValueError:
         return source
+
+
+def recipe_path(name: str) -> Path:
+    """The file of a shipped recipe named ``recipes/<file>`` (any other name: as a path)."""
+    from importlib import resources
+
+    if name.startswith("recipes/"):
+        path = Path(str(resources.files("interv.recipes"))) / name.removeprefix("recipes/")
+        if path.is_file():
+            return path
+    return Path(name)
