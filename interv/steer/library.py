@@ -69,7 +69,10 @@ def find(name: str, root: Path | None = None) -> Entry:
     """A library entry by name (``sentiment_positive``), ``name/method`` or ``model/name/method``."""
     everything = entries(root)
     parts = name.strip("/").split("/")
-    matches = [e for e in everything if e.key.split("/")[-len(parts):] == parts]
+    fields = {1: lambda e: [e.name], 2: lambda e: [e.name, e.method], 3: lambda e: e.key.split("/")}
+    if len(parts) not in fields:
+        raise KeyError(f"{name!r}: give a library name, name/method or model/name/method.")
+    matches = [e for e in everything if fields[len(parts)](e) == parts]
     if len(matches) == 1:
         return matches[0]
     if not matches:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .applier import BaseVectorApplier
 from .config import ConfigError, SteerConfig, apply_from_train, load_config
+from .datasets import dataset_label
 from .generator import BaseVectorGenerator
 
 
@@ -40,7 +41,7 @@ def run(top_cfg: Mapping[str, Any] | str | Path, overrides: Sequence[str] = ()) 
         for name, records in results.items():
             report = evaluate_results(records, config["eval_metrics"] or None, reference=applier.model)
             if folder:
-                write_report(report, config.resolve(str(folder)), name)
+                write_report(report, config.resolve(str(folder)), dataset_label(name))
             evaluation[name] = report
     return {"vectors": vectors, "results": results, "evaluation": evaluation}
 

@@ -26,8 +26,9 @@ from ...adapters import HookedModel
 from ...data.steering import ABItem
 from ..apply import Steering, steering_for
 from ..library import load
+from ..vector import SteeringVector
 from .config import ConfigError, SteerConfig, load_config
-from .datasets import generation_records
+from .datasets import dataset_label, generation_records
 from .generator import load_model
 from .methods import apply_hparams, generation_only
 
@@ -78,6 +79,8 @@ class BaseVectorApplier:
                         "or generate it first (interv steer run)."
                     )
                 artefact = method.fit(self._model(), None)
+            if isinstance(artefact, SteeringVector):
+                artefact.check(self._model())  # another model, layer or width fails here
             steering = steering_for(artefact, hp)
             if len(steering.graph):
                 steering.graph.hook_fns(self._model())  # wrong model, layer or width fails here
@@ -110,7 +113,7 @@ class BaseVectorApplier:
         names = list(datasets) if datasets is not None else self.config["generation_data"]
         if not names:
             raise ConfigError("generation_data is empty: name the dataset(s) to generate from.")
-        return {str(n): generation_records(str(n), size) for n in names}
+        return {str(n): generation_records(self.config.data_path(str(n)), size) for n in names}
 
     def _texts(self, inputs: list[str], steering: Steering, params: dict[str, Any], seed: int) -> list[str]:
         model, batch = self._model(), int(self.config["generation_batch_size"])
@@ -169,7 +172,7 @@ class BaseVectorApplier:
         folder = self.config["generation_output_dir"]
         if not folder:
             raise ConfigError("generation_output_dir is not set: say where to write the results.")
-        path = self.config.resolve(str(folder)) / f"{dataset_name}_results.json"
+        path = self.config.resolve(str(folder)) / f"{dataset_label(dataset_name)}_results.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
         log.info("wrote %s", path)

@@ -98,6 +98,13 @@ class SteerConfig:
         return candidate
 
 
+    def data_path(self, name: str) -> str:
+        """A dataset name as given, or a data file resolved like any config path."""
+        if Path(name).suffix in (".json", ".jsonl"):
+            return str(self.resolve(name))
+        return name
+
+
 def _plain(value: Any) -> Any:
     """OmegaConf containers (and any mapping / sequence) as plain dicts and lists."""
     if isinstance(value, Mapping):

@@ -144,3 +144,9 @@ def generation_records(name: str, n: int | None = None) -> list[dict[str, Any]]:
     if records is None:
         raise _unknown(name)
     return records
+
+
+def dataset_label(name: str) -> str:
+    """The folder / file-name part for a dataset: its name, or a data file's stem."""
+    path = Path(name)
+    return path.stem if path.suffix in (".json", ".jsonl") else name

@@ -22,7 +22,7 @@ from ...adapters import HookedModel
 from ..library import save
 from ..vector import SteeringVector
 from .config import ConfigError, SteerConfig, load_config
-from .datasets import train_data
+from .datasets import dataset_label, train_data
 from .methods import train_hparams
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,13 @@ class BaseVectorGenerator:
                 torch.manual_seed(int(getattr(method.hparams, "seed", self.config["seed"])))
                 data = given
                 if data is None and method.needs_data:
-                    data = train_data(name, method.data_kind, self.config["steer_train_data_size"])
+                    data = train_data(self.config.data_path(name), method.data_kind, self.config["steer_train_data_size"])
                 log.info("generating %s on %s", spec.alg_name, name)
                 artefact = method.fit(self._model(), data if method.needs_data else None)
                 artefact = _annotate(artefact, spec.extra, self.config)
                 out[name][spec.alg_name] = artefact
                 if self.config["save_vectors"] and folder is not None:
-                    target = self.config.resolve(str(folder)) / name / f"{spec.alg_name}_vector"
+                    target = self.config.resolve(str(folder)) / dataset_label(name) / f"{spec.alg_name}_vector"
                     save(artefact, target, str(self.config["vector_dtype"]))
                     log.info("saved %s", target)
         return out
