@@ -37,7 +37,22 @@ def _run(args: argparse.Namespace) -> int:
     zero = {f"blocks.{i}.hook_mlp_out": (lambda act, ctx: act * 0) for i in range(4)}
     text = model.generate(PROMPTS[0], max_new_tokens=args.max_new_tokens, hooks=zero)[0]
     print(f"  {PROMPTS[0]!r} -> {text.strip()!r}")
+    _steer_sentiment(model, args.max_new_tokens)
     return 0
+
+
+def _steer_sentiment(model, max_new_tokens: int) -> None:
+    """The shipped sentiment vectors at their recommended layer and strength."""
+    from ..steer import library
+
+    _section("Steering sentiment with the shipped vectors (interv vectors list)")
+    prompt = "I walked into the room and"
+    print(f"  unsteered: {prompt!r} -> {model.generate(prompt, max_new_tokens=max_new_tokens)[0].strip()!r}")
+    for name in ("sentiment_positive", "sentiment_negative"):
+        vector = library.load(name)
+        graph = vector.to_graph(scale=vector.recommended_scale, model=model)
+        text = model.generate(prompt, max_new_tokens=max_new_tokens, graph=graph)[0]
+        print(f"  {name} (layer {vector.layers[0]}, x{vector.recommended_scale:g}): {text.strip()!r}")
 
 
 def _section(title: str) -> None:

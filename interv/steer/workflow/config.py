@@ -11,7 +11,8 @@ dict, a YAML file or any mapping (OmegaConf's ``DictConfig`` included). interv a
 ``eval_output_dir``, ``calibration``, ``vector_dtype``) and accepts method hyperparameters inline as well as by
 path (an entry of ``*_hparam_paths`` may be a mapping).
 
-Relative paths resolve against the config file's folder first, then the working directory.
+Relative paths resolve against the config file's folder when they exist there or start with
+``..``, else against the working directory.
 ``--set key=value`` overrides a key (dotted for nested keys: ``generation_params.max_new_tokens=10``;
 ``<alg_name>.<field>=...`` for a method's hyperparameters). Two spellings of one key with
 different values (``dtype``/``torch_dtype``, ``alg_name``/``method``, a top-level key and the
@@ -91,10 +92,13 @@ class SteerConfig:
         return self.values[name]
 
     def resolve(self, path: str) -> Path:
-        """A path from the config: relative to its folder when it exists there, else to the cwd."""
+        """A path from the config: relative to its folder when it exists there or starts with
+        ``..`` (a recipe's ``../../vectors/...``), else to the working directory."""
         candidate = Path(path).expanduser()
-        if not candidate.is_absolute() and self.folder is not None and (self.folder / candidate).exists():
-            return self.folder / candidate
+        if not candidate.is_absolute() and self.folder is not None and (
+            (self.folder / candidate).exists() or candidate.parts[:1] == ("..",)
+        ):
+            return (self.folder / candidate).resolve()
         return candidate
 
 
