@@ -63,3 +63,22 @@ def test_bad_config_is_one_error_line(tmp_path, tiny_dirs, capsys):
     assert main(["steer", "run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "vectors").exists()
+
+
+def test_calibrate_sweeps_plots_and_writes_the_chosen_strength(tmp_path, tiny_dirs, capsys, monkeypatch):
+    config = _files(tmp_path, tiny_dirs)
+    monkeypatch.chdir(tmp_path)
+    block = ["calibration.prompts=prompts.json", "calibration.metric=distinct_1", "calibration.scales=[1, 2]",
+             "calibration.layers=[0, 1]", "calibration.fluency_floor=0.1", "calibration.max_new_tokens=3"]
+    args = ["steer", "calibrate", "--config", str(config), "--plot", "sweep.png", "--write"]
+    for item in block:
+        args += ["--set", item]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("layer ") >= 4 and "best: layer" in out
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    from interv.steer.vector import SteeringVector
+
+    vector = SteeringVector.load(tmp_path / "vectors" / "train" / "caa_vector" / "vector.safetensors")
+    assert len(vector.layers) == 1 and vector.recommended_scale in (1.0, 2.0)
+    assert vector.meta["calibration"]["metric"] == "distinct_1"

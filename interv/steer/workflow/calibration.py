@@ -33,7 +33,7 @@ from ..calibrate import Calibration, calibrate
 from ..library import save
 from ..vector import SteeringVector
 from .config import ConfigError, load_config
-from .datasets import BEHAVIOURS, generation_records
+from .datasets import BEHAVIOURS, dataset_label, generation_records
 from .generator import BaseVectorGenerator
 
 KEYS = {"prompts", "n_prompts", "metric", "ab_dataset", "n_ab", "goal", "fluency", "fluency_floor",
@@ -80,7 +80,7 @@ def calibrate_config(path: str | Path, overrides: Sequence[str] = (), *, write: 
     metric: Any = block.get("metric", "vader_positive_share")
     if metric == "ab":
         metric = _ab_metric(model, str(block.get("ab_dataset", dataset)), int(block.get("n_ab", 50)), chat)
-    prompts = [r["input"] for r in generation_records(str(block["prompts"]), int(block.get("n_prompts", 30)))]
+    prompts = [r["input"] for r in generation_records(config.data_path(str(block["prompts"])), int(block.get("n_prompts", 30)))]
     result = calibrate(
         model, vector, metric, float(block.get("fluency_floor", 0.8)), prompts=prompts,
         scales=[float(s) for s in block.get("scales", [1, 2, 4, 8])], goal=str(block.get("goal", "max")),
@@ -97,5 +97,6 @@ def calibrate_config(path: str | Path, overrides: Sequence[str] = (), *, write: 
         folder = folder[0] if isinstance(folder, list) else folder
         if not folder:
             raise ConfigError("steer_vector_output_dir is not set: say where to write the vector.")
-        written = save(chosen, config.resolve(str(folder)) / dataset / f"{spec.alg_name}_vector")
+        written = save(chosen, config.resolve(str(folder)) / dataset_label(dataset) / f"{spec.alg_name}_vector",
+                       str(config["vector_dtype"]))
     return result, written
