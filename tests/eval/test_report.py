@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from interv.eval.report import evaluate_file, evaluate_results, exact_answer, markdown_table, write_report
+from interv.eval.report import (
+    evaluate_file,
+    evaluate_results,
+    exact_answer,
+    markdown_table,
+    write_report,
+)
 
 RECORDS = [
     {"input": "Today", "pred": ["I love this wonderful day"], "orig_pred": ["it rained and I hate it"],

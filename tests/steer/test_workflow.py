@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from interv.steer.vector import SteeringVector
-from interv.steer.workflow import BaseVectorApplier, BaseVectorGenerator, ConfigError, load_config, run
+from interv.steer.workflow import (
+    BaseVectorApplier,
+    BaseVectorGenerator,
+    ConfigError,
+    load_config,
+    run,
+)
 
 AB_RECORDS = [{"question": f"Q{i}?\n(A) yes\n(B) no", "matching": "(A)" if i % 2 else "(B)",
                "not_matching": "(B)" if i % 2 else "(A)"} for i in range(4)]
