@@ -18,6 +18,7 @@ regenerated at that layer from its recipe's data), for tuning.
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import statistics
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 import torch
 
 from .timing import interleaved_medians
+
+log = logging.getLogger(__name__)
 
 SENTIMENT = ("sentiment_positive", "sentiment_negative")
 BEHAVIOURS = ("refusal", "sycophancy", "hallucination", "corrigibility", "survival_instinct",
@@ -104,6 +107,7 @@ def sentiment(model: Any, n_prompts: int, seed: int, layer: int | None, scale: f
         row = _summary(text_metrics(texts, metrics), plain)
         row.update(layers=vector.layers, strength=strength, method=vector.method, sample=texts[:3])
         out[name] = row
+        log.info("sentiment %s: %s", name, row)
     pos, neg = out["sentiment_positive"], out["sentiment_negative"]
     out["target_met"] = bool(pos["shift_points"] >= 30 and neg["shift_points"] <= -30
                              and pos["distinct_2_ratio"] >= 0.8 and neg["distinct_2_ratio"] >= 0.8)
@@ -141,6 +145,7 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
         row["intended_direction"] = row["plus"] > row["zero"] > row["minus"]
         hits += row["intended_direction"]
         out[name] = row
+        log.info("behaviour %s: %s", name, row)
     out["in_intended_direction"] = hits
     out["target_met"] = hits >= 5
     return out
