@@ -33,3 +33,4 @@ test: install-test
 bench: install
 	$(BIN)/interv bench forward --json results/bench-forward.json
 	$(BIN)/interv bench steer --json results/bench-steer.json
+	$(BIN)/interv bench steering --json results/bench-steering.json

@@ -77,7 +77,10 @@ class RunTracker:
         cur_len = current.shape[1]
         mask = kwargs.get("attention_mask")
         if mask is None or mask.dim() != 2:
-            mask = torch.ones(current.shape[0], cur_len, dtype=torch.long, device=current.device)
+            # transformers drops an all-ones mask (one unpadded prompt): the KV cache says how
+            # many tokens came before this forward.
+            cached = _cache_length(kwargs.get("past_key_values"))
+            mask = torch.ones(current.shape[0], cached + cur_len, dtype=torch.long, device=current.device)
         total = mask.shape[1]
         past = total - cur_len
         state = self.state
@@ -95,6 +98,12 @@ class RunTracker:
         state.past_length, state.cur_length = past, cur_len
         state.input_ids = ids
         state.forward_id += 1
+
+
+def _cache_length(cache: Any) -> int:
+    """Tokens already held by a key-value cache (0 for none)."""
+    length = getattr(cache, "get_seq_length", None)
+    return int(length()) if callable(length) else 0
 
 
 def apply_hook_fns(act: Tensor, fns: list[HookFn], ctx: HookContext) -> Tensor:

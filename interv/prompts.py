@@ -12,11 +12,11 @@ def chat_prefix(tokenizer: Any, user: str, system: str | None = None) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True) -> str:
+def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True, system: str | None = None) -> str:
     """CAA's multiple-choice format: the question, then the answer opened by "(".
 
     The next token is the answer letter, where CAA reads (and we score) the behaviour.
     """
     if chat_template and getattr(tokenizer, "chat_template", None):
-        return chat_prefix(tokenizer, question) + "("
-    return f"{question}\n\nAnswer: ("
+        return chat_prefix(tokenizer, question, system) + "("
+    return f"{system}\n\n{question}\n\nAnswer: (" if system else f"{question}\n\nAnswer: ("

@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  {PROMPTS[0]!r} -> {text.strip()!r}")
     if not args.no_edit:
         _edit(model, args.max_new_tokens)
+    _steer_sentiment(model, args.max_new_tokens)
     return 0
 
 
@@ -77,6 +78,20 @@ def _edit(model, max_new_tokens: int) -> None:
         print(f"  {prompt!r}\n      before: {old.strip()!r}\n      after:  {new.strip()!r}")
     restored = torch.equal(model.weight(patch.weights()[0]), original)
     print(f"  patch reverted; {patch.weights()[0]} restored bit-exactly: {restored}")
+
+
+def _steer_sentiment(model, max_new_tokens: int) -> None:
+    """The shipped sentiment vectors at their recommended layer and strength."""
+    from ..steer import library
+
+    _section("Steering sentiment with the shipped vectors (interv vectors list)")
+    prompt = "I walked into the room and"
+    print(f"  unsteered: {prompt!r} -> {model.generate(prompt, max_new_tokens=max_new_tokens)[0].strip()!r}")
+    for name in ("sentiment_positive", "sentiment_negative"):
+        vector = library.load(name)
+        graph = vector.to_graph(scale=vector.recommended_scale, model=model)
+        text = model.generate(prompt, max_new_tokens=max_new_tokens, graph=graph)[0]
+        print(f"  {name} (layer {vector.layers[0]}, x{vector.recommended_scale:g}): {text.strip()!r}")
 
 
 def _section(title: str) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..provision import DEFAULT_MODEL, KNOWN_MODELS, CacheError, cache_dir, ensure_model, verify_cache
+from ..provision import (
+    DEFAULT_MODEL,
+    KNOWN_MODELS,
+    CacheError,
+    cache_dir,
+    ensure_model,
+    verify_cache,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

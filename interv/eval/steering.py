@@ -27,6 +27,13 @@ from .classifiers import sentiment_probe, toxicity_probe, vader_compound
 from .text import distinct_n, fluency, words
 
 METRICS = ("perplexity", "distinct", "fluency", "sentiment", "sentiment_probe", "toxicity")
+# Each number a metric group reports -> its group (for picking one number, e.g. in calibration).
+METRIC_KEYS = {
+    "distinct_1": "distinct", "distinct_2": "distinct", "distinct_3": "distinct",
+    "fluency": "fluency", "vader_compound": "sentiment", "vader_positive_share": "sentiment",
+    "vader_negative_share": "sentiment", "probe_positive": "sentiment_probe",
+    "profanity_share": "toxicity", "probe_toxic": "toxicity",
+}
 
 
 @torch.no_grad()

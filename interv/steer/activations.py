@@ -59,3 +59,24 @@ def read_activations(
     for hook in hooks:
         out[hook] = torch.stack(rows[hook])
     return out
+
+
+@torch.no_grad()
+def read_token_states(
+    model: HookedModel, token_lists: Sequence[Sequence[int]], hook: str, batch_size: int = 16
+) -> list[Float[Tensor, "pos d"]]:
+    """Every token's activation at ``hook`` for each text (unpadded), batched by length."""
+    order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+    stop = _deepest_layer([hook])
+    pad = model.tokenizer.pad_token_id
+    out: list[Tensor] = [torch.empty(0)] * len(token_lists)
+    for begin in range(0, len(order), batch_size):
+        chunk = order[begin : begin + batch_size]
+        width = max(len(token_lists[i]) for i in chunk)
+        ids = torch.tensor([[pad] * (width - len(token_lists[i])) + list(token_lists[i]) for i in chunk])
+        mask = torch.tensor([[0] * (width - len(token_lists[i])) + [1] * len(token_lists[i]) for i in chunk])
+        _, cache = model.run_with_cache(Batch(ids.to(model.device), mask.to(model.device)), [hook],
+                                        stop_at_layer=stop)
+        for row, i in enumerate(chunk):
+            out[i] = cache[hook][row, width - len(token_lists[i]) :].float().cpu()
+    return out

@@ -4,13 +4,17 @@ The vector is the mean difference of residual-stream activations between example
 a behaviour and examples that do not. For multiple-choice (A/B) data it is read at the answer
 letter, the one token where the two examples differ; for free-form pairs it is the mean over
 the tokens of each continuation. Added with a multiplier (about +-1 for A/B behaviours) it
-pushes generation towards (or away from) the behaviour.
+pushes generation towards (or away from) the behaviour. EasyEdit2 adds it to the block output,
+``blocks.{L}.hook_resid_post``, which is the default ``hook`` here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from torch import Tensor
 
 from ..adapters import HookedModel
 from ..data.steering import ABItem, ContrastPair
@@ -24,50 +28,76 @@ from .vector import SteeringVector, model_identity
 @dataclass(kw_only=True)
 class CAAHParams(HParams):
     method = "caa"
+    ee2_renames: ClassVar[dict[str, str]] = {"use_chat_template": "chat_template"}
     layers: list[int] = field(default_factory=lambda: [12])
     hook: str = "hook_resid_post"  # read and steer blocks.{layer}.<hook>
     chat_template: bool = True  # A/B questions as a user turn
+    system_prompt: str = ""
+    multiple_choice: bool | None = None  # EasyEdit2's flag; None: decided by the data
     batch_size: int = 16
-    multipliers: list[float] = field(default_factory=lambda: [1.0])  # applied per layer
     dataset: str = ""
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("CAA needs at least one layer in `layers`.")
-        if len(self.multipliers) not in (1, len(self.layers)):
-            raise ValueError("`multipliers` must have one value or one per layer.")
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}.")
 
 
-def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], chat_template: bool):
-    """Token ids and read spans of the positive and negative side of each example."""
+def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> None:
+    """One clear error for an empty or one-sided contrastive dataset."""
     if not data:
-        raise ValueError("The dataset is empty; CAA needs contrastive examples.")
+        raise ValueError(f"The dataset is empty; {method} needs contrastive examples.")
+    for item in data:
+        if isinstance(item, ABItem):
+            if item.matching.strip("() ") == item.not_matching.strip("() "):
+                raise ValueError(f"An A/B item has the same answer on both sides: {item!r}.")
+        elif isinstance(item, ContrastPair):
+            if not item.positive.strip() or not item.negative.strip():
+                raise ValueError(f"An example has an empty side (a one-sided pair): {item!r}.")
+        else:
+            raise TypeError(f"{method} data must be ABItem or ContrastPair, got {type(item).__name__}.")
+    if all(isinstance(i, ContrastPair) and i.positive == i.negative for i in data):
+        raise ValueError(f"Every pair has identical sides; {method} has nothing to contrast.")
+
+
+def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], chat_template: bool,
+                   system_prompt: str = ""):
+    """Token ids and read spans of the positive and negative side of each example."""
+    check_contrast_data(data, "CAA")
     pos_ids, neg_ids, pos_spans, neg_spans = [], [], [], []
     for item in data:
         if isinstance(item, ABItem):
-            prefix = ab_prompt(model.tokenizer, item.question, chat_template)
+            prefix = ab_prompt(model.tokenizer, item.question, chat_template, system_prompt or None)
             for letter, ids, spans in ((item.matching, pos_ids, pos_spans), (item.not_matching, neg_ids, neg_spans)):
                 tokens = tokenize(model, [prefix + letter.strip("() ")], special_tokens=not chat_template)[0]
                 ids.append(tokens)
                 spans.append((len(tokens) - 1, len(tokens)))  # the answer letter
-        elif isinstance(item, ContrastPair):
+        else:
             prompt_ids = tokenize(model, [item.prompt])[0] if item.prompt else []
-            if not item.positive.strip() or not item.negative.strip():
-                raise ValueError(f"An example has an empty side: {item!r}.")
             for text, ids, spans in ((item.positive, pos_ids, pos_spans), (item.negative, neg_ids, neg_spans)):
                 cont = tokenize(model, [(" " if prompt_ids else "") + text.strip()], special_tokens=not prompt_ids)[0]
                 ids.append(prompt_ids + cont)
                 spans.append((len(prompt_ids), len(prompt_ids) + len(cont)))
-        else:
-            raise TypeError(f"CAA data must be ABItem or ContrastPair, got {type(item).__name__}.")
     return pos_ids, pos_spans, neg_ids, neg_spans
 
 
-def mean_difference(model: HookedModel, data, hooks: list[str], chat_template: bool, batch_size: int):
-    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, chat_template)
+def mean_difference(model: HookedModel, data, hooks: list[str], chat_template: bool, batch_size: int,
+                    system_prompt: str = "") -> dict[str, Tensor]:
+    """Per example, positive minus negative activation at every hook: ``{hook: [n, d]}``."""
+    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, chat_template, system_prompt)
     acts = read_activations(model, pos_ids + neg_ids, pos_spans + neg_spans, hooks, batch_size)
     n = len(pos_ids)
     return {hook: (a[:n] - a[n:]) for hook, a in acts.items()}
+
+
+def check_multiple_choice(flag: bool | None, data: Sequence[ABItem | ContrastPair]) -> None:
+    if flag is None or not data:
+        return
+    is_ab = isinstance(data[0], ABItem)
+    if flag != is_ab:
+        kind = "A/B items" if is_ab else "free-form pairs"
+        raise ValueError(f"multiple_choice: {str(flag).lower()} contradicts the dataset, which holds {kind}.")
 
 
 @STEER_METHODS.register("caa")
@@ -78,8 +108,9 @@ class CAA(SteerMethod):
     def fit(self, model: HookedModel, data: Sequence[ABItem | ContrastPair]) -> SteeringVector:
         hp: CAAHParams = self.hparams  # type: ignore[assignment]
         self.check_layers(model, hp.layers)
+        check_multiple_choice(hp.multiple_choice, data)
         hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
-        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size)
+        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt)
         return SteeringVector(
             {hook: d.mean(0) for hook, d in diffs.items()},
             method=self.name, model=model_identity(model), dataset=hp.dataset,

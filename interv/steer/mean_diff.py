@@ -39,12 +39,15 @@ class MeanDiffHParams(HParams):
 class MeanDiff(SteerMethod):
     name = "mean_diff"
     hparams_class = MeanDiffHParams
+    data_kind = None  # the prompt pairs are hyperparameters
 
     def fit(self, model: HookedModel, data: list[tuple[str, str]] | None = None) -> SteeringVector:
         """``data``: (positive, negative) prompt pairs; defaults to the hyperparameters' pairs."""
         hp: MeanDiffHParams = self.hparams  # type: ignore[assignment]
         self.check_layers(model, hp.layers)
         pairs = list(data) if data else list(zip(hp.positive, hp.negative))
+        if any(not p.strip() or not n.strip() for p, n in pairs):
+            raise ValueError("A mean_diff prompt pair has an empty side; give both prompts.")
         texts = [p for p, _ in pairs] + [n for _, n in pairs]
         ids = tokenize(model, texts)
         spans = [(len(t) - 1, len(t)) if hp.read == "last" else (0, len(t)) for t in ids]

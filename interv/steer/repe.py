@@ -11,29 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from ..adapters import HookedModel
 from ..data.steering import ABItem, ContrastPair
 from ..hparams import HParams
 from .base import STEER_METHODS, SteerMethod
-from .caa import mean_difference
+from .caa import check_contrast_data, mean_difference
 from .vector import SteeringVector, model_identity
 
 
 @dataclass(kw_only=True)
 class RepEHParams(HParams):
     method = "repe"
+    ee2_renames: ClassVar[dict[str, str]] = {"use_chat_template": "chat_template"}
     layers: list[int] = field(default_factory=lambda: [12])
     hook: str = "hook_resid_post"
     chat_template: bool = True
+    system_prompt: str = ""
     center: bool = False  # PCA on centred differences (False: repeng's pca_diff, uncentred)
     batch_size: int = 16
     dataset: str = ""
 
 
-def first_component(diffs: torch.Tensor, center: bool) -> tuple[torch.Tensor, float]:
+def first_component(diffs: Float[Tensor, "n d"], center: bool) -> tuple[Float[Tensor, " d"], float]:
     """Unit first principal direction of ``diffs`` [n, d], sign-fixed, and the mean projection."""
     x = diffs - diffs.mean(0) if center else diffs
     _, _, vh = torch.linalg.svd(x.double(), full_matrices=False)
@@ -52,10 +57,11 @@ class RepE(SteerMethod):
     def fit(self, model: HookedModel, data: Sequence[ABItem | ContrastPair]) -> SteeringVector:
         hp: RepEHParams = self.hparams  # type: ignore[assignment]
         self.check_layers(model, hp.layers)
+        check_contrast_data(data, "RepE")
         if len(data) < 2:
             raise ValueError("RepE needs at least two contrastive pairs for a principal component.")
         hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
-        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size)
+        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt)
         directions, agreement = {}, {}
         for hook, d in diffs.items():
             direction, mean_projection = first_component(d, hp.center)

@@ -1,24 +1,43 @@
 """``SteeringVector``: directions keyed by canonical hook name, as a value object.
 
 Steering methods produce one; arithmetic (``+ - *`` and negation) composes them, and
-``to_graph`` turns one into an intervention graph of ``Add`` nodes.
+``to_graph`` turns one into an intervention graph of ``Add`` nodes, which is how every vector is
+applied. A saved vector is one safetensors file whose header carries the metadata: model
+identity (name, architecture, widths, fingerprint), method, dataset, layers, creation date,
+interv version and the recommended scale.
+
+Example:
+    >>> import torch
+    >>> from interv.steer.vector import SteeringVector
+    >>> v = SteeringVector({"blocks.3.hook_resid_post": torch.ones(8)}, method="caa")
+    >>> (2 * v - v).norms()["blocks.3.hook_resid_post"] == v.norms()["blocks.3.hook_resid_post"]
+    True
+    >>> v.to_graph(scale=4.0, positions="from_last_prompt_token").names()
+    ['caa_L3']
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Positions
+
 FORMAT = "interv.vector"
 FORMAT_VERSION = 1
+_LAYER = re.compile(r"^blocks\.(\d+)\.")
 
 
 def model_identity(model: HookedModel) -> dict[str, Any]:
@@ -28,19 +47,38 @@ def model_identity(model: HookedModel) -> dict[str, Any]:
             "d_model": cfg.d_model, "n_layers": cfg.n_layers}
 
 
+def hook_layer(hook: str) -> int | None:
+    """The block index of a ``blocks.{i}.…`` hook name (None for hooks outside the blocks)."""
+    match = _LAYER.match(hook)
+    return int(match.group(1)) if match else None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance() -> dict[str, str]:
+    """Creation date and interv version, for the metadata of any saved artefact."""
+    from .. import __version__
+
+    return {"created": _now(), "interv_version": __version__}
+
+
 @dataclass(eq=False)
 class SteeringVector:
-    """One direction per hook point (``blocks.12.hook_resid_post`` -> ``[d_model]``)."""
+    """One direction per hook point (``blocks.12.hook_resid_post`` -> ``[d_model]``).
 
-    directions: dict[str, Tensor]
+    ``recommended_scale`` is the strength a multiplier of 1 stands for when the vector is
+    applied (chosen by ``interv.steer.calibrate`` for the shipped vectors).
+    """
+
+    directions: dict[str, Float[Tensor, " d"]]
     method: str = ""
     model: dict[str, Any] = field(default_factory=dict)
     dataset: str = ""
     recommended_scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
-    created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    created: str = field(default_factory=_now)
 
     def __post_init__(self) -> None:
         if not self.directions:
@@ -55,6 +93,12 @@ class SteeringVector:
     def hooks(self) -> list[str]:
         return list(self.directions)
 
+    @property
+    def layers(self) -> list[int]:
+        """Block indices the vector has directions at, in hook order."""
+        return [layer for h in self.directions if (layer := hook_layer(h)) is not None]
+
+    # ------------------------------------------------------------------ arithmetic
     def _combine(self, other: SteeringVector, sign: float) -> SteeringVector:
         if self.model.get("fingerprint") and other.model.get("fingerprint") and (
             self.model["fingerprint"] != other.model["fingerprint"]
@@ -86,67 +130,123 @@ class SteeringVector:
     def norms(self) -> dict[str, float]:
         return {k: float(v.norm()) for k, v in self.directions.items()}
 
+    def at_layers(self, layers: Sequence[int]) -> SteeringVector:
+        """Only the directions at these block indices (each must be present)."""
+        missing = [layer for layer in layers if layer not in self.layers]
+        if missing:
+            raise ValueError(
+                f"This {self.method or 'steering'} vector has no direction at layer(s) {missing}; "
+                f"it has layers {self.layers}. Fix `layers` or regenerate the vector there."
+            )
+        keep = {h: v for h, v in self.directions.items() if hook_layer(h) in set(layers)}
+        return self._with(keep)
+
     def _with(self, directions: dict[str, Tensor], **changes: Any) -> SteeringVector:
         fields = dict(method=self.method, model=self.model, dataset=self.dataset,
-                      recommended_scale=self.recommended_scale, meta=self.meta)
+                      recommended_scale=self.recommended_scale, meta=self.meta, created=self.created)
         fields.update(changes)
         return SteeringVector(directions, **fields)
 
+    def replace(self, **changes: Any) -> SteeringVector:
+        """A copy with metadata fields changed (``recommended_scale``, ``dataset``...)."""
+        return self._with(dict(self.directions), **changes)
+
+    # ---------------------------------------------------------------------- checks
     def check(self, model: HookedModel) -> None:
         """Raise before anything runs if this vector does not fit ``model``."""
         if self.model.get("fingerprint") and self.model["fingerprint"] != model.fingerprint():
             raise ValueError(
                 f"This vector was computed on {self.model.get('name')!r} (fingerprint "
                 f"{self.model['fingerprint']}), not on {model.cfg.name!r} ({model.fingerprint()}); "
-                "recompute it on this model."
+                "recompute it on this model (or clear vector.model if the weights are the same)."
             )
         names = set(model.hook_names())
         for name, vec in self.directions.items():
+            layer = hook_layer(name)
+            if layer is not None and layer >= model.cfg.n_layers:
+                raise ValueError(
+                    f"Direction at {name!r}: layer {layer} is out of range; the model has layers "
+                    f"0..{model.cfg.n_layers - 1}."
+                )
             if name not in names:
                 from ..adapters import UnknownNameError
 
                 raise UnknownNameError("hook", name, model.hook_names())
-            if vec.shape[0] != model.cfg.d_model:
+            if vec.shape[0] != model.hook_shape(name)[-1]:
                 raise ValueError(
-                    f"Direction at {name!r} has width {vec.shape[0]}, the model's d_model is "
-                    f"{model.cfg.d_model}."
+                    f"Direction at {name!r} has width {vec.shape[0]}; activations there have "
+                    f"width {model.hook_shape(name)[-1]}. Was it computed for another model?"
                 )
+
+    # ---------------------------------------------------------------------- graphs
+    def to_graph(
+        self,
+        scale: float = 1.0,
+        positions: str | Positions = "all",
+        *,
+        layers: Sequence[int] | None = None,
+        multipliers: Sequence[float] | None = None,
+        model: HookedModel | None = None,
+    ) -> Graph:
+        """The vector as ``Add`` nodes: ``act + scale * multiplier * direction`` at each hook.
+
+        ``layers`` picks some of the vector's layers; ``multipliers`` gives one factor per
+        picked layer (or one for all); ``positions`` is a name from ``interv.steer.apply``
+        (``all``, ``prompt``, ``generated``, ``from_last_prompt_token``) or a selector.
+        """
+        from .apply import build_vector_graph
+
+        if model is not None:
+            self.check(model)
+        return build_vector_graph(self, scale, positions, layers, multipliers)
 
     # ------------------------------------------------------------------ persistence
     def metadata(self) -> dict[str, Any]:
         from .. import __version__
 
-        layers = sorted({int(h.split(".")[1]) for h in self.directions if h.startswith("blocks.")})
-        return {"method": self.method, "model": self.model, "dataset": self.dataset, "layers": layers,
-                "hooks": self.hooks, "recommended_scale": self.recommended_scale, "created": self.created,
+        return {"method": self.method, "model": self.model, "dataset": self.dataset,
+                "layers": sorted(set(self.layers)), "hooks": self.hooks,
+                "recommended_scale": self.recommended_scale, "created": self.created,
                 "interv_version": __version__, "meta": self.meta}
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """One safetensors file; ``dtype=torch.float16`` halves it (a 576-d vector: ~1 KB)."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: vec.detach().float().cpu().contiguous() for name, vec in self.directions.items()}
-        header = {"format": FORMAT, "version": str(FORMAT_VERSION), "meta": json.dumps(self.metadata(), default=str)}
+        tensors = {name: vec.detach().to(dtype).cpu().contiguous() for name, vec in self.directions.items()}
+        header = {"format": FORMAT, "version": str(FORMAT_VERSION),
+                  "meta": json.dumps(self.metadata(), default=str)}
         save_file(tensors, str(path), metadata=header)
         return path
 
-    @classmethod
-    def load(cls, path: str | Path) -> SteeringVector:
+    @staticmethod
+    def read_metadata(path: str | Path) -> dict[str, Any]:
+        """The metadata of a saved vector without loading its tensors."""
         from safetensors import safe_open
 
         try:
             with safe_open(str(path), framework="pt") as handle:
                 header = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except FileNotFoundError:
             raise
         except Exception as err:
             raise ValueError(f"{path} is corrupt or not a safetensors file ({err}).") from err
         if header.get("format") != FORMAT:
             raise ValueError(f"{path} is not an interv steering vector file.")
-        meta = json.loads(header["meta"])
-        directions = {name: tensors[name] for name in meta["hooks"]}
+        version = int(header.get("version", "0"))
+        if version > FORMAT_VERSION:
+            raise ValueError(f"{path} uses vector format {version}; upgrade interv to read it.")
+        return json.loads(header["meta"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> SteeringVector:
+        from safetensors.torch import load_file
+
+        meta = cls.read_metadata(path)
+        tensors = load_file(str(path))
+        directions = {name: tensors[name].float() for name in meta["hooks"]}
         return cls(directions, method=meta["method"], model=meta["model"], dataset=meta["dataset"],
                    recommended_scale=meta["recommended_scale"], meta=meta.get("meta", {}),
                    created=meta["created"])

@@ -83,6 +83,17 @@ def test_run_state_tracks_positions_during_generation(tiny_models, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_run_state_tracks_one_unpadded_prompt(tiny_models, backend):
+    """transformers passes no attention mask for one unpadded prompt: the cache gives the past."""
+    model = tiny_models("llama", backend)
+    seen = []
+    hooks = {"blocks.0.hook_resid_pre": lambda act, ctx: seen.append((ctx.run.past_length, ctx.run.prompt_length))}
+    model.generate(PROMPTS[0], max_new_tokens=3, min_new_tokens=3, hooks=hooks)
+    n = model.to_batch(PROMPTS[0]).input_ids.shape[1]
+    assert seen == [(0, n), (n, n), (n + 1, n)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_run_state_keeps_python_positions_and_ids(tiny_models, backend):
     model = tiny_models("llama", backend)
     seen = []

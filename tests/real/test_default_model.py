@@ -71,3 +71,4 @@ def test_demo_runs(real_model_dir, capsys):
     out = capsys.readouterr().out
     assert "Paris" in out
     assert "blocks.{i}.hook_resid_post" in out
+    assert "sentiment_positive (layer" in out and "sentiment_negative (layer" in out

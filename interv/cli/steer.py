@@ -1,0 +1,114 @@
+"""``interv steer generate|apply|run|calibrate|methods``: EasyEdit2's steering workflow.
+
+Every subcommand takes an EasyEdit2-style top-level config (``--config FILE``) and
+``--set key=value`` overrides (see ``interv.steer.workflow.config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("steer", help="generate, apply and evaluate steering (EasyEdit2 configs)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    for name, helptext, fn in (
+        ("generate", "generate steering vectors from a config", _generate),
+        ("apply", "apply saved vectors and generate from the config's datasets", _apply),
+        ("run", "generate, apply, generate text and evaluate, in one go", _run),
+        ("calibrate", "sweep strength x layer for the config's vector and pick the strength", _calibrate),
+    ):
+        sub = actions.add_parser(name, help=helptext)
+        sub.add_argument("--config", required=True, type=Path, help="top-level YAML config")
+        sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config key (repeatable; dotted for nested keys)")
+        sub.set_defaults(run=fn)
+    calibrate = actions.choices["calibrate"]
+    calibrate.add_argument("--plot", type=Path, default=None, help="where to write the sweep PNG")
+    calibrate.add_argument("--write", action="store_true",
+                           help="save the vector at the chosen layer with the chosen recommended scale")
+    methods = actions.add_parser("methods", help="list the registered steering methods")
+    methods.set_defaults(run=_methods)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ..steer.workflow import BaseVectorGenerator
+
+    vectors = BaseVectorGenerator(args.config, args.overrides).generate_vectors()
+    for dataset, methods in vectors.items():
+        for alg, artefact in methods.items():
+            print(f"{dataset}\t{alg}\t{_describe(artefact)}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from ..steer.workflow import BaseVectorApplier
+
+    applier = BaseVectorApplier(args.config, args.overrides)
+    applier.apply_vectors()
+    results = applier.generate()
+    _show(results)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..eval.report import markdown_table
+    from ..steer.workflow import run
+
+    out = run(args.config, args.overrides)
+    _show(out["results"])
+    for name, report in out["evaluation"].items():
+        print(f"\n== {name}: evaluation\n{markdown_table(report)}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ..steer.workflow.calibration import calibrate_config
+
+    result, written = calibrate_config(args.config, args.overrides, write=args.write)
+    for point in result.points:
+        mark = "" if point.allowed else "  (below the fluency floor)"
+        print(f"layer {point.layer}\tscale {point.scale:g}\t{result.metric_name} {point.metric:.3f}\t"
+              f"{result.fluency_name} {point.fluency:.3f}{mark}")
+    print(f"unsteered\t\t{result.metric_name} {result.baseline_metric:.3f}\t"
+          f"{result.fluency_name} {result.baseline_fluency:.3f}")
+    best = result.best
+    print("best: none passed the fluency floor" if best is None
+          else f"best: layer {best.layer}, scale {best.scale:g}")
+    if args.plot:
+        print(f"plot: {result.plot(args.plot)}")
+    if written is not None:
+        print(f"wrote {written}")
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from ..steer.base import STEER_METHODS
+
+    for name in STEER_METHODS.names():
+        cls = STEER_METHODS.get(name)
+        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__ or "").strip()
+        print(f"{name}\t{doc.splitlines()[0] if doc else ''}")
+    return 0
+
+
+def _describe(artefact: object) -> str:
+    from ..graph import Graph
+    from ..steer.vector import SteeringVector
+
+    if isinstance(artefact, SteeringVector):
+        norms = ", ".join(f"{h}: {n:.2f}" for h, n in artefact.norms().items())
+        return f"vector ({norms}), recommended scale {artefact.recommended_scale:g}"
+    if isinstance(artefact, Graph):
+        return f"graph with nodes {artefact.names()}"
+    return repr(artefact)
+
+
+def _show(results: dict) -> None:
+    for name, records in results.items():
+        print(f"\n== {name}: {len(records)} records")
+        for record in records[:3]:
+            print(json.dumps({"input": record["input"], "orig_pred": record["orig_pred"],
+                              "pred": record["pred"]}, ensure_ascii=False))

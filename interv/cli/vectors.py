@@ -1,0 +1,71 @@
+"""``interv vectors list|show|export|import``: the shipped vector library and other formats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("vectors", help="the steering vector library; GGUF / EasyEdit2 conversion")
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="shipped vectors with their layers and recommended scale")
+    listing.set_defaults(run=_list)
+    show = actions.add_parser("show", help="a vector's metadata (library name or path)")
+    show.add_argument("name")
+    show.set_defaults(run=_show)
+    export = actions.add_parser("export", help="write a vector as a llama.cpp / repeng GGUF control vector")
+    export.add_argument("name", help="library name or path of a vector")
+    export.add_argument("--gguf", type=Path, required=True, help="output .gguf file")
+    export.add_argument("--scale", type=float, default=None, help="baked-in scale (default: recommended)")
+    export.set_defaults(run=_export)
+    convert = actions.add_parser("import", help="read an EasyEdit2 folder, .pt file or GGUF into an interv vector")
+    convert.add_argument("source")
+    convert.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    convert.set_defaults(run=_import)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from ..steer.library import entries
+
+    rows = entries()
+    if not rows:
+        print("The library is empty.")
+        return 0
+    print("name\tmodel\tmethod\tlayers\trecommended_scale\tdataset\trecipe")
+    for e in rows:
+        meta = e.meta
+        print(f"{e.name}\t{e.model}\t{e.method}\t{meta['layers']}\t{meta['recommended_scale']:g}\t"
+              f"{meta['dataset']}\t{meta.get('meta', {}).get('config', '')}")
+    return 0
+
+
+def _vector(name: str):
+    from ..steer.library import load
+    from ..steer.vector import SteeringVector
+
+    artefact = load(name)
+    if not isinstance(artefact, SteeringVector):
+        raise ValueError(f"{name} is a {type(artefact).__name__}, not a steering vector.")
+    return artefact
+
+
+def _show(args: argparse.Namespace) -> int:
+    vector = _vector(args.name)
+    meta = vector.metadata()
+    meta["norms"] = {h: round(n, 4) for h, n in vector.norms().items()}
+    print(json.dumps(meta, indent=2, default=str))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..steer.interop import export_gguf
+
+    print(export_gguf(_vector(args.name), args.gguf, args.scale))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    print(_vector(args.source).save(args.out))
+    return 0

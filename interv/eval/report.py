@@ -1,0 +1,136 @@
+"""Evaluate the JSON an apply step writes (EasyEdit2's records) into a JSON + markdown report.
+
+Each record is ``{input, orig_pred: [..], pred: [..], reference_response, complete_output}``;
+steered (``pred``) and, when present, unsteered (``orig_pred``) generations are scored with the
+metrics of ``interv.eval.steering`` plus:
+
+* ``ab``: the mean A/B probability of the behaviour-matching answer, read from the records of
+  CAA test sets (the applier stores ``ab_probability`` and ``orig_ab_probability``);
+* ``exact_answer``: GSM-style accuracy, the last number (or ``\\boxed{..}``) of a response
+  against the number after ``####`` (or the last number) of the reference.
+
+Example:
+    >>> from interv.eval.report import evaluate_file  # doctest: +SKIP
+    >>> report = evaluate_file("logs/sentiment_neutral_results.json", ["distinct", "sentiment"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..adapters import HookedModel
+from .steering import METRICS, evaluate_generations
+
+EXTRA = ("ab", "exact_answer")
+ALL_METRICS = (*METRICS, *EXTRA)
+DEFAULT_METRICS = ("perplexity", "distinct", "fluency", "sentiment", "ab")
+_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
+
+
+def _answer(text: str, reference: bool) -> str | None:
+    boxed = re.findall(r"\\boxed\{([^}]*)\}", text)
+    if reference and "####" in text:
+        text = text.split("####")[-1]
+    elif boxed:
+        text = boxed[-1]
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace(",", "").rstrip(".") if numbers else None
+
+
+def exact_answer(responses: Sequence[str], references: Sequence[str]) -> float:
+    """The share of responses whose final number equals the reference's answer."""
+    hits = [_answer(r, False) is not None and _answer(r, False) == _answer(str(ref), True)
+            for r, ref in zip(responses, references, strict=True)]
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+def _prompt_of(record: dict[str, Any]) -> str:
+    """The prompt the model saw: the complete output minus the first response (else the input)."""
+    complete, preds = record.get("complete_output") or [], record.get("pred") or []
+    if complete and preds and preds[0] and complete[0].endswith(preds[0]):
+        return complete[0][: len(complete[0]) - len(preds[0])]
+    return str(record.get("input", ""))
+
+
+def _score(records: list[dict[str, Any]], key: str, metrics: Sequence[str],
+           reference: HookedModel | None) -> dict[str, float]:
+    prompts, texts, refs = [], [], []
+    for record in records:
+        for response in record.get(key) or []:
+            prompts.append(_prompt_of(record))
+            texts.append(response)
+            refs.append(record.get("reference_response") or "")
+    if not texts:
+        return {}
+    base = [m for m in metrics if m in METRICS]
+    result = evaluate_generations(prompts, texts, base, reference) if base else {}
+    if "exact_answer" in metrics:
+        result["exact_answer"] = round(exact_answer(texts, refs), 4)
+    return result
+
+
+def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] | None = None,
+                     reference: HookedModel | None = None) -> dict[str, Any]:
+    """Score steered and unsteered generations; ``reference`` is the unsteered model."""
+    metrics = list(metrics or DEFAULT_METRICS)
+    unknown = sorted(set(metrics) - set(ALL_METRICS))
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}.")
+    records = list(records)
+    if not records:
+        raise ValueError("No records to evaluate.")
+    if "perplexity" in metrics and reference is None:
+        raise ValueError("The perplexity metric needs the unsteered model (--model).")
+    report: dict[str, Any] = {"n_records": len(records), "metrics": metrics,
+                              "steered": _score(records, "pred", metrics, reference),
+                              "unsteered": _score(records, "orig_pred", metrics, reference)}
+    if "ab" in metrics and any("ab_probability" in r for r in records):
+        scored = [r for r in records if "ab_probability" in r]
+        report["steered"]["ab_matching_probability"] = round(statistics.fmean(r["ab_probability"] for r in scored), 4)
+        report["unsteered"]["ab_matching_probability"] = round(
+            statistics.fmean(r["orig_ab_probability"] for r in scored), 4)
+    return report
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Rows: metrics; columns: unsteered, steered and their difference."""
+    steered, plain = report["steered"], report["unsteered"]
+    keys = list(dict.fromkeys([*plain, *steered]))
+    lines = ["| metric | unsteered | steered | Δ |", "|---|---|---|---|"]
+    for key in keys:
+        a, b = plain.get(key), steered.get(key)
+        delta = f"{b - a:+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else ""
+        lines.append(f"| {key} | {_cell(a)} | {_cell(b)} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_report(report: dict[str, Any], folder: str | Path, name: str) -> tuple[Path, Path]:
+    """``<folder>/<name>_eval.json`` and ``<folder>/<name>_eval.md``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}_eval.json", folder / f"{name}_eval.md"
+    json_path.write_text(json.dumps(report, indent=2))
+    md_path.write_text(f"# {name}: {report['n_records']} records\n\n" + markdown_table(report))
+    return json_path, md_path
+
+
+def evaluate_file(path: str | Path, metrics: Sequence[str] | None = None,
+                  reference: HookedModel | None = None) -> dict[str, Any]:
+    """``evaluate_results`` on an apply output file."""
+    path = Path(path)
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not an apply output JSON file ({err}).") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "pred" in r for r in records):
+        raise ValueError(f"{path} is not an apply output: expected a list of records with 'pred'.")
+    return evaluate_results(records, metrics, reference)

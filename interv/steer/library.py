@@ -1,0 +1,136 @@
+"""The vector library: ready vectors shipped with interv, and loading any saved artefact.
+
+Shipped vectors live in the ``interv.vectors`` package data, in EasyEdit2's layout
+``<model>/<dataset>/<method>_vector/vector.safetensors``; each file's header carries its
+metadata (model fingerprint, method, layers, dataset, date, interv version, recommended scale)
+and each was made by a recipe in ``interv.recipes`` (``meta.recipe``) that regenerates it.
+
+``load(path_or_name)`` reads anything a steering method saves or another tool wrote: an interv
+vector (``.safetensors``), a graph folder, a prompt (``prompt.yaml``), an EasyEdit2 folder or
+``layer_<L>.pt`` file, a repeng / llama.cpp GGUF control vector, or a library name.
+
+Example:
+    >>> from interv.steer import library
+    >>> [e.name for e in library.entries()][:2]  # doctest: +SKIP
+    ['coordinate_other_ais', 'corrigibility']
+    >>> vector = library.load("sentiment_positive")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..graph import Graph
+from .prompt import PromptIntervention
+from .vector import SteeringVector
+
+VECTOR_FILE = "vector.safetensors"
+PROMPT_FILE = "prompt.yaml"
+GRAPH_FILE = "graph.yaml"
+Artifact = SteeringVector | Graph | PromptIntervention
+
+
+def library_root() -> Path:
+    return Path(str(resources.files("interv.vectors")))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One shipped vector: where it is and what its header says."""
+
+    name: str  # the dataset folder, e.g. "sentiment_positive"
+    model: str  # the model folder, e.g. "SmolLM2-135M-Instruct"
+    method: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.name}/{self.method}"
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """Every vector in the library, sorted by model and name."""
+    root = root or library_root()
+    found = []
+    for path in sorted(root.glob(f"*/*/*_vector/{VECTOR_FILE}")):
+        method_dir, dataset_dir, model_dir = path.parent, path.parent.parent, path.parent.parent.parent
+        found.append(Entry(dataset_dir.name, model_dir.name, method_dir.name.removesuffix("_vector"),
+                           path, SteeringVector.read_metadata(path)))
+    return found
+
+
+def find(name: str, root: Path | None = None) -> Entry:
+    """A library entry by name (``sentiment_positive``), ``name/method`` or ``model/name/method``."""
+    everything = entries(root)
+    parts = name.strip("/").split("/")
+    fields = {1: lambda e: [e.name], 2: lambda e: [e.name, e.method], 3: lambda e: e.key.split("/")}
+    if len(parts) not in fields:
+        raise KeyError(f"{name!r}: give a library name, name/method or model/name/method.")
+    matches = [e for e in everything if fields[len(parts)](e) == parts]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(sorted({e.name for e in everything})) or "none"
+        raise KeyError(f"No library vector named {name!r}; the library has: {known}.")
+    raise KeyError(f"{name!r} is ambiguous: {', '.join(e.key for e in matches)}; give model/name/method.")
+
+
+def save(output: Artifact, folder: str | Path, dtype: str = "float32") -> Path:
+    """Write a method's output into a folder (EasyEdit2's ``<method>_vector/`` level).
+
+    ``dtype`` is the precision a vector is stored in (``float16`` for the shipped library).
+    """
+    folder = Path(folder)
+    if isinstance(output, SteeringVector):
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"vector dtype must be float32, float16 or bfloat16, not {dtype!r}.")
+        return output.save(folder / VECTOR_FILE, getattr(torch, dtype))
+    if isinstance(output, Graph):
+        return output.save(folder)
+    if isinstance(output, PromptIntervention):
+        return output.save(folder / PROMPT_FILE)
+    raise TypeError(f"Cannot save a {type(output).__name__} as a steering artefact.")
+
+
+def load(source: str | Path, method: str | None = None) -> Artifact:
+    """Any saved steering artefact, by path or library name (see the module docstring)."""
+    from . import interop
+
+    path = Path(source)
+    if path.is_file():
+        return _load_file(path)
+    if path.is_dir():
+        for name, loader in ((VECTOR_FILE, SteeringVector.load), (PROMPT_FILE, PromptIntervention.load)):
+            if (path / name).is_file():
+                return loader(path / name)
+        if (path / GRAPH_FILE).is_file():
+            return Graph.load(path)
+        inner = [p for p in path.glob("*_vector") if p.is_dir()]
+        if method is not None:
+            inner = [p for p in inner if p.name == f"{method}_vector"]
+        if len(inner) == 1 and not list(path.glob("*.pt")):
+            return load(inner[0])
+        return interop.load_easyedit(path, method)
+    if path.suffix or path.is_absolute() or str(source).startswith("."):
+        raise FileNotFoundError(f"{source} does not exist.")
+    return SteeringVector.load(find(str(source)).path)
+
+
+def _load_file(path: Path) -> Artifact:
+    from . import interop
+
+    if path.suffix == ".gguf":
+        return interop.load_gguf(path)
+    if path.suffix == ".pt":
+        return interop.load_pt_vector(path)
+    if path.suffix in (".yaml", ".yml"):
+        if path.name == GRAPH_FILE:
+            return Graph.load(path.parent)
+        return PromptIntervention.load(path)
+    return SteeringVector.load(path)

@@ -1,0 +1,49 @@
+"""EasyEdit2's steering workflow (generate vectors, apply them, generate text, evaluate).
+
+``BaseVectorGenerator(cfg).generate_vectors(datasets)``, ``BaseVectorApplier(cfg).apply_vectors()``
+and ``.generate(datasets)`` take the same top-level config as EasyEdit2 (a dict, a YAML path or
+an OmegaConf-like mapping; see ``config.py``); ``run(cfg)`` does everything in one call, as
+``interv steer run --config FILE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .applier import BaseVectorApplier
+from .config import ConfigError, SteerConfig, apply_from_train, load_config
+from .datasets import dataset_label
+from .generator import BaseVectorGenerator
+
+
+def run(top_cfg: Mapping[str, Any] | str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Generate the vectors, apply them, generate from every dataset, evaluate the results.
+
+    Returns ``{"vectors": ..., "results": {dataset: records}, "evaluation": {dataset: report}}``.
+    Methods of the generate files that the apply files do not list are applied with defaults.
+    """
+    config = load_config(top_cfg, overrides)
+    generator = BaseVectorGenerator(config)
+    vectors = generator.generate_vectors()
+    if not config.apply:
+        apply_from_train(config)
+    applier = BaseVectorApplier(config)
+    applier.apply_vectors(next(iter(vectors.values())) if len(vectors) == 1 else None,
+                          model=generator.model)
+    results = applier.generate()
+    evaluation = {}
+    if config["eval_metrics"] is not None:
+        from ...eval.report import evaluate_results, write_report
+
+        folder = config["eval_output_dir"] or config["generation_output_dir"]
+        for name, records in results.items():
+            report = evaluate_results(records, config["eval_metrics"] or None, reference=applier.model)
+            if folder:
+                write_report(report, config.resolve(str(folder)), dataset_label(name))
+            evaluation[name] = report
+    return {"vectors": vectors, "results": results, "evaluation": evaluation}
+
+
+__all__ = ["BaseVectorApplier", "BaseVectorGenerator", "ConfigError", "SteerConfig", "load_config", "run"]

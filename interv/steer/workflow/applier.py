@@ -1,0 +1,191 @@
+"""``BaseVectorApplier``: EasyEdit2's apply-and-generate entry point on interv's graphs.
+
+Every configured method (``apply_steer_hparam_paths`` paired line by line with
+``steer_vector_load_dir``) becomes a ``Steering``; they stack into one graph plus an optional
+prompt intervention. ``generate`` writes ``<generation_output_dir>/<dataset>_results.json``
+with EasyEdit2's records ``{input, orig_pred, pred: [...], reference_response,
+complete_output}``; records of CAA A/B test sets also get ``ab_probability`` (steered) and
+``orig_ab_probability``.
+
+Example:
+    >>> from interv.steer.workflow import BaseVectorApplier
+    >>> applier = BaseVectorApplier("recipes/steer/sentiment_positive.yaml")  # doctest: +SKIP
+    >>> applier.apply_vectors()  # doctest: +SKIP
+    >>> results = applier.generate()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...adapters import HookedModel
+from ...data.steering import ABItem
+from ..apply import Steering, steering_for
+from ..library import load
+from ..vector import SteeringVector
+from .config import ConfigError, SteerConfig, load_config
+from .datasets import dataset_label, generation_records
+from .generator import load_model
+from .methods import apply_hparams, generation_only
+
+log = logging.getLogger(__name__)
+SAMPLING = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k")
+
+
+class BaseVectorApplier:
+    """Apply the configured steering and generate from the configured datasets."""
+
+    def __init__(self, top_cfg: Mapping[str, Any] | SteerConfig | str | Path,
+                 overrides: Sequence[str] = ()):
+        self.config = top_cfg if isinstance(top_cfg, SteerConfig) else load_config(top_cfg, overrides)
+        self.specs = [apply_hparams(spec, self.config) for spec in self.config.apply]  # validate now
+        self.model: HookedModel | None = None
+        self.steering = Steering()
+
+    def _model(self) -> HookedModel:
+        if self.model is None:
+            self.model = load_model(self.config)
+        return self.model
+
+    def _load_dirs(self) -> list[str | None]:
+        dirs = list(self.config["steer_vector_load_dir"])
+        if dirs and len(dirs) != len(self.specs):
+            raise ConfigError(
+                f"steer_vector_load_dir lists {len(dirs)} entries for {len(self.specs)} apply method "
+                "files; they pair line by line (use null for a method that needs no vector)."
+            )
+        return dirs or [None] * len(self.specs)
+
+    def apply_vectors(self, vectors: Mapping[str, Any] | None = None,
+                      model: HookedModel | None = None) -> Steering:
+        """Build the steering; ``vectors`` maps alg_name to an artefact (e.g. from the generator)."""
+        if model is not None:
+            self.model = model
+        vectors = _flatten(vectors)
+        total = Steering()
+        for spec, hp, folder in zip(self.config.apply, self.specs, self._load_dirs()):
+            artefact = vectors.get(spec.alg_name)
+            if artefact is None and folder:
+                artefact = load(self.config.resolve(folder), spec.alg_name)
+            if artefact is None:
+                method = generation_only(spec)
+                if method.needs_data:
+                    raise ConfigError(
+                        f"{spec.source}: {spec.alg_name} needs a vector; set its steer_vector_load_dir "
+                        "or generate it first (interv steer run)."
+                    )
+                artefact = method.fit(self._model(), None)
+            if isinstance(artefact, SteeringVector):
+                artefact.check(self._model())  # another model, layer or width fails here
+            steering = steering_for(artefact, hp)
+            if len(steering.graph):
+                steering.graph.hook_fns(self._model())  # wrong model, layer or width fails here
+            total = total + steering
+        self.steering = total
+        return total
+
+    def generate(self, datasets: Mapping[str, list[dict[str, Any]]] | Sequence[str] | None = None,
+                 save_results: bool = True, **generation_params: Any) -> dict[str, list[dict[str, Any]]]:
+        """Generate for each dataset; returns ``{dataset: records}`` (and writes them)."""
+        named = self._datasets(datasets)
+        params = dict(self.config["generation_params"])
+        params.update(generation_params)
+        out = {}
+        for name, records in named.items():
+            records = [r for r in records if r.get("input")]
+            results = self._generate_records(records, params)
+            if any("matching" in r for r in records):
+                self._ab_scores(records, results)
+            out[name] = results
+            if save_results:
+                self.save_results(results, name)
+        return out
+
+    def _datasets(self, datasets: Any) -> dict[str, list[dict[str, Any]]]:
+        size = self.config["generation_data_size"]
+        size = None if size is None or size <= 0 else int(size)
+        if isinstance(datasets, Mapping):
+            return {k: list(v)[:size] if size else list(v) for k, v in datasets.items()}
+        names = list(datasets) if datasets is not None else self.config["generation_data"]
+        if not names:
+            raise ConfigError("generation_data is empty: name the dataset(s) to generate from.")
+        return {str(n): generation_records(self.config.data_path(str(n)), size) for n in names}
+
+    def _texts(self, inputs: list[str], steering: Steering, params: dict[str, Any], seed: int) -> list[str]:
+        model, batch = self._model(), int(self.config["generation_batch_size"])
+        out: list[str] = []
+        for start in range(0, len(inputs), batch):
+            out += steering.generate(model, inputs[start : start + batch],
+                                     chat_template=bool(self.config["use_chat_template"]),
+                                     system_prompt=self.config["system_prompt"] or None,
+                                     seed=seed, **params)
+        return out
+
+    def _generate_records(self, records: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+        inputs = [r["input"] for r in records]
+        n = int(self.config["num_responses"])
+        seeds = list(range(n)) if n > 1 else [int(self.config["seed"])]
+        preds = [self._texts(inputs, self.steering, params, s) for s in seeds]
+        orig = self._texts(inputs, Steering(), params, seeds[0]) if self.config["generate_orig_output"] else None
+        shown = self._shown_inputs(inputs)
+        results = []
+        for i, record in enumerate(records):
+            responses = [p[i] for p in preds]
+            results.append({
+                "input": record["input"],
+                "orig_pred": [orig[i]] if orig is not None else [],
+                "pred": responses,
+                "reference_response": record.get("reference_response"),
+                "complete_output": [shown[i] + r for r in responses],
+            })
+        return results
+
+    def _shown_inputs(self, inputs: list[str]) -> list[str]:
+        """The text the model saw (prompt intervention and chat template applied)."""
+        from ...adapters.text import apply_chat_template
+
+        texts, system = list(inputs), self.config["system_prompt"] or None
+        if self.steering.prompt is not None:
+            texts, system = self.steering.prompt.apply(texts, system)
+        if self.config["use_chat_template"]:
+            return apply_chat_template(self._model().tokenizer, texts, system)
+        return [f"{system}\n\n{t}" if system else t for t in texts]
+
+    def _ab_scores(self, records: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        from ...eval.steering import ab_probability
+
+        items = [ABItem(r["input"], r["matching"], r["not_matching"]) for r in records]
+        chat = bool(self.config["use_chat_template"])
+        graph = self.steering.graph
+        hooks = graph.hook_fns(self._model()) if len(graph) else None
+        steered = ab_probability(self._model(), items, hooks=hooks, chat_template=chat)
+        plain = ab_probability(self._model(), items, chat_template=chat)
+        for result, record, p, q in zip(results, records, steered, plain):
+            result.update(matching=record["matching"], not_matching=record["not_matching"],
+                          ab_probability=p, orig_ab_probability=q)
+
+    def save_results(self, results: list[dict[str, Any]], dataset_name: str) -> Path:
+        folder = self.config["generation_output_dir"]
+        if not folder:
+            raise ConfigError("generation_output_dir is not set: say where to write the results.")
+        path = self.config.resolve(str(folder)) / f"{dataset_label(dataset_name)}_results.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        log.info("wrote %s", path)
+        return path
+
+
+def _flatten(vectors: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{alg: artefact}``; a generator's ``{dataset: {alg: artefact}}`` with one dataset works too."""
+    if not vectors:
+        return {}
+    values = list(vectors.values())
+    if all(isinstance(v, Mapping) for v in values):
+        if len(values) != 1:
+            raise ConfigError("apply_vectors got vectors for several datasets; pass one dataset's vectors.")
+        return dict(values[0])
+    return dict(vectors)

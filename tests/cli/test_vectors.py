@@ -1,0 +1,41 @@
+"""``interv vectors list|show|export|import``: the shipped library and format conversion."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from interv.cli.main import main
+from interv.steer import library
+from interv.steer.interop import load_gguf
+from interv.steer.vector import SteeringVector
+
+
+def test_list_and_show_the_shipped_library(capsys):
+    assert main(["vectors", "list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("name\tmodel\tmethod\tlayers\trecommended_scale")
+    names = {row.split("\t")[0] for row in rows[1:]}
+    assert {"sentiment_positive", "refusal", "formality"} <= names
+    assert all("recipes/steer/" in row for row in rows[1:])
+    assert main(["vectors", "show", "refusal"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["method"] == "caa" and meta["model"]["name"] and meta["norms"]
+    assert main(["vectors", "show", "no_such_vector"]) == 2
+    assert "No library vector named 'no_such_vector'" in capsys.readouterr().err
+
+
+def test_export_gguf_and_import_easyedit(tmp_path, capsys):
+    out = tmp_path / "refusal.gguf"
+    assert main(["vectors", "export", "refusal", "--gguf", str(out), "--scale", "2"]) == 0
+    exported = load_gguf(out)
+    shipped = library.load("refusal")
+    hook = shipped.hooks[0]
+    torch.testing.assert_close(exported.directions[hook], 2 * shipped.directions[hook])
+    folder = tmp_path / "ee2" / "caa_vector"
+    folder.mkdir(parents=True)
+    torch.save(torch.ones(1, 8), folder / "layer_4.pt")
+    target = tmp_path / "imported.safetensors"
+    assert main(["vectors", "import", str(folder), "--out", str(target)]) == 0
+    assert SteeringVector.load(target).hooks == ["blocks.4.hook_resid_post"]

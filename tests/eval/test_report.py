@@ -1,0 +1,58 @@
+"""Evaluating an apply step's JSON: steered vs unsteered metrics, A/B probability, GSM answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interv.eval.report import (
+    evaluate_file,
+    evaluate_results,
+    exact_answer,
+    markdown_table,
+    write_report,
+)
+
+RECORDS = [
+    {"input": "Today", "pred": ["I love this wonderful day"], "orig_pred": ["it rained and I hate it"],
+     "complete_output": ["TodayI love this wonderful day"], "reference_response": "",
+     "ab_probability": 0.8, "orig_ab_probability": 0.5},
+    {"input": "Then", "pred": ["great fun, happy people"], "orig_pred": ["a table stood there"],
+     "complete_output": ["Thengreat fun, happy people"], "reference_response": "",
+     "ab_probability": 0.6, "orig_ab_probability": 0.3},
+]
+
+
+def test_steered_and_unsteered_are_scored_side_by_side(tmp_path):
+    report = evaluate_results(RECORDS, ["distinct", "sentiment", "ab"])
+    assert report["n_records"] == 2
+    assert report["steered"]["vader_positive_share"] == 1.0
+    assert report["unsteered"]["vader_positive_share"] == 0.0
+    assert report["steered"]["ab_matching_probability"] == 0.7
+    assert report["unsteered"]["ab_matching_probability"] == 0.4
+    table = markdown_table(report)
+    assert "| vader_positive_share | 0 | 1 | +1 |" in table
+    json_path, md_path = write_report(report, tmp_path, "toy")
+    assert json.loads(json_path.read_text()) == report and md_path.read_text().startswith("# toy: 2 records")
+
+
+def test_file_input_and_errors(tmp_path):
+    path = tmp_path / "toy_results.json"
+    path.write_text(json.dumps(RECORDS))
+    assert evaluate_file(path, ["distinct"])["steered"]["distinct_1"] > 0
+    with pytest.raises(ValueError, match="Unknown metric\\(s\\) vibes"):
+        evaluate_results(RECORDS, ["vibes"])
+    with pytest.raises(ValueError, match="needs the unsteered model"):
+        evaluate_results(RECORDS, ["perplexity"])
+    with pytest.raises(ValueError, match="No records"):
+        evaluate_results([], ["distinct"])
+    (tmp_path / "bad.json").write_text(json.dumps({"pred": 1}))
+    with pytest.raises(ValueError, match="not an apply output"):
+        evaluate_file(tmp_path / "bad.json")
+
+
+def test_exact_answer_reads_the_final_number():
+    refs = ["She has 3 + 4 = 7 apples.\n#### 7", "#### 1,200"]
+    assert exact_answer(["so the answer is 7", "\\boxed{1200}"], refs) == 1.0
+    assert exact_answer(["maybe 8", "1200 or 1300"], refs) == 0.0

@@ -1,0 +1,73 @@
+"""The vector library: saving any artefact, loading by path or name, and the shipped vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from interv.graph import Graph, Transform
+from interv.steer import library
+from interv.steer.prompt import PromptIntervention
+from interv.steer.vector import SteeringVector
+from interv.steer.workflow.generator import recipe_path
+
+SHIPPED = {"sentiment_positive", "sentiment_negative", "refusal", "sycophancy", "hallucination",
+           "corrigibility", "survival_instinct", "myopic_reward", "formality"}
+
+
+def _vector(scale: float = 2.0) -> SteeringVector:
+    return SteeringVector({"blocks.1.hook_resid_post": torch.linspace(-1, 1, 8)}, method="caa",
+                          dataset="toy", recommended_scale=scale, model={"name": "tiny"})
+
+
+def test_save_and_load_every_artefact_kind(tmp_path):
+    vector = _vector()
+    loaded = library.load(library.save(vector, tmp_path / "v" / "caa_vector").parent)
+    assert torch.equal(loaded.directions["blocks.1.hook_resid_post"], vector.directions["blocks.1.hook_resid_post"])
+    assert loaded.recommended_scale == 2.0 and loaded.dataset == "toy"
+    half = library.load(library.save(vector, tmp_path / "h", "float16"))
+    assert half.directions["blocks.1.hook_resid_post"].dtype == torch.float32  # loaded as fp32
+    torch.testing.assert_close(half.directions["blocks.1.hook_resid_post"],
+                               vector.directions["blocks.1.hook_resid_post"], atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="vector dtype must be"):
+        library.save(vector, tmp_path / "x", "int8")
+    prompt = PromptIntervention("Be kind.", mode="system")
+    assert library.load(library.save(prompt, tmp_path / "p")) == prompt
+    graph = Graph([Transform("ln_final.hook_normalized", torch.eye(4), residual=True)])
+    library.save(graph, tmp_path / "g")
+    assert isinstance(library.load(tmp_path / "g"), Graph)
+    with pytest.raises(FileNotFoundError):
+        library.load(tmp_path / "nothing.safetensors")
+
+
+def test_entries_and_find_on_a_library_folder(tmp_path):
+    for name in ("alpha", "beta"):
+        library.save(_vector(), tmp_path / "tiny-model" / name / "caa_vector")
+    library.save(_vector(), tmp_path / "tiny-model" / "beta" / "repe_vector")
+    keys = [e.key for e in library.entries(tmp_path)]
+    assert keys == ["tiny-model/alpha/caa", "tiny-model/beta/caa", "tiny-model/beta/repe"]
+    assert library.find("alpha", tmp_path).method == "caa"
+    assert library.find("beta/repe", tmp_path).key == "tiny-model/beta/repe"
+    with pytest.raises(KeyError, match="ambiguous"):
+        library.find("beta", tmp_path)
+    with pytest.raises(KeyError, match="No library vector named 'gamma'; the library has: alpha, beta"):
+        library.find("gamma", tmp_path)
+
+
+def test_the_shipped_library_is_complete_small_and_reproducible():
+    entries = {e.name: e for e in library.entries()}
+    assert SHIPPED <= set(entries)
+    for name in SHIPPED:
+        entry = entries[name]
+        meta = entry.meta
+        assert entry.model == "SmolLM2-135M-Instruct" and meta["model"]["fingerprint"]
+        assert meta["recommended_scale"] > 0 and 1 <= len(meta["layers"]) <= 3
+        assert meta["created"] and meta["interv_version"] and meta["dataset"]
+        assert entry.path.stat().st_size < 8_000  # fp16, a few layers
+        recipe = recipe_path(meta["meta"]["config"])
+        assert recipe.is_file() and recipe.suffix == ".yaml", meta["meta"]["config"]
+        vector = library.load(name)
+        assert all(v.dtype == torch.float32 for v in vector.directions.values())
+        assert Path(recipe).read_text().count(f"steer_train_dataset: {name}") == 1

@@ -1,0 +1,118 @@
+"""Contract tests over the method registry: YAML round trip, fit -> graph, zero strength is a
+no-op, seeded runs are deterministic, bad data fails with one clear error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from interv.graph import Graph
+from interv.steer.apply import steering_for
+from interv.steer.base import STEER_METHODS
+from interv.steer.caa import CAAHParams
+from interv.steer.lm_steer import LMSteerHParams
+from interv.steer.mean_diff import MeanDiffHParams
+from interv.steer.merge import MergeHParams
+from interv.steer.prompt import PromptHParams, PromptIntervention
+from interv.steer.repe import RepEHParams
+from interv.steer.vector import SteeringVector
+from tests.steer.conftest import AB, LABELLED, PAIRS
+
+
+def _two_vectors(model: Any) -> list[SteeringVector]:
+    caa = STEER_METHODS.get("caa")
+    return [caa(CAAHParams(layers=[0, 1])).fit(model, AB), caa(CAAHParams(layers=[1])).fit(model, PAIRS)]
+
+
+# name -> (hyperparameters, data builder); a method registered without an entry is skipped.
+CASES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "caa": (CAAHParams(layers=[1]), lambda m: AB),
+    "repe": (RepEHParams(layers=[0, 1]), lambda m: PAIRS + [PAIRS[0].__class__("fine", "poor", "x")]),
+    "mean_diff": (MeanDiffHParams(layers=[1], positive=["Love", "Joy"], negative=["Hate", "Fear"]), lambda m: None),
+    "merge": (MergeHParams(mode="dare_ties", densities=[0.5]), _two_vectors),
+    "merge_vector": (MergeHParams(mode="ties", densities=[0.5, 0.9]), _two_vectors),
+    "lm_steer": (LMSteerHParams(n_steps=4, rank=2, batch_size=2), lambda m: LABELLED),
+    "prompt": (PromptHParams(prompt="Be kind."), lambda m: None),
+}
+
+
+def _case(name: str):
+    if name not in CASES:
+        pytest.skip(f"no contract case for steering method {name!r} (add one to CASES)")
+    return CASES[name]
+
+
+@pytest.fixture(params=STEER_METHODS.names())
+def method_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_hparams_yaml_round_trip(method_name, tmp_path):
+    hp, _ = _case(method_name)
+    cls = STEER_METHODS.get(method_name).hparams_class
+    path = tmp_path / "hp.yaml"
+    hp.to_yaml(path)
+    assert cls.from_yaml(path) == hp
+    with pytest.raises(ValueError, match="Unknown .* key"):
+        cls.from_dict({**hp.to_dict(), "layerz": [1]})
+
+
+def _fit(name: str, model: Any) -> Any:
+    hp, data = _case(name)
+    torch.manual_seed(0)
+    return STEER_METHODS.get(name)(hp).fit(model, data(model))
+
+
+def test_fit_gives_a_graph_and_zero_strength_is_a_no_op(method_name, tiny_models):
+    model = tiny_models("llama")
+    output = _fit(method_name, model)
+    steering = steering_for(output)
+    if isinstance(output, PromptIntervention):
+        assert steering.prompt is output and len(steering.graph) == 0
+        return
+    assert isinstance(steering.graph, Graph) and len(steering.graph) >= 1
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    plain = model.forward(ids)
+    steered = model.forward(ids, graph=steering.graph * 3.0)
+    assert not torch.allclose(plain, steered, atol=1e-6)
+    torch.testing.assert_close(model.forward(ids, graph=steering.graph * 0.0), plain, rtol=0, atol=0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, SteeringVector):
+        return a.hooks == b.hooks and all(torch.equal(a.directions[h], b.directions[h]) for h in a.hooks)
+    if isinstance(a, Graph):
+        return all(torch.equal(x.matrix, y.matrix) for x, y in zip(a.nodes, b.nodes, strict=True))
+    return a == b
+
+
+def test_seeded_fits_are_deterministic(method_name, tiny_models):
+    model = tiny_models("llama")
+    assert _same(_fit(method_name, model), _fit(method_name, model))
+
+
+def test_empty_dataset_is_one_clear_error(method_name, tiny_models):
+    hp, _ = _case(method_name)
+    method = STEER_METHODS.get(method_name)(hp)
+    if not method.needs_data:
+        pytest.skip(f"{method_name} takes its data from the hyperparameters")
+    with pytest.raises(ValueError, match="empty|at least two"):
+        method.fit(tiny_models("llama"), [])
+
+
+def test_one_sided_data_and_bad_layers(tiny_models, ab_items):
+    model = tiny_models("llama")
+    caa = STEER_METHODS.get("caa")
+    with pytest.raises(ValueError, match="one-sided"):
+        caa(CAAHParams(layers=[1])).fit(model, [PAIRS[0].__class__("good", "  ", "x")])
+    with pytest.raises(ValueError, match="same answer on both sides"):
+        caa(CAAHParams(layers=[1])).fit(model, [ab_items[0].__class__("Q?", "(A)", "(A)")])
+    with pytest.raises(ValueError, match="one-sided"):
+        STEER_METHODS.get("lm_steer")(LMSteerHParams(n_steps=1)).fit(model, [("good", 1), ("fine", 1)])
+    with pytest.raises(ValueError, match=r"layer\(s\) \[5\] out of range"):
+        caa(CAAHParams(layers=[5])).fit(model, ab_items)
+    with pytest.raises(KeyError, match="Unknown steer method 'cca'; known methods: caa"):
+        STEER_METHODS.get("cca")

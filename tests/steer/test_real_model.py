@@ -1,0 +1,40 @@
+"""On the default model: the shipped vectors fit it, and a sentiment recipe runs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from interv.cli.main import main
+from interv.steer import library
+from interv.steer.workflow.generator import recipe_path
+
+pytestmark = pytest.mark.real_model
+
+
+def test_shipped_vectors_fit_the_default_model(real_models):
+    model = real_models()
+    for entry in library.entries():
+        vector = library.load(entry.path)
+        vector.check(model)  # fingerprint, layer range and width
+        assert vector.to_graph(model=model).model.fingerprint == model.fingerprint()
+
+
+def test_sentiment_recipe_runs_offline_end_to_end(real_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    recipe = recipe_path("recipes/steer/sentiment_negative.yaml")
+    overrides = [f"steer_vector_output_dir={tmp_path / 'vectors'}", f"generation_output_dir={tmp_path / 'out'}",
+                 "steer_train_data_size=8", "generation_data_size=3", "generation_params.max_new_tokens=6",
+                 "eval_metrics=[perplexity, distinct, sentiment]"]
+    args = ["steer", "run", "--config", str(recipe)]
+    for item in overrides:
+        args += ["--set", item]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "sentiment_neutral: evaluation" in out and "| perplexity |" in out
+    assert (tmp_path / "vectors" / "sentiment_negative" / "caa_vector" / "vector.safetensors").is_file()
+    records = json.loads((tmp_path / "out" / "sentiment_neutral_results.json").read_text())
+    assert len(records) == 3 and all(r["pred"][0] != r["orig_pred"][0] for r in records)
+    report = json.loads((tmp_path / "out" / "sentiment_neutral_eval.json").read_text())
+    assert report["steered"]["perplexity"] > 0 and "vader_positive_share" in report["unsteered"]
