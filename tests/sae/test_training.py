@@ -96,3 +96,12 @@ def test_corpus_files_and_split(tmp_path):
     train, heldout = corpus.split(docs, 10)
     assert sorted(train + heldout) == sorted(docs) and 5 <= len(heldout) <= 40
     assert corpus.split(list(reversed(docs)), 10)[1] == list(reversed(heldout))  # order-free
+
+
+def test_without_outliers_drops_the_largest_norms():
+    from interv.sae.metrics import without_outliers
+
+    acts = torch.ones(100, 4)
+    acts[7] = 1000.0
+    kept = without_outliers(acts, 0.98)
+    assert kept.shape == (99, 4) and float(kept.max()) == 1.0
