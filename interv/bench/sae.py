@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=int, default=64, help="ConvSent pairs to fit STA/CAA on")
     parser.add_argument("--prompts", type=int, default=40, help="neutral prompts to continue")
     parser.add_argument("--new-tokens", type=int, default=30)
-    parser.add_argument("--sta-multipliers", default="2,4,6,8")
-    parser.add_argument("--caa-multipliers", default="2,4,6,8")
+    parser.add_argument("--sta-multipliers", default="2,4,6")
+    parser.add_argument("--caa-multipliers", default="2,4,6")
     parser.add_argument("--min-distinct", type=float, default=0.8,
                         help="distinct-2 floor, as a fraction of the unsteered distinct-2")
     parser.add_argument("--skip-steering", action="store_true")

@@ -37,3 +37,20 @@ def test_inspect_feature_and_text(tiny_sae_run, tiny_dirs, tmp_path, capsys):
 def test_list_shows_the_shipped_sae(capsys):
     assert main(["sae", "list"]) == 0
     assert "smollm2-135m-res12: blocks.12.hook_resid_post" in capsys.readouterr().out
+
+
+def test_shipped_recipes_parse_and_match_the_shipped_sae():
+    from interv.cli.sae import recipe_path
+    from interv.sae import shipped
+    from interv.sae.training import TrainConfig
+    from interv.steer.sae_feature import SAEFeatureHParams
+    from interv.steer.sta import STAHParams
+
+    train = TrainConfig.from_yaml(recipe_path("sae/smollm2-135m-res12"))
+    from interv.sae.loading import shipped_folder
+
+    shipped_report = json.loads((shipped_folder("smollm2-135m-res12") / "training.json").read_text())
+    assert shipped_report["config"] == train.to_dict()  # the shipped SAE is the recipe's output
+    for hp in (STAHParams.from_yaml(recipe_path("steer/sta_sentiment")),
+               SAEFeatureHParams.from_yaml(recipe_path("steer/sae_feature_positive"))):
+        assert hp.sae in shipped()
