@@ -64,8 +64,12 @@ def iter_activations(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(token_windows[i]) for i in chunk)
-        ids = torch.tensor([[pad] * (width - len(token_windows[i])) + list(token_windows[i]) for i in chunk])
-        mask = torch.tensor([[0] * (width - len(token_windows[i])) + [1] * len(token_windows[i]) for i in chunk])
+        ids = torch.tensor(
+            [[pad] * (width - len(token_windows[i])) + list(token_windows[i]) for i in chunk]
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(token_windows[i])) + [1] * len(token_windows[i]) for i in chunk]
+        )
         batch = Batch(ids.to(model.device), mask.to(model.device))
         _, cache = model.run_with_cache(batch, [hook], stop_at_layer=stop)
         acts = cache[hook].flatten(2)
@@ -115,8 +119,14 @@ def cached(
     """``collect`` on the documents' windows, stored once under ``cache_dir``."""
     from safetensors.torch import load_file, save_file
 
-    key = {"model": model.fingerprint(), "hook": hook, "corpus": corpus.digest(list(docs)),
-           "n_tokens": n_tokens, "max_len": max_len, "skip_first": SKIP_FIRST}
+    key = {
+        "model": model.fingerprint(),
+        "hook": hook,
+        "corpus": corpus.digest(list(docs)),
+        "n_tokens": n_tokens,
+        "max_len": max_len,
+        "skip_first": SKIP_FIRST,
+    }
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else interv_home() / "sae_activations"
     path = folder / f"{name}.safetensors"
@@ -129,14 +139,16 @@ def cached(
     acts = collect(model, hook, windows(model, docs, max_len), n_tokens, batch_size, progress)
     folder.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    save_file({"activations": acts.contiguous()}, str(partial), metadata={k: str(v) for k, v in key.items()})
+    save_file(
+        {"activations": acts.contiguous()},
+        str(partial),
+        metadata={k: str(v) for k, v in key.items()},
+    )
     partial.replace(path)
     return acts
 
 
-def batches(
-    acts: Tensor, batch_size: int, seed: int = 0
-) -> Iterator[Float[Tensor, "batch d_in"]]:
+def batches(acts: Tensor, batch_size: int, seed: int = 0) -> Iterator[Float[Tensor, "batch d_in"]]:
     """Endless float32 batches, reshuffled every epoch (sae-lens's DataProvider)."""
     if acts.shape[0] < batch_size:
         raise ValueError(

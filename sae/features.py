@@ -94,7 +94,9 @@ def logit_lens(
     )
 
 
-def direction_logits(model: HookedModel, direction: Float[Tensor, " d_model"]) -> Float[Tensor, " d_vocab"]:
+def direction_logits(
+    model: HookedModel, direction: Float[Tensor, " d_model"]
+) -> Float[Tensor, " d_vocab"]:
     """Logit-lens scores of a residual-stream direction."""
     if direction.shape[-1] != model.cfg.d_model:
         raise SAEError(
@@ -110,8 +112,15 @@ def direction_logits(model: HookedModel, direction: Float[Tensor, " d_model"]) -
 
 @torch.no_grad()
 def feature_contexts(
-    model: HookedModel, sae: HookedSAE, feature: int, docs: Sequence[str], *,
-    k: int = 10, window: int = 8, max_len: int = 128, batch_size: int = 32,
+    model: HookedModel,
+    sae: HookedSAE,
+    feature: int,
+    docs: Sequence[str],
+    *,
+    k: int = 10,
+    window: int = 8,
+    max_len: int = 128,
+    batch_size: int = 32,
 ) -> tuple[list[Context], Tensor, int]:
     """The ``k`` contexts where ``feature`` fires most, every non-zero activation, tokens seen."""
     (f,) = sae.check_features([feature])
@@ -132,7 +141,10 @@ def feature_contexts(
             elif item > heap[0]:
                 values.pop(heapq.heappushpop(heap, item)[1], None)
                 values[i] = z
-    contexts = [_context(model, token_windows[i], values[i], p, window) for _, i, p in sorted(heap, reverse=True)]
+    contexts = [
+        _context(model, token_windows[i], values[i], p, window)
+        for _, i, p in sorted(heap, reverse=True)
+    ]
     return contexts, torch.cat(fired) if fired else torch.empty(0), seen
 
 
@@ -144,13 +156,21 @@ def _context(model: HookedModel, ids: Sequence[int], z: Tensor, peak: int, windo
 
 
 def feature_report(
-    model: HookedModel, sae: HookedSAE, feature: int, docs: Sequence[str], *,
-    k: int = 10, window: int = 8, logits: int = 10,
+    model: HookedModel,
+    sae: HookedSAE,
+    feature: int,
+    docs: Sequence[str],
+    *,
+    k: int = 10,
+    window: int = 8,
+    logits: int = 10,
 ) -> FeatureReport:
     """Contexts, logit lens and activations of one feature over ``docs``."""
     sae.check(model)
     contexts, acts, seen = feature_contexts(model, sae, feature, docs, k=k, window=window)
-    top, bottom = logit_lens(model, sae, feature, logits) if sae.d_in == model.cfg.d_model else ([], [])
+    top, bottom = (
+        logit_lens(model, sae, feature, logits) if sae.d_in == model.cfg.d_model else ([], [])
+    )
     return FeatureReport(feature, sae.id, sae.hook_name, contexts, top, bottom, acts, seen)
 
 

@@ -32,7 +32,9 @@ class HookedSAE:
     def __init__(self, sae: Any, hook_name: str, *, id: str = "", source: str = ""):
         for attr in ("encode", "decode", "W_dec", "cfg"):
             if not hasattr(sae, attr):
-                raise SAEError(f"HookedSAE wraps a sae-lens SAE; {type(sae).__name__} has no {attr}.")
+                raise SAEError(
+                    f"HookedSAE wraps a sae-lens SAE; {type(sae).__name__} has no {attr}."
+                )
         self.sae = sae.eval().requires_grad_(False)
         self.hook_name = hook_name
         self.id = id or hook_name
@@ -122,7 +124,9 @@ class HookedSAE:
         return out
 
     # ---------------------------------------------------------------------- moving, saving
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> HookedSAE:
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> HookedSAE:
         self.sae.to(device=device, dtype=dtype)
         return self
 

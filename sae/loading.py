@@ -90,7 +90,9 @@ def load(
     """
     text = str(source)
     if text in shipped():
-        sae = load_from_disk(shipped_folder(text), hook=hook, id=id or text, device=device, dtype=dtype)
+        sae = load_from_disk(
+            shipped_folder(text), hook=hook, id=id or text, device=device, dtype=dtype
+        )
     elif Path(text).expanduser().exists():
         sae = load_from_disk(text, hook=hook, id=id, device=device, dtype=dtype)
     elif ":" in text and "/" not in text.split(":", 1)[0]:
@@ -171,8 +173,9 @@ def from_pretrained(
     declared = hook or sae.cfg.metadata.hook_name
     if not declared:
         raise SAEError(f"{release}:{sae_id} names no hook; pass hook=.")
-    return HookedSAE(sae, canonical_hook(declared), id=id or f"{release}:{sae_id}",
-                     source=f"{release}:{sae_id}")
+    return HookedSAE(
+        sae, canonical_hook(declared), id=id or f"{release}:{sae_id}", source=f"{release}:{sae_id}"
+    )
 
 
 def resolve(sae_id: str, base: Path | None = None) -> HookedSAE | None:
@@ -200,12 +203,16 @@ def check_folder(folder: Path) -> dict[str, Any]:
     try:
         cfg = json.loads((folder / CFG_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SAEError(f"{where}: {CFG_FILE} is not valid JSON ({err}); the folder is corrupt.") from None
+        raise SAEError(
+            f"{where}: {CFG_FILE} is not valid JSON ({err}); the folder is corrupt."
+        ) from None
     if not isinstance(cfg, dict):
         raise SAEError(f"{where}: {CFG_FILE} must hold a JSON object.")
     for key in ("d_in", "d_sae"):
         if not isinstance(cfg.get(key), int) or cfg[key] <= 0:
-            raise SAEError(f"{where}: {CFG_FILE} needs a positive integer {key!r}, got {cfg.get(key)!r}.")
+            raise SAEError(
+                f"{where}: {CFG_FILE} needs a positive integer {key!r}, got {cfg.get(key)!r}."
+            )
     try:
         with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as handle:
             shapes = {key: list(handle.get_slice(key).get_shape()) for key in handle.keys()}

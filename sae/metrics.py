@@ -43,7 +43,9 @@ def evaluate(sae: Any, acts: Float[Tensor, "n d_in"], batch_size: int = 2048) ->
     }
 
 
-def without_outliers(acts: Float[Tensor, "n d_in"], quantile: float = 0.99) -> Float[Tensor, "m d_in"]:
+def without_outliers(
+    acts: Float[Tensor, "n d_in"], quantile: float = 0.99
+) -> Float[Tensor, "m d_in"]:
     """The activations whose norm is at most the ``quantile`` of norms.
 
     Residual streams hold a few "massive activation" tokens (norms ~100x the median, e.g.

@@ -58,8 +58,11 @@ class ContrastStats:
 
 @torch.no_grad()
 def span_means(
-    model: HookedModel, sae: HookedSAE, token_lists: Sequence[Sequence[int]],
-    spans: Sequence[tuple[int, int]], batch_size: int = 16,
+    model: HookedModel,
+    sae: HookedSAE,
+    token_lists: Sequence[Sequence[int]],
+    spans: Sequence[tuple[int, int]],
+    batch_size: int = 16,
 ) -> tuple[Float[Tensor, "n d_in"], Float[Tensor, "n d_sae"]]:
     """Each text's mean activation and mean SAE code over its span (codes are taken per
     token, then averaged, as STA does)."""
@@ -72,10 +75,17 @@ def span_means(
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
         width = max(len(token_lists[i]) for i in chunk)
-        ids = torch.tensor([[pad] * (width - len(token_lists[i])) + list(token_lists[i]) for i in chunk])
-        mask = torch.tensor([[0] * (width - len(token_lists[i])) + [1] * len(token_lists[i]) for i in chunk])
-        _, cache = model.run_with_cache(Batch(ids.to(model.device), mask.to(model.device)),
-                                        [sae.hook_name], stop_at_layer=stop_layer(sae.hook_name))
+        ids = torch.tensor(
+            [[pad] * (width - len(token_lists[i])) + list(token_lists[i]) for i in chunk]
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(token_lists[i])) + [1] * len(token_lists[i]) for i in chunk]
+        )
+        _, cache = model.run_with_cache(
+            Batch(ids.to(model.device), mask.to(model.device)),
+            [sae.hook_name],
+            stop_at_layer=stop_layer(sae.hook_name),
+        )
         acts = cache[sae.hook_name].flatten(2)
         for row, i in enumerate(chunk):
             offset = width - len(token_lists[i])
@@ -101,8 +111,13 @@ def _top_fraction(score: Tensor, keep: float) -> Tensor:
 
 
 def select_features(
-    act_diff: Float[Tensor, " d_sae"], freq_diff: Float[Tensor, " d_sae"], *, mode: str = "act_and_freq",
-    trim: float = 0.65, act_threshold: float = 0.0, freq_threshold: float = 0.0,
+    act_diff: Float[Tensor, " d_sae"],
+    freq_diff: Float[Tensor, " d_sae"],
+    *,
+    mode: str = "act_and_freq",
+    trim: float = 0.65,
+    act_threshold: float = 0.0,
+    freq_threshold: float = 0.0,
     top_k: int | None = None,
 ) -> Bool[Tensor, " d_sae"]:
     """STA's target atoms: a mask over features.
@@ -121,7 +136,9 @@ def select_features(
     freq_score = torch.where(agree, norm_freq.abs(), torch.zeros_like(norm_freq))
     act_mask = _top_fraction(act_diff.abs(), 1 - trim) & (act_diff.abs() >= act_threshold)
     freq_mask = _top_fraction(freq_score, 1 - trim) & (freq_diff.abs() >= freq_threshold)
-    mask = {"act_and_freq": act_mask & freq_mask, "only_act": act_mask, "only_freq": freq_mask}[mode]
+    mask = {"act_and_freq": act_mask & freq_mask, "only_act": act_mask, "only_freq": freq_mask}[
+        mode
+    ]
     if top_k is not None and int(mask.sum()) > top_k:
         ranked = torch.where(mask, act_diff.abs(), torch.full_like(act_diff, -1.0))
         keep = ranked.topk(top_k).indices
@@ -131,7 +148,10 @@ def select_features(
 
 
 def sta_direction(
-    sae: HookedSAE, stats: ContrastStats, mask: Bool[Tensor, " d_sae"], match_norm: bool = True,
+    sae: HookedSAE,
+    stats: ContrastStats,
+    mask: Bool[Tensor, " d_sae"],
+    match_norm: bool = True,
 ) -> tuple[Float[Tensor, " d_in"], list[int], list[float]]:
     """The STA vector and its (features, values): ``sum values[k] * W_dec[features[k]]``."""
     features = mask.nonzero().flatten().tolist()
@@ -157,12 +177,16 @@ def feature_direction(
     """``sum strengths[k] * W_dec[features[k]]`` (the data-free ``sae_feature`` vector)."""
     index = sae.check_features(features)
     if len(strengths) != len(index):
-        raise SAEError(f"{len(strengths)} strengths for {len(index)} features; give one per feature.")
+        raise SAEError(
+            f"{len(strengths)} strengths for {len(index)} features; give one per feature."
+        )
     rows = sae.W_dec.detach().float().cpu()[index]
     return torch.tensor([float(s) for s in strengths]) @ rows
 
 
-def feature_graph(vector: Any, sae: HookedSAE, scale: float | None = None, **node_fields: Any) -> Any:
+def feature_graph(
+    vector: Any, sae: HookedSAE, scale: float | None = None, **node_fields: Any
+) -> Any:
     """The intervention graph of an SAE-feature steering vector: one ``SAEFeature`` node that
     adds the features' decoder rows (``vector.meta`` features/values), at strength ``scale``
     (default: the vector's recommended scale). Saved graphs name the SAE by its id."""
@@ -170,10 +194,20 @@ def feature_graph(vector: Any, sae: HookedSAE, scale: float | None = None, **nod
 
     meta = vector.meta
     if "features" not in meta or "values" not in meta:
-        raise SAEError("This vector does not record SAE features; it was not made by sta or sae_feature.")
+        raise SAEError(
+            "This vector does not record SAE features; it was not made by sta or sae_feature."
+        )
     if meta.get("sae") not in (None, sae.id):
         raise SAEError(f"The vector was made with SAE {meta['sae']!r}, not {sae.id!r}.")
     strength = vector.recommended_scale if scale is None else scale
-    node = SAEFeature(sae, list(meta["features"]), mode="add", values=list(meta["values"]),
-                      strength=strength, sae_id=sae.id, name=vector.method or "sae", **node_fields)
+    node = SAEFeature(
+        sae,
+        list(meta["features"]),
+        mode="add",
+        values=list(meta["values"]),
+        strength=strength,
+        sae_id=sae.id,
+        name=vector.method or "sae",
+        **node_fields,
+    )
     return Graph([node], meta={"method": vector.method, "hparams": meta.get("hparams", {})})

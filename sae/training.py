@@ -64,7 +64,9 @@ class TrainConfig(HParams):
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}.")
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}."
+            )
         for name in ("features", "k", "tokens", "batch_size", "max_len", "heldout_tokens"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
@@ -73,28 +75,45 @@ class TrainConfig(HParams):
         if self.distinct_tokens < 0 or self.lr <= 0 or not 0 <= self.lr_decay_fraction <= 1:
             raise ValueError("distinct_tokens must be >= 0, lr > 0, lr_decay_fraction in [0, 1].")
         if self.save_dtype not in ("float16", "bfloat16", "float32"):
-            raise ValueError(f"save_dtype must be float16, bfloat16 or float32, not {self.save_dtype!r}.")
+            raise ValueError(
+                f"save_dtype must be float16, bfloat16 or float32, not {self.save_dtype!r}."
+            )
 
 
 def train(
-    model: HookedModel, cfg: TrainConfig, out: str | Path, *, progress: bool = True,
+    model: HookedModel,
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
     cache_dir: Path | None = None,
 ) -> tuple[HookedSAE, dict[str, Any]]:
     """Train, save to ``out`` (sae-lens folder + training.json) and evaluate on held-out text."""
     from sae_lens.training.sae_trainer import SAETrainer
 
     hook = canonical_hook(cfg.hook, model)
-    train_docs, heldout_docs = corpus.split(corpus.load_documents(cfg.corpus, cfg.text_field),
-                                            cfg.heldout_percent)
+    train_docs, heldout_docs = corpus.split(
+        corpus.load_documents(cfg.corpus, cfg.text_field), cfg.heldout_percent
+    )
     started = time.perf_counter()
-    acts = activations.cached(model, hook, train_docs, cfg.distinct_tokens or 10**12,
-                              max_len=cfg.max_len, batch_size=cfg.read_batch_size,
-                              cache_dir=cache_dir, progress=progress)
+    acts = activations.cached(
+        model,
+        hook,
+        train_docs,
+        cfg.distinct_tokens or 10**12,
+        max_len=cfg.max_len,
+        batch_size=cfg.read_batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     read_seconds = time.perf_counter() - started
     torch.manual_seed(cfg.seed)
     sae = _training_sae(model, hook, cfg)
-    trainer = SAETrainer(_trainer_config(cfg, acts.shape[0]), sae,
-                         activations.batches(acts, min(cfg.batch_size, acts.shape[0]), cfg.seed))
+    trainer = SAETrainer(
+        _trainer_config(cfg, acts.shape[0]),
+        sae,
+        activations.batches(acts, min(cfg.batch_size, acts.shape[0]), cfg.seed),
+    )
     started = time.perf_counter()
     trainer.fit()  # sae-lens shows its own progress bar
     train_seconds = time.perf_counter() - started
@@ -102,8 +121,16 @@ def train(
     sae.save_inference_model(str(out))
     _convert(out, cfg.save_dtype)
     loaded = load_from_disk(out, id=out.name)
-    heldout = activations.cached(model, hook, heldout_docs, cfg.heldout_tokens, max_len=cfg.max_len,
-                                 batch_size=cfg.read_batch_size, cache_dir=cache_dir, progress=progress)
+    heldout = activations.cached(
+        model,
+        hook,
+        heldout_docs,
+        cfg.heldout_tokens,
+        max_len=cfg.max_len,
+        batch_size=cfg.read_batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     report = {
         "hook": hook,
         "model": model.cfg.name,
@@ -127,18 +154,32 @@ def _training_sae(model: HookedModel, hook: str, cfg: TrainConfig) -> Any:
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
     metadata = SAEMetadata(
-        model_name=model.cfg.name, hook_name=hook, context_size=cfg.max_len,
+        model_name=model.cfg.name,
+        hook_name=hook,
+        context_size=cfg.max_len,
         prepend_bos=bool(model.tokenizer("a")["input_ids"][0] == model.tokenizer.bos_token_id),
-        seqpos_slice=[activations.SKIP_FIRST, None], dataset=cfg.corpus,
+        seqpos_slice=[activations.SKIP_FIRST, None],
+        dataset=cfg.corpus,
         interv_model_fingerprint=model.fingerprint(),
     )
-    common = dict(d_in=width(model, hook), d_sae=cfg.features, dtype="float32", device="cpu",
-                  normalize_activations="expected_average_only_in", metadata=metadata)
+    common = dict(
+        d_in=width(model, hook),
+        d_sae=cfg.features,
+        dtype="float32",
+        device="cpu",
+        normalize_activations="expected_average_only_in",
+        metadata=metadata,
+    )
     if cfg.architecture == "topk":
         return TopKTrainingSAE(TopKTrainingSAEConfig(k=cfg.k, **common))
-    return JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(
-        jumprelu_sparsity_loss_mode="quadratic", target_l0=float(cfg.k),
-        l0_coefficient=cfg.l0_coefficient, **common))
+    return JumpReLUTrainingSAE(
+        JumpReLUTrainingSAEConfig(
+            jumprelu_sparsity_loss_mode="quadratic",
+            target_l0=float(cfg.k),
+            l0_coefficient=cfg.l0_coefficient,
+            **common,
+        )
+    )
 
 
 def _trainer_config(cfg: TrainConfig, distinct: int) -> Any:
@@ -148,10 +189,16 @@ def _trainer_config(cfg: TrainConfig, distinct: int) -> Any:
     steps = max(1, cfg.tokens // batch)
     decay = int(steps * cfg.lr_decay_fraction)
     return SAETrainerConfig(
-        total_training_samples=steps * batch, train_batch_size_samples=batch, lr=cfg.lr,
-        lr_end=cfg.lr / 10 if decay else cfg.lr, lr_warm_up_steps=min(cfg.lr_warm_up_steps, steps // 4),
-        lr_decay_steps=decay, device="cpu", dead_feature_window=cfg.dead_feature_window,
-        feature_sampling_window=max(cfg.dead_feature_window, 2), n_batches_for_norm_estimate=10,
+        total_training_samples=steps * batch,
+        train_batch_size_samples=batch,
+        lr=cfg.lr,
+        lr_end=cfg.lr / 10 if decay else cfg.lr,
+        lr_warm_up_steps=min(cfg.lr_warm_up_steps, steps // 4),
+        lr_decay_steps=decay,
+        device="cpu",
+        dead_feature_window=cfg.dead_feature_window,
+        feature_sampling_window=max(cfg.dead_feature_window, 2),
+        n_batches_for_norm_estimate=10,
         logger=LoggingConfig(log_to_wandb=False),
     )
 
@@ -161,8 +208,10 @@ def _convert(folder: Path, dtype: str) -> None:
     from safetensors.torch import load_file, save_file
 
     weights = folder / "sae_weights.safetensors"
-    tensors = {k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v
-               for k, v in load_file(str(weights)).items()}
+    tensors = {
+        k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v
+        for k, v in load_file(str(weights)).items()
+    }
     save_file(tensors, str(weights))
     cfg_path = folder / "cfg.json"
     config = json.loads(cfg_path.read_text())

@@ -32,16 +32,26 @@ def feature_text(report: FeatureReport) -> str:
         + (f", max {float(report.activations.max()):.2f}" if report.activations.numel() else ""),
     ]
     if report.top_logits:
-        lines.append("logit lens, promotes: " + "  ".join(f"{_show(t)!r} {v:+.2f}" for t, v in report.top_logits))
-        lines.append("logit lens, suppresses: " + "  ".join(f"{_show(t)!r} {v:+.2f}" for t, v in report.bottom_logits))
+        lines.append(
+            "logit lens, promotes: "
+            + "  ".join(f"{_show(t)!r} {v:+.2f}" for t, v in report.top_logits)
+        )
+        lines.append(
+            "logit lens, suppresses: "
+            + "  ".join(f"{_show(t)!r} {v:+.2f}" for t, v in report.bottom_logits)
+        )
     lines.append("top contexts ([[token]] = where it fires most):")
-    lines += [f"  {c.activation:8.2f}  {_marked(c)}" for c in report.contexts] or ["  (never fires)"]
+    lines += [f"  {c.activation:8.2f}  {_marked(c)}" for c in report.contexts] or [
+        "  (never fires)"
+    ]
     counts, edges = histogram(report.activations, bins=10)
     if counts:
         lines.append("activation histogram (non-zero):")
         peak = max(counts)
         for count, lo, hi in zip(counts, edges, edges[1:]):
-            lines.append(f"  {lo:7.2f}-{hi:7.2f} {'#' * max(1, round(30 * count / peak)) if count else ''} {count}")
+            lines.append(
+                f"  {lo:7.2f}-{hi:7.2f} {'#' * max(1, round(30 * count / peak)) if count else ''} {count}"
+            )
     return "\n".join(lines)
 
 
@@ -63,15 +73,19 @@ _STYLE = (
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
 
 
 def _span(token: str, value: float, peak: float, note: str = "") -> str:
     alpha = 0.0 if peak <= 0 else min(1.0, max(0.0, value / peak))
     title = html.escape(f"{value:.3f}{note}")
-    return (f"<span class='tok' title='{title}' style='background:rgba(255,120,0,{alpha:.2f})'>"
-            f"{html.escape(token)}</span>")
+    return (
+        f"<span class='tok' title='{title}' style='background:rgba(255,120,0,{alpha:.2f})'>"
+        f"{html.escape(token)}</span>"
+    )
 
 
 def histogram_png(values: Tensor, title: str = "") -> bytes:
@@ -96,37 +110,44 @@ def histogram_png(values: Tensor, title: str = "") -> bytes:
 
 def feature_html(report: FeatureReport) -> str:
     png = base64.b64encode(histogram_png(report.activations, f"feature {report.feature}")).decode()
-    parts = [f"<p>SAE <b>{html.escape(report.sae_id)}</b> at <code>{html.escape(report.hook)}</code>; "
-             f"fires on {report.frequency:.2%} of {report.tokens_seen} tokens.</p>"]
+    parts = [
+        f"<p>SAE <b>{html.escape(report.sae_id)}</b> at <code>{html.escape(report.hook)}</code>; "
+        f"fires on {report.frequency:.2%} of {report.tokens_seen} tokens.</p>"
+    ]
     if report.top_logits:
         rows = "".join(
             f"<tr><td>{html.escape(a)}</td><td>{x:+.2f}</td><td>{html.escape(b)}</td><td>{y:+.2f}</td></tr>"
             for (a, x), (b, y) in zip(report.top_logits, report.bottom_logits)
         )
-        parts.append(f"<h2>Logit lens</h2><table><tr><th>promotes</th><th></th><th>suppresses</th>"
-                     f"<th></th></tr>{rows}</table>")
+        parts.append(
+            f"<h2>Logit lens</h2><table><tr><th>promotes</th><th></th><th>suppresses</th>"
+            f"<th></th></tr>{rows}</table>"
+        )
     parts.append("<h2>Top-activating contexts</h2>")
     for c in report.contexts:
         spans = "".join(_span(t, v, c.activation) for t, v in zip(c.tokens, c.values))
         parts.append(f"<div class='ctx'><b>{c.activation:.2f}</b> {spans}</div>")
     if not report.contexts:
         parts.append("<p>The feature never fired on this text.</p>")
-    parts.append(f"<h2>Activation histogram</h2><img alt='histogram' src='data:image/png;base64,{png}'>")
+    parts.append(
+        f"<h2>Activation histogram</h2><img alt='histogram' src='data:image/png;base64,{png}'>"
+    )
     return _page(f"Feature {report.feature}", "".join(parts))
 
 
 def text_html(report: TextReport) -> str:
     peak = max((top[0][1] for top in report.top if top), default=0.0)
     spans = "".join(
-        _span(token, top[0][1] if top else 0.0, peak,
-              "".join(f"\n{f}: {v:.2f}" for f, v in top))
+        _span(token, top[0][1] if top else 0.0, peak, "".join(f"\n{f}: {v:.2f}" for f, v in top))
         for token, top in zip(report.tokens, report.top)
     )
     rows = "".join(
         f"<tr><td>{html.escape(_show(t))}</td><td>{', '.join(f'{f} ({v:.2f})' for f, v in top)}</td></tr>"
         for t, top in zip(report.tokens, report.top)
     )
-    body = (f"<p>SAE <b>{html.escape(report.sae_id)}</b> at <code>{html.escape(report.hook)}</code>. "
-            f"Hover a token for its top features.</p><div class='ctx'>{spans}</div>"
-            f"<table><tr><th>token</th><th>top features (activation)</th></tr>{rows}</table>")
+    body = (
+        f"<p>SAE <b>{html.escape(report.sae_id)}</b> at <code>{html.escape(report.hook)}</code>. "
+        f"Hover a token for its top features.</p><div class='ctx'>{spans}</div>"
+        f"<table><tr><th>token</th><th>top features (activation)</th></tr>{rows}</table>"
+    )
     return _page("Active features per token", body)

@@ -27,8 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-tokens", type=int, default=30)
     parser.add_argument("--sta-multipliers", default="2,4,6")
     parser.add_argument("--caa-multipliers", default="2,4,6")
-    parser.add_argument("--min-distinct", type=float, default=0.8,
-                        help="distinct-2 floor, as a fraction of the unsteered distinct-2")
+    parser.add_argument(
+        "--min-distinct",
+        type=float,
+        default=0.8,
+        help="distinct-2 floor, as a fraction of the unsteered distinct-2",
+    )
     parser.add_argument("--skip-steering", action="store_true")
 
 
@@ -40,9 +44,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     model = load(args.model, device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
     sae = load_sae(args.sae or DEFAULT_SAE, model=model)
-    report: dict[str, Any] = {"model": model.cfg.name, "sae": sae.id, "hook": sae.hook_name,
-                              "d_sae": sae.d_sae, "architecture": sae.architecture,
-                              "heldout": heldout_quality(model, sae, args.heldout_tokens)}
+    report: dict[str, Any] = {
+        "model": model.cfg.name,
+        "sae": sae.id,
+        "hook": sae.hook_name,
+        "d_sae": sae.d_sae,
+        "architecture": sae.architecture,
+        "heldout": heldout_quality(model, sae, args.heldout_tokens),
+    }
     if not args.skip_steering:
         report["steering"] = sentiment_steering(model, sae, args)
     return report
@@ -81,23 +90,35 @@ def sentiment_steering(model: Any, sae: Any, args: argparse.Namespace) -> dict[s
     for m in _floats(args.sta_multipliers):
         sweeps["sta"][str(m)] = generate(feature_graph(sta, sae, m))
     for m in _floats(args.caa_multipliers):
-        sweeps["caa"][str(m)] = generate(Graph([Add(sae.hook_name, m * caa.directions[sae.hook_name])]))
+        sweeps["caa"][str(m)] = generate(
+            Graph([Add(sae.hook_name, m * caa.directions[sae.hook_name])])
+        )
     floor = args.min_distinct * unsteered["distinct_2"]
     best = {name: _best(sweep, floor) for name, sweep in sweeps.items()}
     report: dict[str, Any] = {
-        "pairs": len(pairs), "prompts": len(prompts), "new_tokens": args.new_tokens,
-        "sta_features": len(sta.meta["features"]), "fit_seconds": fit_seconds,
-        "distinct_2_floor": round(floor, 4), "unsteered": unsteered, "sweeps": sweeps,
+        "pairs": len(pairs),
+        "prompts": len(prompts),
+        "new_tokens": args.new_tokens,
+        "sta_features": len(sta.meta["features"]),
+        "fit_seconds": fit_seconds,
+        "distinct_2_floor": round(floor, 4),
+        "unsteered": unsteered,
+        "sweeps": sweeps,
         "best": best,
     }
     if best["sta"] is not None:
         fluency = sweeps["sta"][best["sta"]]["fluency"]
         report["caa_at_sta_fluency"] = min(
-            sweeps["caa"], key=lambda m: abs(sweeps["caa"][m]["fluency"] - fluency))
-        shift = sweeps["sta"][best["sta"]]["vader_positive_share"] - unsteered["vader_positive_share"]
+            sweeps["caa"], key=lambda m: abs(sweeps["caa"][m]["fluency"] - fluency)
+        )
+        shift = (
+            sweeps["sta"][best["sta"]]["vader_positive_share"] - unsteered["vader_positive_share"]
+        )
         report["sta_positive_shift_points"] = round(100 * shift, 1)
     if best["caa"] is not None:
-        shift = sweeps["caa"][best["caa"]]["vader_positive_share"] - unsteered["vader_positive_share"]
+        shift = (
+            sweeps["caa"][best["caa"]]["vader_positive_share"] - unsteered["vader_positive_share"]
+        )
         report["caa_positive_shift_points"] = round(100 * shift, 1)
     return report
 
@@ -106,7 +127,9 @@ def _metrics(texts: list[str]) -> dict[str, float]:
     from ..eval.steering import text_metrics
 
     result = text_metrics(texts, METRICS)
-    return {k: result[k] for k in ("vader_positive_share", "vader_compound", "distinct_2", "fluency")}
+    return {
+        k: result[k] for k in ("vader_positive_share", "vader_compound", "distinct_2", "fluency")
+    }
 
 
 def _best(sweep: dict[str, dict[str, float]], floor: float) -> str | None:

@@ -1,10 +1,10 @@
 """``interv sae``: list, train and inspect sparse autoencoders, and steer with their features.
 
-    interv sae list
-    interv sae train --hook blocks.12.hook_resid_post --features 2048 --tokens 2000000 --out DIR
-    interv sae train --recipe sae/smollm2-135m-res12 --out DIR
-    interv sae inspect --feature 123 [--html page.html]      (or --text "...")
-    interv sae steer --recipe steer/sta_sentiment --prompt "I think that"
+interv sae list
+interv sae train --hook blocks.12.hook_resid_post --features 2048 --tokens 2000000 --out DIR
+interv sae train --recipe sae/smollm2-135m-res12 --out DIR
+interv sae inspect --feature 123 [--html page.html]      (or --text "...")
+interv sae steer --recipe steer/sta_sentiment --prompt "I think that"
 """
 
 from __future__ import annotations
@@ -33,14 +33,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--distinct-tokens", type=int, help="activations read from the corpus")
     train.add_argument("--architecture", choices=("topk", "jumprelu"))
     train.add_argument("--k", type=int, help="TopK: active features; JumpReLU: target L0")
-    train.add_argument("--corpus", help="text/JSONL/JSON file (default: the shared-datasets corpus)")
+    train.add_argument(
+        "--corpus", help="text/JSONL/JSON file (default: the shared-datasets corpus)"
+    )
     train.add_argument("--text-field", help="JSON(L) field holding the text")
     train.add_argument("--out", type=Path, required=True, help="folder for the sae-lens SAE")
     train.set_defaults(run=_train)
 
-    inspect = commands.add_parser("inspect", help="what a feature means / which features a text uses")
+    inspect = commands.add_parser(
+        "inspect", help="what a feature means / which features a text uses"
+    )
     add_model_args(inspect)
-    inspect.add_argument("--sae", default=None, help="shipped name, sae-lens folder or release:sae_id")
+    inspect.add_argument(
+        "--sae", default=None, help="shipped name, sae-lens folder or release:sae_id"
+    )
     what = inspect.add_mutually_exclusive_group(required=True)
     what.add_argument("--feature", type=int, help="feature index")
     what.add_argument("--text", help="text to show the top features of, token by token")
@@ -53,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     steer = commands.add_parser("steer", help="fit sta / sae_feature from a recipe and generate")
     add_model_args(steer)
-    steer.add_argument("--recipe", required=True, help="steering recipe (method: sta | sae_feature)")
+    steer.add_argument(
+        "--recipe", required=True, help="steering recipe (method: sta | sae_feature)"
+    )
     steer.add_argument("--pairs", type=int, default=64, help="contrastive examples for sta")
     steer.add_argument("--prompt", action="append", help="prompt(s) to continue (repeatable)")
     steer.add_argument("--multiplier", type=float, help="strength (default: the recipe's)")
@@ -69,10 +77,14 @@ def recipe_path(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path
-    shipped = Path(str(resources.files("interv.recipes"))) / (name if name.endswith(".yaml") else f"{name}.yaml")
+    shipped = Path(str(resources.files("interv.recipes"))) / (
+        name if name.endswith(".yaml") else f"{name}.yaml"
+    )
     if shipped.is_file():
         return shipped
-    raise FileNotFoundError(f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes.")
+    raise FileNotFoundError(
+        f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -85,8 +97,10 @@ def _list(args: argparse.Namespace) -> int:
         cfg = json.loads((folder / "cfg.json").read_text())
         report = folder / "training.json"
         heldout = json.loads(report.read_text()).get("heldout", {}) if report.is_file() else {}
-        print(f"{name}: {cfg['metadata'].get('hook_name')} d_sae={cfg['d_sae']} {cfg['architecture']} "
-              + " ".join(f"{k}={v}" for k, v in heldout.items()))
+        print(
+            f"{name}: {cfg['metadata'].get('hook_name')} d_sae={cfg['d_sae']} {cfg['architecture']} "
+            + " ".join(f"{k}={v}" for k, v in heldout.items())
+        )
     return 0
 
 
@@ -97,7 +111,16 @@ def _train(args: argparse.Namespace) -> int:
     values: dict[str, Any] = {}
     if args.recipe:
         values = TrainConfig.from_yaml(recipe_path(args.recipe)).to_dict()
-    for key in ("hook", "features", "tokens", "distinct_tokens", "architecture", "k", "corpus", "text_field"):
+    for key in (
+        "hook",
+        "features",
+        "tokens",
+        "distinct_tokens",
+        "architecture",
+        "k",
+        "corpus",
+        "text_field",
+    ):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     cfg = TrainConfig.from_dict(values)
@@ -144,16 +167,22 @@ def _steer(args: argparse.Namespace) -> int:
     spec = yaml.safe_load(recipe_path(args.recipe).read_text()) or {}
     method = STEER_METHODS.get(str(spec.get("method", "")))
     if method.name not in ("sta", "sae_feature"):
-        raise SystemExit(f"`interv sae steer` runs sta or sae_feature recipes, not {method.name!r}.")
+        raise SystemExit(
+            f"`interv sae steer` runs sta or sae_feature recipes, not {method.name!r}."
+        )
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
     steerer = method(method.hparams_class.from_dict(spec))
-    vector = steerer.fit(model, _data(spec.get("dataset", ""), args.pairs) if method.name == "sta" else None)
+    vector = steerer.fit(
+        model, _data(spec.get("dataset", ""), args.pairs) if method.name == "sta" else None
+    )
     graph = feature_graph(vector, steerer.sae, args.multiplier)
     prompts = args.prompt or sentiment_prompts("neutral", 4)
     plain = model.generate(prompts, max_new_tokens=args.max_new_tokens)
     steered = model.generate(prompts, max_new_tokens=args.max_new_tokens, graph=graph)
-    print(f"{method.name}: {len(vector.meta['features'])} features at {steerer.sae.hook_name}, "
-          f"strength {graph.nodes[0].strength}")
+    print(
+        f"{method.name}: {len(vector.meta['features'])} features at {steerer.sae.hook_name}, "
+        f"strength {graph.nodes[0].strength}"
+    )
     for prompt, a, b in zip(prompts, plain, steered):
         print(f"\n{prompt!r}\n  unsteered: {a!r}\n  steered:   {b!r}")
     if args.save:
@@ -169,5 +198,7 @@ def _data(name: str, n: int) -> Any:
         return convsent_pairs(n)
     if name in CAA_BEHAVIOURS:
         return caa_ab(name, "generate", n)
-    raise SystemExit(f"Recipe dataset {name!r} is unknown: use convsent or a CAA behaviour "
-                     f"({', '.join(CAA_BEHAVIOURS)}).")
+    raise SystemExit(
+        f"Recipe dataset {name!r} is unknown: use convsent or a CAA behaviour "
+        f"({', '.join(CAA_BEHAVIOURS)})."
+    )

@@ -60,8 +60,15 @@ class SAEFeatureSteer(SteerMethod):
         sae = self.sae = load_sae(model, hp.sae, hp.layer, self.sae)
         direction = feature_direction(sae, hp.features, hp.strengths)
         return SteeringVector(
-            {sae.hook_name: direction}, method=self.name, model=model_identity(model),
-            dataset="", recommended_scale=hp.multiplier,
-            meta={"sae": sae.id, "features": list(hp.features),
-                  "values": [float(s) for s in hp.strengths], "hparams": hp.to_dict()},
+            {sae.hook_name: direction},
+            method=self.name,
+            model=model_identity(model),
+            dataset="",
+            recommended_scale=hp.multiplier,
+            meta={
+                "sae": sae.id,
+                "features": list(hp.features),
+                "values": [float(s) for s in hp.strengths],
+                "hparams": hp.to_dict(),
+            },
         )

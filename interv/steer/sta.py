@@ -93,22 +93,41 @@ class STA(SteerMethod):
         hp: STAHParams = self.hparams  # type: ignore[assignment]
         sae = self.sae = load_sae(model, hp.sae, hp.layer, self.sae)
         pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, hp.chat_template)
-        acts, codes = span_means(model, sae, pos_ids + neg_ids, pos_spans + neg_spans, hp.batch_size)
+        acts, codes = span_means(
+            model, sae, pos_ids + neg_ids, pos_spans + neg_spans, hp.batch_size
+        )
         n = len(pos_ids)
         stats = ContrastStats(acts[:n], acts[n:], codes[:n], codes[n:])
-        mask = select_features(stats.act_diff, stats.freq_diff, mode=hp.mode, trim=hp.trim,
-                               act_threshold=hp.act_threshold, freq_threshold=hp.freq_threshold,
-                               top_k=hp.top_k)
+        mask = select_features(
+            stats.act_diff,
+            stats.freq_diff,
+            mode=hp.mode,
+            trim=hp.trim,
+            act_threshold=hp.act_threshold,
+            freq_threshold=hp.freq_threshold,
+            top_k=hp.top_k,
+        )
         direction, features, values = sta_direction(sae, stats, mask, hp.match_norm)
         return SteeringVector(
-            {sae.hook_name: direction}, method=self.name, model=model_identity(model),
-            dataset=hp.dataset, recommended_scale=hp.multiplier,
-            meta={"sae": sae.id, "features": features, "values": values,
-                  "caa_norm": float(stats.caa.norm()), "n_examples": n, "hparams": hp.to_dict()},
+            {sae.hook_name: direction},
+            method=self.name,
+            model=model_identity(model),
+            dataset=hp.dataset,
+            recommended_scale=hp.multiplier,
+            meta={
+                "sae": sae.id,
+                "features": features,
+                "values": values,
+                "caa_norm": float(stats.caa.norm()),
+                "n_examples": n,
+                "hparams": hp.to_dict(),
+            },
         )
 
     @staticmethod
-    def graph(vector: SteeringVector, model: HookedModel, sae: Any = None, scale: float | None = None) -> Any:
+    def graph(
+        vector: SteeringVector, model: HookedModel, sae: Any = None, scale: float | None = None
+    ) -> Any:
         """The vector as an intervention graph: one ``SAEFeature`` node adding the selected
         features' decoder rows at strength ``scale`` (default: the vector's multiplier)."""
         from ..sae import load

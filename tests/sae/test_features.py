@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from interv.sae import SAEError
 from interv.sae.features import direction_logits, feature_report, histogram, logit_lens, text_report
 

@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import torch
-
 from interv.adapters import UnknownNameError
 from interv.sae import SAEError, canonical_hook, load, load_from_disk, shipped
 
@@ -54,11 +53,15 @@ def test_other_hook_or_width_is_refused(tiny_sae_run, tmp_path):
 def test_feature_out_of_range(tiny_sae_run):
     _, sae, _, _ = tiny_sae_run
     assert sae.check_features([0, 63]) == [0, 63]
-    with pytest.raises(SAEError, match=r"Feature index 64 is out of range.*64 features \(0\.\.63\)"):
+    with pytest.raises(
+        SAEError, match=r"Feature index 64 is out of range.*64 features \(0\.\.63\)"
+    ):
         sae.check_features([3, 64])
 
 
-@pytest.mark.parametrize("damage", ["no_weights", "bad_json", "truncated", "wrong_shape", "nan", "no_dir"])
+@pytest.mark.parametrize(
+    "damage", ["no_weights", "bad_json", "truncated", "wrong_shape", "nan", "no_dir"]
+)
 def test_corrupted_folder_is_one_clear_error(tiny_sae_run, tmp_path, damage):
     from safetensors.torch import load_file, save_file
 
@@ -66,9 +69,14 @@ def test_corrupted_folder_is_one_clear_error(tiny_sae_run, tmp_path, damage):
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
     weights, cfg = bad / "sae_weights.safetensors", bad / "cfg.json"
-    expected = {"no_weights": "has no sae_weights.safetensors", "bad_json": "not valid JSON",
-                "truncated": "corrupt or truncated", "wrong_shape": "do not belong together",
-                "nan": "NaN or inf", "no_dir": "does not exist"}[damage]
+    expected = {
+        "no_weights": "has no sae_weights.safetensors",
+        "bad_json": "not valid JSON",
+        "truncated": "corrupt or truncated",
+        "wrong_shape": "do not belong together",
+        "nan": "NaN or inf",
+        "no_dir": "does not exist",
+    }[damage]
     if damage == "no_weights":
         weights.unlink()
     elif damage == "bad_json":

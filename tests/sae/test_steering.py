@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from interv.data.steering import ContrastPair
-from interv.graph import Graph, SAEFeature
 from interv.sae import SAEError
 from interv.sae.steering import select_features
 
-PAIRS = [ContrastPair("good great happy lovely", "bad awful sad horrible", prompt=f"Item {i}:")
-         for i in range(6)]
+from interv.data.steering import ContrastPair
+from interv.graph import Graph, SAEFeature
+
+PAIRS = [
+    ContrastPair("good great happy lovely", "bad awful sad horrible", prompt=f"Item {i}:")
+    for i in range(6)
+]
 
 
 def test_clamping_a_feature_to_its_own_value_changes_nothing(tiny_sae_run):
@@ -24,14 +26,27 @@ def test_clamping_a_feature_to_its_own_value_changes_nothing(tiny_sae_run):
     # Clamp to the value at the last position; positions where it differs are not selected.
     from interv.graph import positions
 
-    node = SAEFeature(sae, [feature], mode="clamp", values=float(z[0, -1, feature]),
-                      positions=positions.last_prompt_token())
+    node = SAEFeature(
+        sae,
+        [feature],
+        mode="clamp",
+        values=float(z[0, -1, feature]),
+        positions=positions.last_prompt_token(),
+    )
     torch.testing.assert_close(model.forward(ids, graph=Graph([node])), plain, atol=1e-4, rtol=1e-4)
-    lossy = SAEFeature(sae, [feature], mode="clamp", values=float(z[0, -1, feature]),
-                       positions=positions.last_prompt_token(), keep_error=False)
+    lossy = SAEFeature(
+        sae,
+        [feature],
+        mode="clamp",
+        values=float(z[0, -1, feature]),
+        positions=positions.last_prompt_token(),
+        keep_error=False,
+    )
     assert not torch.allclose(model.forward(ids, graph=Graph([lossy])), plain, atol=1e-3)
     scaled = SAEFeature(sae, [feature], mode="scale", values=1.0)
-    torch.testing.assert_close(model.forward(ids, graph=Graph([scaled])), plain, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        model.forward(ids, graph=Graph([scaled])), plain, atol=1e-4, rtol=1e-4
+    )
     changed = SAEFeature(sae, [feature], mode="clamp", values=float(z[0, -1, feature]) + 5.0)
     assert not torch.allclose(model.forward(ids, graph=Graph([changed])), plain, atol=1e-3)
 
@@ -52,10 +67,21 @@ def test_select_features_by_amplitude_and_frequency():
     mask = select_features(act, freq, trim=0.5)
     # top half by |act| = {0, 1, 3}; by agreeing frequency = {0, 1, 2}; both: {0, 1}
     assert mask.nonzero().flatten().tolist() == [0, 1]
-    assert select_features(act, freq, mode="only_act", trim=0.5).nonzero().flatten().tolist() == [0, 1, 3]
-    assert select_features(act, freq, mode="only_freq", trim=0.5).nonzero().flatten().tolist() == [0, 1, 2]
+    assert select_features(act, freq, mode="only_act", trim=0.5).nonzero().flatten().tolist() == [
+        0,
+        1,
+        3,
+    ]
+    assert select_features(act, freq, mode="only_freq", trim=0.5).nonzero().flatten().tolist() == [
+        0,
+        1,
+        2,
+    ]
     assert select_features(act, freq, trim=0.0, top_k=1).nonzero().flatten().tolist() == [0]
-    assert select_features(act, freq, trim=0.0, act_threshold=1.5).nonzero().flatten().tolist() == [0, 1]
+    assert select_features(act, freq, trim=0.0, act_threshold=1.5).nonzero().flatten().tolist() == [
+        0,
+        1,
+    ]
     with pytest.raises(ValueError, match="mode must be one of"):
         select_features(act, freq, mode="both")
 
@@ -76,8 +102,9 @@ def test_sta_direction_uses_selected_decoder_rows(tiny_sae_run):
     from interv.graph import Add
 
     added = Graph([Add(sae.hook_name, 2.0 * vector.directions[sae.hook_name])])
-    torch.testing.assert_close(model.forward(ids, graph=graph), model.forward(ids, graph=added),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        model.forward(ids, graph=graph), model.forward(ids, graph=added), atol=1e-4, rtol=1e-4
+    )
     assert not torch.allclose(model.forward(ids, graph=graph), model.forward(ids, graph=plain))
 
 
@@ -96,13 +123,15 @@ def test_sta_refuses_wrong_layer_and_no_features(tiny_sae_run):
 
 def test_sae_feature_method_and_saved_graph(tiny_sae_run, tmp_path):
     from interv.sae.steering import feature_graph
+
     from interv.steer.sae_feature import SAEFeatureHParams, SAEFeatureSteer
 
     model, sae, _, folder = tiny_sae_run
     hp = SAEFeatureHParams(sae=str(folder), features=[2, 5], strengths=[3.0, -1.0])
     vector = SAEFeatureSteer(hp).fit(model)
-    torch.testing.assert_close(vector.directions[sae.hook_name],
-                               3.0 * sae.W_dec[2].float() - sae.W_dec[5].float())
+    torch.testing.assert_close(
+        vector.directions[sae.hook_name], 3.0 * sae.W_dec[2].float() - sae.W_dec[5].float()
+    )
     steerer = SAEFeatureSteer(hp)
     graph = feature_graph(steerer.fit(model), steerer.sae)
     graph.save(tmp_path / "g")
@@ -112,6 +141,8 @@ def test_sae_feature_method_and_saved_graph(tiny_sae_run, tmp_path):
     ids = torch.tensor([model.tokenizer("the cat")["input_ids"]])
     torch.testing.assert_close(model.forward(ids, graph=loaded), model.forward(ids, graph=graph))
     with pytest.raises(SAEError, match="out of range"):
-        SAEFeatureSteer(SAEFeatureHParams(sae=str(folder), features=[99], strengths=[1.0])).fit(model)
+        SAEFeatureSteer(SAEFeatureHParams(sae=str(folder), features=[99], strengths=[1.0])).fit(
+            model
+        )
     with pytest.raises(ValueError, match="one strength per feature"):
         SAEFeatureHParams(features=[1, 2], strengths=[1.0])

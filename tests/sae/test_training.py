@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-
 from interv.sae import corpus
 from interv.sae.metrics import evaluate
 from interv.sae.training import REPORT_FILE, TrainConfig
@@ -30,10 +29,12 @@ def test_report_matches_a_fresh_evaluation(tiny_sae_run, tmp_path):
 
     model, sae, report, _ = tiny_sae_run
     _, heldout_docs = corpus.split(corpus.load_documents(report["config"]["corpus"]), 10)
-    acts = activations.cached(model, sae.hook_name, heldout_docs, 500, progress=False,
-                              cache_dir=tmp_path)
+    acts = activations.cached(
+        model, sae.hook_name, heldout_docs, 500, progress=False, cache_dir=tmp_path
+    )
     assert evaluate(sae, acts)["explained_variance"] == pytest.approx(
-        report["heldout"]["explained_variance"], abs=1e-3)
+        report["heldout"]["explained_variance"], abs=1e-3
+    )
 
 
 def test_metrics_on_known_reconstructions():
@@ -46,7 +47,9 @@ def test_metrics_on_known_reconstructions():
 
     acts = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
     result = evaluate(Identity(), acts)
-    assert result["explained_variance"] == 1.0 and result["l0"] == 1.0 and result["dead_share"] == 0.0
+    assert (
+        result["explained_variance"] == 1.0 and result["l0"] == 1.0 and result["dead_share"] == 0.0
+    )
     result = evaluate(Identity(), -acts)  # nothing fires: reconstruction 0
     assert result["l0"] == 0.0 and result["dead_share"] == 1.0 and result["explained_variance"] < 0
 
@@ -71,14 +74,26 @@ def test_unknown_hook_fails_before_reading(tiny_models, tmp_path):
 
 
 def test_jumprelu_trains(tiny_models, tmp_path):
-    from tests.sae.conftest import tiny_corpus
     from interv.sae.training import train
 
-    cfg = TrainConfig(hook="blocks.0.hook_resid_post", features=32, architecture="jumprelu", k=6,
-                      tokens=3_000, distinct_tokens=0, corpus=str(tiny_corpus(tmp_path / "c.txt", 40)),
-                      heldout_percent=10, heldout_tokens=200, batch_size=256, save_dtype="float32")
-    sae, report = train(tiny_models("llama"), cfg, tmp_path / "jr", progress=False,
-                        cache_dir=tmp_path / "cache")
+    from tests.sae.conftest import tiny_corpus
+
+    cfg = TrainConfig(
+        hook="blocks.0.hook_resid_post",
+        features=32,
+        architecture="jumprelu",
+        k=6,
+        tokens=3_000,
+        distinct_tokens=0,
+        corpus=str(tiny_corpus(tmp_path / "c.txt", 40)),
+        heldout_percent=10,
+        heldout_tokens=200,
+        batch_size=256,
+        save_dtype="float32",
+    )
+    sae, report = train(
+        tiny_models("llama"), cfg, tmp_path / "jr", progress=False, cache_dir=tmp_path / "cache"
+    )
     assert sae.architecture == "jumprelu" and sae.hook_name == "blocks.0.hook_resid_post"
     assert 0 < report["heldout"]["l0"] <= 32
 
