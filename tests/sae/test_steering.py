@@ -146,3 +146,20 @@ def test_sae_feature_method_and_saved_graph(tiny_sae_run, tmp_path):
         )
     with pytest.raises(ValueError, match="one strength per feature"):
         SAEFeatureHParams(features=[1, 2], strengths=[1.0])
+
+
+def test_saved_graph_finds_shipped_and_folder_saes_by_itself(tiny_sae_run, tmp_path):
+    from interv.graph import GraphError
+    from interv.sae import DEFAULT_SAE, load
+
+    shipped = load(DEFAULT_SAE)
+    Graph([SAEFeature(shipped, [3], values=2.0)]).save(tmp_path / "shipped")
+    node = Graph.load(tmp_path / "shipped").nodes[0]
+    assert node.sae_id == DEFAULT_SAE and node.sae.hook_name == "blocks.12.hook_resid_post"
+    torch.testing.assert_close(node.sae.W_dec, shipped.W_dec)
+    _, sae, _, folder = tiny_sae_run
+    Graph([SAEFeature(sae, [3], values=2.0, sae_id=str(folder))]).save(tmp_path / "folder")
+    assert Graph.load(tmp_path / "folder").nodes[0].sae.d_sae == sae.d_sae
+    Graph([SAEFeature(sae, [3], values=2.0, sae_id="gone")]).save(tmp_path / "gone")
+    with pytest.raises(GraphError, match="neither shipped with interv nor a folder"):
+        Graph.load(tmp_path / "gone")
