@@ -254,8 +254,8 @@ def _resolver(saes: Any, folder: Path) -> Any:
             return found
         raise GraphError(
             f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it, and it "
-            "is neither shipped with interv nor a folder; pass "
-            f"Graph.load(path, saes={{{sae_id!r}: sae_or_folder}})."
+            f"is neither shipped with interv nor a folder; pass Graph.load(path, "
+            f"saes={{{sae_id!r}: sae}}) with the SAE object or its sae-lens folder."
         )
 
     return resolve
