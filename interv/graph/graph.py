@@ -192,7 +192,9 @@ class Graph:
     def load(
         cls, path: str | Path, *, saes: SAEs | None = None, model: HookedModel | None = None
     ) -> Graph:
-        """Read a saved graph; ``saes`` maps the ids of SAEs it uses to SAE objects."""
+        """Read a saved graph; ``saes`` maps the ids of SAEs it uses to SAE objects or sae-lens
+        folders. Ids not in ``saes`` that name an SAE shipped with interv or a folder
+        (absolute, or relative to the working directory or the graph folder) load by themselves."""
         from .serialize import load_graph
 
         graph = load_graph(Path(path), saes)

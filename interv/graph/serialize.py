@@ -166,7 +166,8 @@ def load_graph(folder: Path, saes: Any) -> Any:
         name: condition_from_yaml(spec, get)
         for name, spec in (document.get("conditions") or {}).items()
     }
-    nodes = [_node(spec, get, conditions, _resolver(saes)) for spec in document.get("nodes") or []]
+    resolver = _resolver(saes, folder)
+    nodes = [_node(spec, get, conditions, resolver) for spec in document.get("nodes") or []]
     record = ModelRecord.from_yaml(document["model"]) if document.get("model") else None
     return Graph(nodes, model=record, meta=document.get("meta") or {})
 
@@ -227,15 +228,34 @@ def _node(spec: dict[str, Any], get: Any, conditions: dict[str, Condition], saes
         raise GraphError(f"{label}: {err}") from None
 
 
-def _resolver(saes: Any) -> Any:
+def _resolver(saes: Any, folder: Path) -> Any:
+    """SAE id -> SAE: from ``saes`` (a mapping to SAEs or sae-lens folders, or a function),
+    else an SAE shipped with interv or a folder of that name (see ``interv.sae.resolve``)."""
+    loaded: dict[str, Any] = {}
+
     def resolve(sae_id: str) -> Any:
+        if sae_id in loaded:  # several nodes share one SAE object
+            return loaded[sae_id]
         if callable(saes) and not hasattr(saes, "keys"):
             return saes(sae_id)
         if saes is not None and sae_id in saes:
-            return saes[sae_id]
+            found = saes[sae_id]
+            if isinstance(found, (str, Path)):
+                from ..sae import load
+
+                found = load(found, id=sae_id)
+            loaded[sae_id] = found
+            return found
+        from ..sae import resolve as find_sae
+
+        found = find_sae(sae_id, base=folder)
+        if found is not None:
+            loaded[sae_id] = found
+            return found
         raise GraphError(
-            f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it; "
-            f"pass Graph.load(path, saes={{{sae_id!r}: sae}})."
+            f"This graph uses the SAE {sae_id!r}, whose weights are not saved with it, and it "
+            f"is neither shipped with interv nor a folder; pass Graph.load(path, "
+            f"saes={{{sae_id!r}: sae}}) with the SAE object or its sae-lens folder."
         )
 
     return resolve

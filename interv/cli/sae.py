@@ -1,0 +1,204 @@
+"""``interv sae``: list, train and inspect sparse autoencoders, and steer with their features.
+
+interv sae list
+interv sae train --hook blocks.12.hook_resid_post --features 2048 --tokens 2000000 --out DIR
+interv sae train --recipe sae/smollm2-135m-res12 --out DIR
+interv sae inspect --feature 123 [--html page.html]      (or --text "...")
+interv sae steer --recipe steer/sta_sentiment --prompt "I think that"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import add_model_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sae", help="sparse autoencoders: train, inspect, steer")
+    commands = parser.add_subparsers(dest="sae_command", required=True)
+
+    listing = commands.add_parser("list", help="SAEs shipped with interv")
+    listing.set_defaults(run=_list)
+
+    train = commands.add_parser("train", help="train an SAE on one hook (sae-lens trainer)")
+    add_model_args(train)
+    train.add_argument("--recipe", help="training recipe (YAML file or name under recipes/)")
+    train.add_argument("--hook", help="canonical hook, e.g. blocks.12.hook_resid_post")
+    train.add_argument("--features", type=int, help="number of SAE features (d_sae)")
+    train.add_argument("--tokens", type=int, help="activations the trainer sees (all epochs)")
+    train.add_argument("--distinct-tokens", type=int, help="activations read from the corpus")
+    train.add_argument("--architecture", choices=("topk", "jumprelu"))
+    train.add_argument("--k", type=int, help="TopK: active features; JumpReLU: target L0")
+    train.add_argument(
+        "--corpus", help="text/JSONL/JSON file (default: the shared-datasets corpus)"
+    )
+    train.add_argument("--text-field", help="JSON(L) field holding the text")
+    train.add_argument("--out", type=Path, required=True, help="folder for the sae-lens SAE")
+    train.set_defaults(run=_train)
+
+    inspect = commands.add_parser(
+        "inspect", help="what a feature means / which features a text uses"
+    )
+    add_model_args(inspect)
+    inspect.add_argument(
+        "--sae", default=None, help="shipped name, sae-lens folder or release:sae_id"
+    )
+    what = inspect.add_mutually_exclusive_group(required=True)
+    what.add_argument("--feature", type=int, help="feature index")
+    what.add_argument("--text", help="text to show the top features of, token by token")
+    inspect.add_argument("--corpus", default=None, help="where to look for top contexts")
+    inspect.add_argument("--docs", type=int, default=2000, help="documents to scan")
+    inspect.add_argument("--top", type=int, default=10, help="contexts / features per token")
+    inspect.add_argument("--html", type=Path, help="also write an HTML view here")
+    inspect.add_argument("--png", type=Path, help="also write the activation histogram here")
+    inspect.set_defaults(run=_inspect)
+
+    steer = commands.add_parser("steer", help="fit sta / sae_feature from a recipe and generate")
+    add_model_args(steer)
+    steer.add_argument(
+        "--recipe", required=True, help="steering recipe (method: sta | sae_feature)"
+    )
+    steer.add_argument("--pairs", type=int, default=64, help="contrastive examples for sta")
+    steer.add_argument("--prompt", action="append", help="prompt(s) to continue (repeatable)")
+    steer.add_argument("--multiplier", type=float, help="strength (default: the recipe's)")
+    steer.add_argument("--max-new-tokens", type=int, default=30)
+    steer.add_argument("--save", type=Path, help="save the intervention graph in this folder")
+    steer.set_defaults(run=_steer)
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe file: a path, or a name under interv's recipes (``sae/smollm2-135m-res12``)."""
+    from importlib import resources
+
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    shipped = Path(str(resources.files("interv.recipes"))) / (
+        name if name.endswith(".yaml") else f"{name}.yaml"
+    )
+    if shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
+    )
+
+
+def _list(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    from ..sae import shipped
+
+    for name in shipped():
+        folder = Path(str(resources.files("interv.sae") / "pretrained" / name))
+        cfg = json.loads((folder / "cfg.json").read_text())
+        report = folder / "training.json"
+        heldout = json.loads(report.read_text()).get("heldout", {}) if report.is_file() else {}
+        print(
+            f"{name}: {cfg['metadata'].get('hook_name')} d_sae={cfg['d_sae']} {cfg['architecture']} "
+            + " ".join(f"{k}={v}" for k, v in heldout.items())
+        )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..loading import load
+    from ..sae.training import TrainConfig, train
+
+    values: dict[str, Any] = {}
+    if args.recipe:
+        values = TrainConfig.from_yaml(recipe_path(args.recipe)).to_dict()
+    for key in (
+        "hook",
+        "features",
+        "tokens",
+        "distinct_tokens",
+        "architecture",
+        "k",
+        "corpus",
+        "text_field",
+    ):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    cfg = TrainConfig.from_dict(values)
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    _, report = train(model, cfg, args.out)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ..loading import load
+    from ..sae import DEFAULT_SAE
+    from ..sae import load as load_sae
+    from ..sae.corpus import load_documents, split
+    from ..sae.features import feature_report, text_report
+
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    sae = load_sae(args.sae or DEFAULT_SAE, model=model)
+    if args.text is not None:
+        report: Any = text_report(model, sae, args.text, k=args.top)
+    else:
+        _, heldout = split(load_documents(args.corpus))
+        report = feature_report(model, sae, args.feature, heldout[: args.docs], k=args.top)
+    print(report.to_text())
+    if args.html:
+        args.html.write_text(report.to_html())
+        print(f"wrote {args.html}")
+    if args.png and args.feature is not None:
+        from ..sae.views import histogram_png
+
+        args.png.write_bytes(histogram_png(report.activations, f"feature {args.feature}"))
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _steer(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ..data.steering import sentiment_prompts
+    from ..loading import load
+    from ..sae.steering import feature_graph
+    from ..steer.base import STEER_METHODS
+
+    spec = yaml.safe_load(recipe_path(args.recipe).read_text()) or {}
+    method = STEER_METHODS.get(str(spec.get("method", "")))
+    if method.name not in ("sta", "sae_feature"):
+        raise SystemExit(
+            f"`interv sae steer` runs sta or sae_feature recipes, not {method.name!r}."
+        )
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    steerer = method(method.hparams_class.from_dict(spec))
+    vector = steerer.fit(
+        model, _data(spec.get("dataset", ""), args.pairs) if method.name == "sta" else None
+    )
+    graph = feature_graph(vector, steerer.sae, args.multiplier)
+    prompts = args.prompt or sentiment_prompts("neutral", 4)
+    plain = model.generate(prompts, max_new_tokens=args.max_new_tokens)
+    steered = model.generate(prompts, max_new_tokens=args.max_new_tokens, graph=graph)
+    print(
+        f"{method.name}: {len(vector.meta['features'])} features at {steerer.sae.hook_name}, "
+        f"strength {graph.nodes[0].strength}"
+    )
+    for prompt, a, b in zip(prompts, plain, steered):
+        print(f"\n{prompt!r}\n  unsteered: {a!r}\n  steered:   {b!r}")
+    if args.save:
+        graph.save(args.save, model=model)
+        print(f"\nsaved the graph to {args.save}")
+    return 0
+
+
+def _data(name: str, n: int) -> Any:
+    from ..data.steering import CAA_BEHAVIOURS, caa_ab, convsent_pairs
+
+    if name == "convsent":
+        return convsent_pairs(n)
+    if name in CAA_BEHAVIOURS:
+        return caa_ab(name, "generate", n)
+    raise SystemExit(
+        f"Recipe dataset {name!r} is unknown: use convsent or a CAA behaviour "
+        f"({', '.join(CAA_BEHAVIOURS)})."
+    )
