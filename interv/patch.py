@@ -11,7 +11,6 @@ first-out. Files are single safetensors files with JSON metadata in the header.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .adapters import HookedModel
+from .files import read_tagged, write_tagged
 
 FORMAT = "interv.patch"
 FORMAT_VERSION = 1
@@ -189,12 +189,8 @@ class PatchSet:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
-            f"patches.{i}.{key}": tensor.detach().cpu().contiguous()
+            f"patches.{i}.{key}": tensor
             for i, patch in enumerate(self.patches)
             for key, tensor in patch.tensors().items()
         }
@@ -207,28 +203,11 @@ class PatchSet:
             "created": self.created,
             "interv_version": _version(),
         }
-        save_file(tensors, str(path), metadata={
-            "format": FORMAT, "version": str(FORMAT_VERSION), "meta": json.dumps(meta, default=str)
-        })
-        return path
+        return write_tagged(path, tensors, FORMAT, FORMAT_VERSION, meta)
 
     @classmethod
     def load(cls, path: str | Path) -> PatchSet:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        except FileNotFoundError:
-            raise
-        except Exception as err:  # safetensors raises its own error types for bad bytes
-            raise PatchError(f"{path} is corrupt or not a safetensors patch file ({err}).") from err
-        if header.get("format") != FORMAT:
-            raise PatchError(f"{path} is a safetensors file but not an interv patch.")
-        if int(header.get("version", 0)) > FORMAT_VERSION:
-            raise PatchError(f"{path} uses patch format {header['version']}; upgrade interv.")
-        meta = json.loads(header["meta"])
+        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "patch", PatchError)
         patches = []
         for i, weight in enumerate(meta["weights"]):
             parts = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"patches.{i}.")}

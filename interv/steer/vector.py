@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..files import read_tagged, write_tagged
 
 if TYPE_CHECKING:
     from ..graph import Graph, Positions
@@ -211,41 +211,17 @@ class SteeringVector:
 
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """One safetensors file; ``dtype=torch.float16`` halves it (a 576-d vector: ~1 KB)."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: vec.detach().to(dtype).cpu().contiguous() for name, vec in self.directions.items()}
-        header = {"format": FORMAT, "version": str(FORMAT_VERSION),
-                  "meta": json.dumps(self.metadata(), default=str)}
-        save_file(tensors, str(path), metadata=header)
-        return path
+        tensors = {name: vec.to(dtype) for name, vec in self.directions.items()}
+        return write_tagged(path, tensors, FORMAT, FORMAT_VERSION, self.metadata())
 
     @staticmethod
     def read_metadata(path: str | Path) -> dict[str, Any]:
         """The metadata of a saved vector without loading its tensors."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise ValueError(f"{path} is corrupt or not a safetensors file ({err}).") from err
-        if header.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an interv steering vector file.")
-        version = int(header.get("version", "0"))
-        if version > FORMAT_VERSION:
-            raise ValueError(f"{path} uses vector format {version}; upgrade interv to read it.")
-        return json.loads(header["meta"])
+        return read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector", tensors=False)[0]
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
-        from safetensors.torch import load_file
-
-        meta = cls.read_metadata(path)
-        tensors = load_file(str(path))
+        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector")
         directions = {name: tensors[name].float() for name in meta["hooks"]}
         return cls(directions, method=meta["method"], model=meta["model"], dataset=meta["dataset"],
                    recommended_scale=meta["recommended_scale"], meta=meta.get("meta", {}),
