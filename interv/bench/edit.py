@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import platform
 import statistics
 import tempfile
@@ -28,6 +29,8 @@ from ..data.editing import counterfact
 from ..edit import EDIT_METHODS, EditRequest
 from ..eval.editing import evaluate, summarize
 from ..patch import PatchSet
+
+log = logging.getLogger(__name__)
 
 SECTIONS = ("stats", "rome", "memit", "alphaedit", "emmet", "sequential")
 TARGETS = {
@@ -69,8 +72,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runners = {"stats": _stats, "rome": _rome, "memit": _batch, "alphaedit": _batch, "emmet": _batch,
                "sequential": _sequential}
     for section in sections:
+        log.info("bench edit: %s", section)
         report[section] = runners[section](model, args, section)
         _check_targets(report[section], section)
+        log.info("bench edit: %s done: %s", section, {k: report[section].get(k) for k in ("post", "seconds_per_edit")})
     report["weights_restored"] = weights_hash(model) == original
     return report
 
@@ -164,11 +169,7 @@ def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) ->
 
 
 def _locality_split(results: list[dict[str, Any]]) -> dict[str, float]:
-    split: dict[str, list[float]] = {}
-    for r in results:
-        for name, values in r["locality"].items():
-            split.setdefault(name, []).append(statistics.fmean(values))
-    return {name: round(statistics.fmean(v), 4) for name, v in split.items()}
+    return {name: round(value, 4) for name, value in summarize(results).get("locality_by_key", {}).items()}
 
 
 def _batch(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
