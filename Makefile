@@ -34,3 +34,5 @@ bench: install
 	$(BIN)/interv bench forward --json results/bench-forward.json
 	$(BIN)/interv bench steer --json results/bench-steer.json
 	$(BIN)/interv bench steering --json results/bench-steering.json
+	$(BIN)/interv bench edit --json results/bench-edit.json
+	$(BIN)/interv bench sae --json results/bench-sae.json

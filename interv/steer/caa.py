@@ -62,9 +62,9 @@ def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> N
 
 
 def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], chat_template: bool,
-                   system_prompt: str = ""):
+                   system_prompt: str = "", method: str = "CAA"):
     """Token ids and read spans of the positive and negative side of each example."""
-    check_contrast_data(data, "CAA")
+    check_contrast_data(data, method)
     pos_ids, neg_ids, pos_spans, neg_spans = [], [], [], []
     for item in data:
         if isinstance(item, ABItem):

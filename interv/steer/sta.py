@@ -92,7 +92,7 @@ class STA(SteerMethod):
 
         hp: STAHParams = self.hparams  # type: ignore[assignment]
         sae = self.sae = load_sae(model, hp.sae, hp.layer, self.sae)
-        pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, hp.chat_template)
+        pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, hp.chat_template, method="STA")
         acts, codes = span_means(
             model, sae, pos_ids + neg_ids, pos_spans + neg_spans, hp.batch_size
         )

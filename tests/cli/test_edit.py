@@ -110,7 +110,7 @@ def test_sequential_and_batches(tiny_dirs, inputs, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "nope"], "Unknown edit method 'nope'; known methods: ft-l, ft-m"),
+        (["--method", "nope"], "Unknown edit method 'nope'; known methods: alphaedit, emmet, ft-l, ft-m, memit, rome"),
         (
             ["--method", "ft-l", "--hparams", "{hparams}"],
             "holds hyperparameters for method 'ft-m', not 'ft-l'",

@@ -115,8 +115,10 @@ def test_sta_refuses_wrong_layer_and_no_features(tiny_sae_run):
     with pytest.raises(SAEError, match="`layer` is 0, but SAE"):
         STA(STAHParams(layer=0), sae=sae).fit(model, PAIRS)
     same = [ContrastPair("good day", "good day", prompt="x")] * 2
-    with pytest.raises(SAEError, match="STA selected no feature"):
+    with pytest.raises(ValueError, match="Every pair has identical sides; STA"):
         STA(STAHParams(chat_template=False), sae=sae).fit(model, same)
+    with pytest.raises(SAEError, match="STA selected no feature"):  # no feature clears the threshold
+        STA(STAHParams(chat_template=False, act_threshold=1e9), sae=sae).fit(model, PAIRS)
     with pytest.raises(ValueError, match="`trim` must be in"):
         STAHParams(trim=1.0)
 
