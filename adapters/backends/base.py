@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -52,6 +53,29 @@ class Backend(Protocol):
         ...
 
     def to(self, device: Any) -> None: ...
+
+
+class ModuleRunner:
+    """Forward and generation for backends that run ``hf_model`` itself while their hooks are
+    installed (``hf`` and ``transformer_lens``); subclasses provide ``installed(plan)``."""
+
+    hf_model: nn.Module
+
+    def installed(self, plan: HookPlan) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
+        with self.installed(plan):
+            try:
+                return self.hf_model(**batch.model_kwargs(), use_cache=False).logits
+            except StopForward:
+                return None
+
+    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
+        with self.installed(plan):
+            return self.hf_model.generate(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation
+            )
 
 
 def run_site(site: BoundSite, fns: list[HookFn], tracker: RunTracker, act: Tensor) -> Tensor:

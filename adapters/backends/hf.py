@@ -8,14 +8,14 @@ from functools import partial
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..run import HookFn, RunTracker
 from ..sites import BoundSite
-from .base import Batch, HookPlan, StopForward, run_site
+from .base import HookPlan, ModuleRunner, run_site
 
 
-class HFBackend:
+class HFBackend(ModuleRunner):
     name = "hf"
 
     def __init__(self, hf_model: nn.Module, tracker: RunTracker):
@@ -70,19 +70,6 @@ class HFBackend:
         if key is None:
             return (new, *args[1:]), kwargs
         return args, {**kwargs, key: new}
-
-    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
-        with self.installed(plan):
-            try:
-                return self.hf_model(**batch.model_kwargs(), use_cache=False).logits
-            except StopForward:
-                return None
-
-    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
-        with self.installed(plan):
-            return self.hf_model.generate(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation
-            )
 
     def to(self, device: Any) -> None:
         self.hf_model.to(device)

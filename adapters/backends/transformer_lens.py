@@ -19,7 +19,7 @@ from ..architectures import Architecture
 from ..names import template_of
 from ..run import HookFn, RunTracker
 from ..sites import BoundSite
-from .base import Batch, HookPlan, StopForward, run_site
+from .base import HookPlan, ModuleRunner, run_site
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ _BRIDGE_NAMES = {
 }
 
 
-class TransformerLensBackend:
+class TransformerLensBackend(ModuleRunner):
     name = "transformer_lens"
 
     def __init__(self, hf_model: nn.Module, tokenizer: Any, arch: Architecture, tracker: RunTracker):
@@ -72,19 +72,6 @@ class TransformerLensBackend:
         hooks = [(self.bridge_name(site), self._hook(site, fns)) for site, fns in plan.values()]
         with self.bridge.hooks(fwd_hooks=hooks):
             yield
-
-    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
-        with self.installed(plan):
-            try:
-                return self.hf_model(**batch.model_kwargs(), use_cache=False).logits
-            except StopForward:
-                return None
-
-    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
-        with self.installed(plan):
-            return self.hf_model.generate(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation
-            )
 
     def to(self, device: Any) -> None:
         self.bridge.to(device)
