@@ -61,5 +61,15 @@ def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated:
     return Batch(encoded["input_ids"].to(device), encoded["attention_mask"].to(device))
 
 
+def left_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
+    """A left-padded batch of token-id lists (``pad_id`` None pads with 0; the mask hides it).
+    Row ``i`` starts at ``width - len(rows[i])``."""
+    width = max(len(r) for r in rows)
+    pad = pad_id or 0
+    ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return Batch(ids, mask)
+
+
 def decode_new(tokenizer: Any, ids: Tensor, prompt_length: int) -> list[str]:
     return tokenizer.batch_decode(ids[:, prompt_length:], skip_special_tokens=True)

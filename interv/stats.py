@@ -34,7 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .adapters import HookContext, HookedModel
-from .adapters.backends import Batch
+from .adapters.text import left_pad_ids
 from .data.corpus import Corpus, load_corpus
 from .linalg import SecondMoment
 from .paths import interv_home
@@ -223,10 +223,9 @@ def _collect(
         by_hook[ctx.name].add(flat[mask_holder[0]])
 
     bar = tqdm(total=n_tokens, unit="tok", desc=f"layer stats ({len(hooks)} weights)", disable=not progress)
-    pad = model.tokenizer.pad_token_id or 0
     for begin in range(0, len(rows), batch_size):
         chunk = rows[begin : begin + batch_size]
-        batch = _left_pad(chunk, pad, model.device)
+        batch = left_pad_ids(chunk, model.tokenizer.pad_token_id, model.device)
         mask_holder[:] = [batch.attention_mask.bool()]
         model.run_with_cache(batch, [], hooks={h: accumulate for h in by_hook}, stop_at_layer=deepest)
         bar.update(sum(len(r) for r in chunk))
@@ -234,13 +233,6 @@ def _collect(
     seconds = time.perf_counter() - start
     log.info("layer stats: %d tokens, %d weights in %.1f s", n_tokens, len(hooks), seconds)
     return {w: by_hook[hook] for w, (hook, _, _) in hooks.items()}, seconds
-
-
-def _left_pad(rows: list[list[int]], pad: int, device: torch.device) -> Batch:
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return Batch(ids, mask)
 
 
 def null_space(

@@ -24,7 +24,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
-from ..adapters.backends import Batch
+from ..adapters.text import left_pad_ids
 from ..paths import interv_home
 from . import corpus
 
@@ -59,18 +59,11 @@ def iter_activations(
     """``(window index, activations of its tokens after the first skip_first)`` in
     length-sorted order; activations are flattened over the hook's feature dims."""
     order = sorted(range(len(token_windows)), key=lambda i: len(token_windows[i]))
-    pad = model.tokenizer.pad_token_id or 0
     stop = stop_layer(hook)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(token_windows[i]) for i in chunk)
-        ids = torch.tensor(
-            [[pad] * (width - len(token_windows[i])) + list(token_windows[i]) for i in chunk]
-        )
-        mask = torch.tensor(
-            [[0] * (width - len(token_windows[i])) + [1] * len(token_windows[i]) for i in chunk]
-        )
-        batch = Batch(ids.to(model.device), mask.to(model.device))
+        batch = left_pad_ids([token_windows[i] for i in chunk], model.tokenizer.pad_token_id, model.device)
         _, cache = model.run_with_cache(batch, [hook], stop_at_layer=stop)
         acts = cache[hook].flatten(2)
         for row, i in enumerate(chunk):

@@ -26,7 +26,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from ..adapters import HookedModel
-from ..adapters.backends import Batch
+from ..adapters.text import left_pad_ids
 from .errors import SAEError
 from .hooked import HookedSAE
 
@@ -69,20 +69,13 @@ def span_means(
     from .activations import stop_layer
 
     order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-    pad = model.tokenizer.pad_token_id or 0
     acts_out = torch.zeros(len(token_lists), sae.d_in)
     codes_out = torch.zeros(len(token_lists), sae.d_sae)
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
         width = max(len(token_lists[i]) for i in chunk)
-        ids = torch.tensor(
-            [[pad] * (width - len(token_lists[i])) + list(token_lists[i]) for i in chunk]
-        )
-        mask = torch.tensor(
-            [[0] * (width - len(token_lists[i])) + [1] * len(token_lists[i]) for i in chunk]
-        )
         _, cache = model.run_with_cache(
-            Batch(ids.to(model.device), mask.to(model.device)),
+            left_pad_ids([token_lists[i] for i in chunk], model.tokenizer.pad_token_id, model.device),
             [sae.hook_name],
             stop_at_layer=stop_layer(sae.hook_name),
         )

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
+from ..adapters.text import left_pad_ids
 from ._templates import fill
 from .base import EditRequest, RequestError
 
@@ -70,11 +71,8 @@ def templated(
 
 def left_pad(model: HookedModel, rows: Sequence[Sequence[int]]) -> tuple[Batch, list[int]]:
     """A left-padded batch and the offset of each row's first token."""
-    width = max(len(r) for r in rows)
-    pad = model.tokenizer.pad_token_id or 0
-    ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=model.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
-    return Batch(ids, mask), [width - len(r) for r in rows]
+    batch = left_pad_ids(rows, model.tokenizer.pad_token_id, model.device)
+    return batch, [batch.input_ids.shape[1] - len(r) for r in rows]
 
 
 @torch.no_grad()
