@@ -25,7 +25,15 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from .architectures import architecture_for
-from .backends import Backend, Batch, HookPlan, StopForward, build_backend, canonical_backend
+from .backends import (
+    Backend,
+    Batch,
+    HookPlan,
+    Prefix,
+    StopForward,
+    build_backend,
+    canonical_backend,
+)
 from .cache import ActivationCache
 from .config import ModelConfig
 from .generation import generation_config
@@ -224,18 +232,43 @@ class HookedModel:
         return to_batch(self.tokenizer, inputs, self.device)
 
     def forward(
-        self, inputs: Inputs, *, hooks: HookSpec | None = None, graph: HookSource | None = None
+        self,
+        inputs: Inputs,
+        *,
+        hooks: HookSpec | None = None,
+        graph: HookSource | None = None,
+        past: Prefix | None = None,
     ) -> Float[Tensor, "batch pos d_vocab"]:
         """Logits for a prompt, a list of prompts (left-padded), token ids or an encoding.
 
-        ``graph`` (an intervention graph) runs before ``hooks`` at the same hook point.
+        ``graph`` (an intervention graph) runs before ``hooks`` at the same hook point. With
+        ``past`` (from ``prefill``) the inputs continue those prefixes: right-padded token ids,
+        one row per prefix row; the logits cover the continuation only.
         """
         plan = self._plan(self._with_graph(graph, hooks))
-        logits = self._backend.forward(self.to_batch(inputs), plan)
+        logits = self._backend.forward(self._batch(inputs, past), plan)
         assert logits is not None  # only stop_at_layer ends a forward early
         return logits
 
     __call__ = forward
+
+    def prefill(self, inputs: Inputs, *, hooks: HookSpec | None = None) -> Prefix:
+        """Run left-padded prefixes once and keep every layer's keys and values, so that later
+        ``forward(..., past=prefix)`` calls only pay for the tokens after them.
+
+        Raises ``NotImplementedError`` on backends or caches that cannot (nnsight, sliding-window
+        attention); callers fall back to full forwards.
+        """
+        return self._backend.prefill(self.to_batch(inputs), self._plan(self._with_graph(None, hooks)))
+
+    def _batch(self, inputs: Inputs, past: Prefix | None) -> Batch:
+        batch = self.to_batch(inputs)
+        if past is None:
+            return batch
+        if batch.input_ids.shape[0] != past.attention_mask.shape[0]:
+            raise ValueError(f"past holds {past.attention_mask.shape[0]} prefixes but inputs have "
+                             f"{batch.input_ids.shape[0]} rows; pass one continuation per prefix.")
+        return Batch(batch.input_ids, batch.attention_mask, past)
 
     def run_with_hooks(self, inputs: Inputs, fwd_hooks: HookSpec) -> Float[Tensor, "batch pos d_vocab"]:
         return self.forward(inputs, hooks=fwd_hooks)
@@ -248,6 +281,7 @@ class HookedModel:
         hooks: HookSpec | None = None,
         stop_at_layer: int | None = None,
         graph: HookSource | None = None,
+        past: Prefix | None = None,
     ) -> tuple[Float[Tensor, "batch pos d_vocab"] | None, ActivationCache]:
         """Run and record activations at ``names`` (all hooks when None).
 
@@ -265,7 +299,7 @@ class HookedModel:
         if stop_at_layer is not None:
             extra.append((self._stop_hook_name(stop_at_layer), _stop))
         pairs = self._with_graph(graph, hooks)
-        logits = self._backend.forward(self.to_batch(inputs), self._plan(pairs + extra))
+        logits = self._backend.forward(self._batch(inputs, past), self._plan(pairs + extra))
         order = {n: i for i, n in enumerate(self.hook_names())}
         return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
 

@@ -38,7 +38,7 @@ def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str |
 def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated: bool = False) -> Batch:
     """Tokenize text (left-padded) or accept token ids / an encoding / a Batch, on ``device``."""
     if isinstance(inputs, Batch):
-        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device))
+        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device), inputs.past)
     if isinstance(inputs, Tensor):
         ids = inputs if inputs.dim() == 2 else inputs.unsqueeze(0)
         return Batch(ids.to(device), torch.ones_like(ids, device=device))
@@ -64,11 +64,20 @@ def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated:
 def left_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
     """A left-padded batch of token-id lists (``pad_id`` None pads with 0; the mask hides it).
     Row ``i`` starts at ``width - len(rows[i])``."""
+    return _pad_ids(rows, pad_id, device, left=True)
+
+
+def right_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
+    """A right-padded batch of token-id lists: the continuations of a ``Prefix``."""
+    return _pad_ids(rows, pad_id, device, left=False)
+
+
+def _pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device, left: bool) -> Batch:
     width = max(len(r) for r in rows)
     pad = pad_id or 0
-    ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    return Batch(ids, mask)
+    ids = [[pad] * (width - len(r)) + list(r) if left else list(r) + [pad] * (width - len(r)) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) if left else [1] * len(r) + [0] * (width - len(r)) for r in rows]
+    return Batch(torch.tensor(ids, device=device, dtype=torch.long), torch.tensor(mask, device=device, dtype=torch.long))
 
 
 def decode_new(tokenizer: Any, ids: Tensor, prompt_length: int) -> list[str]:

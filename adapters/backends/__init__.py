@@ -9,7 +9,7 @@ from torch import nn
 
 from ..architectures import Architecture
 from ..run import RunTracker
-from .base import Backend, Batch, HookPlan, StopForward
+from .base import Backend, Batch, HookPlan, Prefix, StopForward
 
 BACKENDS = ("hf", "transformer_lens", "nnsight")
 _ALIASES = {"tl": "transformer_lens", "transformerlens": "transformer_lens", "transformers": "hf"}
@@ -39,4 +39,4 @@ def build_backend(
     return NNsightBackend(hf_model, tokenizer, tracker)
 
 
-__all__ = ["BACKENDS", "Backend", "Batch", "HookPlan", "StopForward", "build_backend"]
+__all__ = ["BACKENDS", "Backend", "Batch", "HookPlan", "Prefix", "StopForward", "build_backend"]

@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 from ..run import HookContext, HookFn, RunTracker, apply_hook_fns
@@ -17,22 +18,54 @@ HookPlan = Mapping[str, tuple[BoundSite, list[HookFn]]]
 
 
 @dataclass
+class Prefix:
+    """The keys and values of a left-padded batch of prefixes, for continuing each row later.
+
+    A forward whose ``Batch.past`` is a prefix runs only the continuation tokens; row ``i`` of
+    the continuation follows row ``i`` of the prefix. The stored tensors are never modified, so
+    one prefix serves any number of forwards (e.g. every step of an optimisation whose change
+    only affects later positions). Keys and values at padded positions are zeroed: a row whose
+    prefix is empty then attends to nothing there.
+    """
+
+    layers: list[tuple[Tensor, Tensor]]
+    attention_mask: Tensor
+    config: Any
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.attention_mask.long().sum(-1)
+
+    def cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=self.layers, config=self.config)
+
+
+@dataclass
 class Batch:
-    """Token ids and mask of a left-padded batch, with mask-derived position ids."""
+    """Token ids and mask of a batch with mask-derived position ids: left-padded, or, after a
+    ``past`` prefix, right-padded continuations (positions count on from each prefix)."""
 
     input_ids: Tensor
     attention_mask: Tensor
+    past: Prefix | None = None
 
     @property
     def position_ids(self) -> Tensor:
-        return (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return positions if self.past is None else positions + self.past.lengths[:, None]
 
-    def model_kwargs(self) -> dict[str, Tensor]:
-        return {
+    def model_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
             "position_ids": self.position_ids,
         }
+        if self.past is not None:
+            kwargs["attention_mask"] = torch.cat([self.past.attention_mask, self.attention_mask], -1)
+            kwargs["past_key_values"] = self.past.cache()
+        return kwargs
 
 
 class StopForward(Exception):
@@ -52,6 +85,10 @@ class Backend(Protocol):
         """Prompt and generated token ids, ``[batch, prompt + new]``."""
         ...
 
+    def prefill(self, batch: Batch, plan: HookPlan) -> Prefix:
+        """Keys and values of every layer for ``batch`` (NotImplementedError if unsupported)."""
+        ...
+
     def to(self, device: Any) -> None: ...
 
 
@@ -67,15 +104,32 @@ class ModuleRunner:
     def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
         with self.installed(plan):
             try:
-                return self.hf_model(**batch.model_kwargs(), use_cache=False).logits
+                return self.hf_model(**batch.model_kwargs(), use_cache=batch.past is not None).logits
             except StopForward:
                 return None
+
+    @torch.no_grad()
+    def prefill(self, batch: Batch, plan: HookPlan) -> Prefix:
+        if batch.past is not None:
+            raise ValueError("prefill takes a batch without a past prefix.")
+        with self.installed(plan):
+            cache = self.hf_model(**batch.model_kwargs(), use_cache=True).past_key_values
+        keep = batch.attention_mask.bool()[:, None, :, None]
+        layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0)) for k, v in _cache_tensors(cache)]
+        return Prefix(layers, batch.attention_mask, self.hf_model.config)
 
     def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
         with self.installed(plan):
             return self.hf_model.generate(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation
             )
+
+
+def _cache_tensors(cache: Any) -> list[tuple[Tensor, Tensor]]:
+    layers = getattr(cache, "layers", None)
+    if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        raise NotImplementedError(f"prefill supports full-attention KV caches only, not {type(cache).__name__}.")
+    return [(layer.keys, layer.values) for layer in layers]
 
 
 def run_site(site: BoundSite, fns: list[HookFn], tracker: RunTracker, act: Tensor) -> Tensor:

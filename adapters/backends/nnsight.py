@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..run import HookFn, RunTracker
 from ..sites import BoundSite
-from .base import Batch, HookPlan, StopForward, run_site
+from .base import Batch, HookPlan, Prefix, StopForward, run_site
 
 
 class NNsightBackend:
@@ -74,6 +74,9 @@ class NNsightBackend:
                 with tracer.invoke():
                     ids = tracer.result.save()
         return ids
+
+    def prefill(self, batch: Batch, plan: HookPlan) -> Prefix:
+        raise NotImplementedError("The nnsight backend does not reuse prefix keys and values.")
 
     def to(self, device: Any) -> None:
         self.hf_model.to(device)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.conftest import BACKENDS
+from tests.tiny import FAMILIES
 
 PROMPTS = ["Hello world", "abc"]
 
@@ -174,3 +175,53 @@ def test_inputs_as_ids_and_encoding(tiny_models):
         from_ids = model.forward(batch.input_ids[0])  # the longest prompt has no padding
     torch.testing.assert_close(from_text, from_encoding)
     torch.testing.assert_close(from_ids[0], from_text[0])
+
+
+def _prefix_rows(model):
+    vocab = model.cfg.d_vocab
+    g = torch.Generator().manual_seed(0)
+    rows = [torch.randint(3, vocab, (n,), generator=g).tolist() for n in (9, 6, 11)]
+    return rows, [4, 0, 7]  # split points; the second row has an empty prefix
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
+def test_prefill_then_continuation_equals_whole_rows(tiny_models, family, backend):
+    from interv.adapters.text import left_pad_ids, right_pad_ids
+
+    model = tiny_models(family, backend)
+    rows, splits = _prefix_rows(model)
+    whole = left_pad_ids(rows, 0, model.device)
+    with torch.no_grad():
+        expected = model.forward(whole)
+        try:
+            prefixes = [r[:s] for r, s in zip(rows, splits, strict=True)]
+            past = model.prefill(left_pad_ids(prefixes, 0, model.device))
+        except NotImplementedError:
+            pytest.skip(f"{family} has a sliding-window cache, which prefill does not support")
+        cont = right_pad_ids([r[s:] for r, s in zip(rows, splits, strict=True)], 0, model.device)
+        seen = {}
+
+        def record(act, ctx):
+            seen["index"] = ctx.run.token_index.tolist()
+
+        got = model.forward(cont, past=past, hooks={"blocks.0.hook_resid_pre": record})
+        again = model.forward(cont, past=past)  # the prefix is not consumed
+    width = whole.input_ids.shape[1]
+    scale = float(expected.abs().max())
+    for i, (row, split) in enumerate(zip(rows, splits, strict=True)):
+        ref = expected[i, width - len(row) + split :]
+        assert torch.allclose(got[i, : len(row) - split], ref, atol=1e-4 * scale)
+        assert torch.equal(got, again)
+    assert seen["index"][0] == past.attention_mask.shape[1]  # positions continue after the prefix
+
+
+def test_prefill_errors(tiny_models):
+    from interv.adapters.text import left_pad_ids, right_pad_ids
+
+    model = tiny_models("llama")
+    past = model.prefill(left_pad_ids([[5, 6], [7, 8]], 0, model.device))
+    with pytest.raises(ValueError, match="past holds 2 prefixes but inputs have 1 rows"):
+        model.forward(right_pad_ids([[9]], 0, model.device), past=past)
+    with pytest.raises(NotImplementedError, match="nnsight"):
+        tiny_models("llama", "nnsight").prefill(left_pad_ids([[5, 6]], 0, model.device))

@@ -7,6 +7,7 @@ import torch
 
 from interv.edit import EditRequest, RequestError
 from interv.edit._keys import encode, gather, mean_keys, templated
+from interv.edit import _values
 from interv.edit._values import _Readout, frozen, optimise_values
 from interv.edit.rome import ROMEHParams
 from interv.eval.tokens import answer_ids
@@ -67,6 +68,31 @@ def test_value_optimisation_reaches_the_target_and_respects_the_norm_budget(edit
 
     logits = model.forward(torch.tensor([enc.ids]), hooks={"blocks.1.hook_mlp_out": add})
     assert int(logits[0, -1].argmax()) == target
+
+
+def test_reusing_prefix_keys_values_optimises_the_same_values(edit_tiny, monkeypatch):
+    """Each step runs only the tokens from the lookup on; the result equals whole-row steps."""
+    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+                EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat")]
+    hp = ROMEHParams(**{**TINY, "v_stop_prob": 1.0, "v_num_grad_steps": 4})  # exactly 4 steps
+    results, real = {}, _values._layout
+    for split in (True, False):
+        monkeypatch.setitem(_values._CHECKED, edit_tiny, split)
+        seen = []
+        monkeypatch.setattr(_values, "_layout", lambda *a: seen.append(a[2]) or real(*a))
+        results[split] = optimise_values(edit_tiny, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "t")
+        assert seen == [split]  # one layout for all steps (no request finished early)
+    torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
+    assert results[True].probs == pytest.approx(results[False].probs, abs=1e-4)
+
+
+def test_value_optimisation_falls_back_without_prefill(tiny_models, monkeypatch):
+    model = tiny_models("llama", "nnsight")
+    monkeypatch.delitem(_values._CHECKED, model, raising=False)
+    request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new=" abc")
+    hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 2})
+    optimise_values(model, [request], "blocks.1.hook_mlp_out", ["{}"], hp, "t")
+    assert _values._CHECKED[model] is False
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gemma2"])
