@@ -45,6 +45,7 @@ class SAEFeatureHParams(HParams):
 class SAEFeatureSteer(SteerMethod):
     name = "sae_feature"
     hparams_class = SAEFeatureHParams
+    data_kind = None  # the features and strengths are hyperparameters
 
     def __init__(self, hparams: SAEFeatureHParams | None = None, *, sae: Any = None):
         super().__init__(hparams)

@@ -18,6 +18,8 @@ from interv.steer.mean_diff import MeanDiffHParams
 from interv.steer.merge import MergeHParams
 from interv.steer.prompt import PromptHParams, PromptIntervention
 from interv.steer.repe import RepEHParams
+from interv.steer.sae_feature import SAEFeatureHParams
+from interv.steer.sta import STAHParams
 from interv.steer.vector import SteeringVector
 from tests.steer.conftest import AB, LABELLED, PAIRS
 
@@ -36,13 +38,25 @@ CASES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "merge_vector": (MergeHParams(mode="ties", densities=[0.5, 0.9]), _two_vectors),
     "lm_steer": (LMSteerHParams(n_steps=4, rank=2, batch_size=2), lambda m: LABELLED),
     "prompt": (PromptHParams(prompt="Be kind."), lambda m: None),
+    # the SAE methods get the session's tiny SAE (blocks.1.hook_resid_post) passed in
+    "sta": (STAHParams(sae="tiny", trim=0.5, chat_template=False), lambda m: AB),
+    "sae_feature": (SAEFeatureHParams(sae="tiny", features=[3, 7], strengths=[2.0, -1.0]), lambda m: None),
 }
+USES_SAE = {"sta", "sae_feature"}
 
 
 def _case(name: str):
     if name not in CASES:
         pytest.skip(f"no contract case for steering method {name!r} (add one to CASES)")
     return CASES[name]
+
+
+@pytest.fixture
+def make(method_name, tiny_sae_run):
+    """The method under test built from its case, with the tiny SAE where it needs one."""
+    hp, _ = _case(method_name)
+    extra = {"sae": tiny_sae_run[1]} if method_name in USES_SAE else {}
+    return lambda: STEER_METHODS.get(method_name)(hp, **extra)
 
 
 @pytest.fixture(params=STEER_METHODS.names())
@@ -60,15 +74,15 @@ def test_hparams_yaml_round_trip(method_name, tmp_path):
         cls.from_dict({**hp.to_dict(), "layerz": [1]})
 
 
-def _fit(name: str, model: Any) -> Any:
-    hp, data = _case(name)
+def _fit(name: str, make: Callable[[], Any], model: Any) -> Any:
+    _, data = _case(name)
     torch.manual_seed(0)
-    return STEER_METHODS.get(name)(hp).fit(model, data(model))
+    return make().fit(model, data(model))
 
 
-def test_fit_gives_a_graph_and_zero_strength_is_a_no_op(method_name, tiny_models):
+def test_fit_gives_a_graph_and_zero_strength_is_a_no_op(method_name, make, tiny_models):
     model = tiny_models("llama")
-    output = _fit(method_name, model)
+    output = _fit(method_name, make, model)
     steering = steering_for(output)
     if isinstance(output, PromptIntervention):
         assert steering.prompt is output and len(steering.graph) == 0
@@ -89,14 +103,13 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def test_seeded_fits_are_deterministic(method_name, tiny_models):
+def test_seeded_fits_are_deterministic(method_name, make, tiny_models):
     model = tiny_models("llama")
-    assert _same(_fit(method_name, model), _fit(method_name, model))
+    assert _same(_fit(method_name, make, model), _fit(method_name, make, model))
 
 
-def test_empty_dataset_is_one_clear_error(method_name, tiny_models):
-    hp, _ = _case(method_name)
-    method = STEER_METHODS.get(method_name)(hp)
+def test_empty_dataset_is_one_clear_error(method_name, make, tiny_models):
+    method = make()
     if not method.needs_data:
         pytest.skip(f"{method_name} takes its data from the hyperparameters")
     with pytest.raises(ValueError, match="empty|at least two"):
