@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import platform
 import statistics
@@ -75,9 +76,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("bench edit: %s", section)
         report[section] = runners[section](model, args, section)
         _check_targets(report[section], section)
+        _write_partial(getattr(args, "json", None), report)
         log.info("bench edit: %s done: %s", section, {k: report[section].get(k) for k in ("post", "seconds_per_edit")})
     report["weights_restored"] = weights_hash(model) == original
     return report
+
+
+def _write_partial(path: Path | None, report: dict[str, Any]) -> None:
+    """Keep the finished sections on disk (marked partial) so a stopped run is not lost; the
+    CLI overwrites the file with the whole report at the end."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**report, "partial": True}, indent=2))
 
 
 def make_method(name: str, args: argparse.Namespace) -> Any:

@@ -1,0 +1,30 @@
+"""``interv bench edit`` keeps finished sections on disk when a later one fails."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from interv.bench import edit as bench_edit
+
+
+def test_finished_sections_survive_a_failing_one(tiny_models, tmp_path, monkeypatch):
+    import interv.loading
+
+    monkeypatch.setattr(interv.loading, "load", lambda *a, **k: tiny_models("llama"))
+    monkeypatch.setattr(bench_edit, "_stats", lambda model, args, section: {"seconds": 1.5})
+
+    def broken(model, args, section):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(bench_edit, "_rome", broken)
+    parser = argparse.ArgumentParser()
+    bench_edit.add_arguments(parser)
+    args = parser.parse_args(["--methods", "stats,rome"])
+    args.model, args.device, args.dtype, args.json = None, "cpu", None, tmp_path / "out" / "edit.json"
+    with pytest.raises(RuntimeError, match="stopped"):
+        bench_edit.run(args)
+    saved = json.loads(args.json.read_text())
+    assert saved["partial"] is True and saved["stats"] == {"seconds": 1.5} and "rome" not in saved
