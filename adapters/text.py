@@ -72,12 +72,19 @@ def right_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: tor
     return _pad_ids(rows, pad_id, device, left=False)
 
 
-def _pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device, left: bool) -> Batch:
+def _pad_ids(
+    rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device, left: bool
+) -> Batch:
     width = max(len(r) for r in rows)
-    pad = pad_id or 0
-    ids = [[pad] * (width - len(r)) + list(r) if left else list(r) + [pad] * (width - len(r)) for r in rows]
-    mask = [[0] * (width - len(r)) + [1] * len(r) if left else [1] * len(r) + [0] * (width - len(r)) for r in rows]
-    return Batch(torch.tensor(ids, device=device, dtype=torch.long), torch.tensor(mask, device=device, dtype=torch.long))
+    ids, mask = [], []
+    for row in rows:
+        fill = width - len(row)
+        ids.append([pad_id or 0] * fill + list(row) if left else list(row) + [pad_id or 0] * fill)
+        mask.append([0] * fill + [1] * len(row) if left else [1] * len(row) + [0] * fill)
+    return Batch(
+        torch.tensor(ids, device=device, dtype=torch.long),
+        torch.tensor(mask, device=device, dtype=torch.long),
+    )
 
 
 def decode_new(tokenizer: Any, ids: Tensor, prompt_length: int) -> list[str]:

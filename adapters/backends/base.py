@@ -63,7 +63,8 @@ class Batch:
             "position_ids": self.position_ids,
         }
         if self.past is not None:
-            kwargs["attention_mask"] = torch.cat([self.past.attention_mask, self.attention_mask], -1)
+            mask = torch.cat([self.past.attention_mask, self.attention_mask], -1)
+            kwargs["attention_mask"] = mask
             kwargs["past_key_values"] = self.past.cache()
         return kwargs
 
@@ -115,7 +116,8 @@ class ModuleRunner:
         with self.installed(plan):
             cache = self.hf_model(**batch.model_kwargs(), use_cache=True).past_key_values
         keep = batch.attention_mask.bool()[:, None, :, None]
-        layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0)) for k, v in _cache_tensors(cache)]
+        layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0))
+                  for k, v in _cache_tensors(cache)]
         return Prefix(layers, batch.attention_mask, self.hf_model.config)
 
     def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
@@ -128,7 +130,9 @@ class ModuleRunner:
 def _cache_tensors(cache: Any) -> list[tuple[Tensor, Tensor]]:
     layers = getattr(cache, "layers", None)
     if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
-        raise NotImplementedError(f"prefill supports full-attention KV caches only, not {type(cache).__name__}.")
+        raise NotImplementedError(
+            f"prefill supports full-attention KV caches only, not {type(cache).__name__}."
+        )
     return [(layer.keys, layer.values) for layer in layers]
 
 

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..adapters import HookContext, HookedModel
 from ..adapters.backends import Batch, StopForward
-from ..adapters.text import left_pad_ids, right_pad_ids
+from ..adapters.text import right_pad_ids
 from ..eval.tokens import answer_ids
 from ._hparams import LocateHParams
 from ._keys import Encoded, encode, gather, left_pad, subject_span, templated
@@ -211,9 +211,9 @@ def _layout(model: HookedModel, problems: Sequence[_Problem], split: bool) -> _L
     owner = torch.tensor([j for j, p in enumerate(problems) for _ in p.rows])
     lookups = [lookup for p in problems for lookup in p.lookups]
     if split:  # tokens before the lookup do not see delta: their keys and values are computed once
-        past = model.prefill(left_pad_ids([r[:lk] for r, lk in zip(rows, lookups)], model.tokenizer.pad_token_id,
-                                          model.device))
-        batch = right_pad_ids([r[lk:] for r, lk in zip(rows, lookups)], model.tokenizer.pad_token_id, model.device)
+        past = model.prefill(left_pad(model, [r[:lk] for r, lk in zip(rows, lookups)])[0])
+        batch = right_pad_ids([r[lk:] for r, lk in zip(rows, lookups)], model.tokenizer.pad_token_id,
+                              model.device)
         batch.past = past
         shifts = [-lk for lk in lookups]
     else:
