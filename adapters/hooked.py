@@ -252,22 +252,34 @@ class HookedModel:
 
     __call__ = forward
 
-    def prefill(self, inputs: Inputs, *, hooks: HookSpec | None = None) -> Prefix:
+    def prefill(
+        self, inputs: Inputs, *, hooks: HookSpec | None = None, stop_at_layer: int | None = None
+    ) -> Prefix:
         """Run left-padded prefixes once and keep every layer's keys and values, so that later
         ``forward(..., past=prefix)`` calls only pay for the tokens after them.
 
+        With ``stop_at_layer=L`` only blocks ``0..L`` run and keep keys and values; such a
+        prefix serves ``run_with_cache(..., past=prefix, stop_at_layer=L' <= L)`` only.
         Raises ``NotImplementedError`` on backends or caches that cannot (nnsight, sliding-window
         attention); callers fall back to full forwards.
         """
-        return self._backend.prefill(self.to_batch(inputs), self._plan(self._with_graph(None, hooks)))
+        extra = [] if stop_at_layer is None else [(self._stop_hook_name(stop_at_layer), _stop)]
+        plan = self._plan(self._with_graph(None, hooks) + extra)
+        return self._backend.prefill(self.to_batch(inputs), plan)
 
-    def _batch(self, inputs: Inputs, past: Prefix | None) -> Batch:
+    def _batch(
+        self, inputs: Inputs, past: Prefix | None, stop_at_layer: int | None = None
+    ) -> Batch:
         batch = self.to_batch(inputs)
         if past is None:
             return batch
         if batch.input_ids.shape[0] != past.attention_mask.shape[0]:
             raise ValueError(f"past holds {past.attention_mask.shape[0]} prefixes but inputs have "
                              f"{batch.input_ids.shape[0]} rows; pass one continuation per prefix.")
+        shallow = past.depth < self.cfg.n_layers
+        if shallow and (stop_at_layer is None or stop_at_layer >= past.depth):
+            raise ValueError(f"past was prefilled up to block {past.depth - 1} only; continue it "
+                             f"with run_with_cache(..., stop_at_layer=<= {past.depth - 1}).")
         return Batch(batch.input_ids, batch.attention_mask, past)
 
     def run_with_hooks(self, inputs: Inputs, fwd_hooks: HookSpec) -> Float[Tensor, "batch pos d_vocab"]:
@@ -299,7 +311,8 @@ class HookedModel:
         if stop_at_layer is not None:
             extra.append((self._stop_hook_name(stop_at_layer), _stop))
         pairs = self._with_graph(graph, hooks)
-        logits = self._backend.forward(self._batch(inputs, past), self._plan(pairs + extra))
+        batch = self._batch(inputs, past, stop_at_layer)
+        logits = self._backend.forward(batch, self._plan(pairs + extra))
         order = {n: i for i, n in enumerate(self.hook_names())}
         return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
 

@@ -33,6 +33,11 @@ class Prefix:
     config: Any
 
     @property
+    def depth(self) -> int:
+        """How many blocks hold keys and values (fewer than the model's after ``stop_at_layer``)."""
+        return len(self.layers)
+
+    @property
     def lengths(self) -> Tensor:
         return self.attention_mask.long().sum(-1)
 
@@ -111,10 +116,17 @@ class ModuleRunner:
 
     @torch.no_grad()
     def prefill(self, batch: Batch, plan: HookPlan) -> Prefix:
+        from transformers import DynamicCache
+
         if batch.past is not None:
             raise ValueError("prefill takes a batch without a past prefix.")
+        # our own cache object, so the blocks run before a StopForward keep their keys and values
+        cache = DynamicCache(config=self.hf_model.config)
         with self.installed(plan):
-            cache = self.hf_model(**batch.model_kwargs(), use_cache=True).past_key_values
+            try:
+                self.hf_model(**batch.model_kwargs(), past_key_values=cache, use_cache=True)
+            except StopForward:
+                pass
         keep = batch.attention_mask.bool()[:, None, :, None]
         layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0))
                   for k, v in _cache_tensors(cache)]
@@ -128,12 +140,13 @@ class ModuleRunner:
 
 
 def _cache_tensors(cache: Any) -> list[tuple[Tensor, Tensor]]:
+    """The filled layers' keys and values (the blocks before a stop), full attention only."""
     layers = getattr(cache, "layers", None)
     if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
         raise NotImplementedError(
             f"prefill supports full-attention KV caches only, not {type(cache).__name__}."
         )
-    return [(layer.keys, layer.values) for layer in layers]
+    return [(layer.keys, layer.values) for layer in layers if layer.is_initialized]
 
 
 def run_site(site: BoundSite, fns: list[HookFn], tracker: RunTracker, act: Tensor) -> Tensor:

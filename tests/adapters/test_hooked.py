@@ -216,6 +216,28 @@ def test_prefill_then_continuation_equals_whole_rows(tiny_models, family, backen
     assert seen["index"][0] == past.attention_mask.shape[1]  # positions continue after the prefix
 
 
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
+def test_prefill_stopped_early_serves_shallow_reads(tiny_models, backend):
+    from interv.adapters.text import left_pad_ids, right_pad_ids
+
+    model = tiny_models("llama", backend)
+    rows, splits = _prefix_rows(model)
+    hook = "blocks.0.hook_resid_post"
+    with torch.no_grad():
+        _, whole = model.run_with_cache(left_pad_ids(rows, 0, model.device), [hook])
+        past = model.prefill(left_pad_ids([r[:s] for r, s in zip(rows, splits)], 0, model.device),
+                             stop_at_layer=0)
+        cont = right_pad_ids([r[s:] for r, s in zip(rows, splits)], 0, model.device)
+        _, got = model.run_with_cache(cont, [hook], past=past, stop_at_layer=0)
+    assert past.depth == 1 < model.cfg.n_layers
+    width = whole[hook].shape[1]
+    for i, (row, split) in enumerate(zip(rows, splits)):
+        expected = whole[hook][i, width - len(row) + split :]
+        torch.testing.assert_close(got[hook][i, : len(row) - split], expected, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="prefilled up to block 0 only"):
+        model.forward(cont, past=past)  # the later blocks have no keys and values
+
+
 def test_prefill_errors(tiny_models):
     from interv.adapters.text import left_pad_ids, right_pad_ids
 
