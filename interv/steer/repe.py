@@ -4,7 +4,9 @@ Take the activation difference of each contrastive pair and keep the first princ
 of those differences: the direction along which the pairs differ most consistently. PCA fixes
 a direction only up to sign, so the sign is chosen so that most pairs project positively.
 The vector is the unit direction times the mean projection, so strength 1 is comparable to
-CAA's mean difference.
+CAA's mean difference. On A/B data the differences also carry the answer letter (``+-(h(A) -
+h(B))`` by which letter matches), the axis of largest variance; ``balance_answers`` (default)
+takes it out before the PCA, as for CAA.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..adapters import HookedModel
 from ..data.steering import ABItem, ContrastPair
 from ..hparams import HParams
 from .base import STEER_METHODS, SteerMethod
-from .caa import check_contrast_data, mean_difference
+from .caa import answer_groups, balance_answer_letters, check_contrast_data, mean_difference
 from .vector import SteeringVector, model_identity
 
 
@@ -34,6 +36,7 @@ class RepEHParams(HParams):
     chat_template: bool = True
     system_prompt: str = ""
     center: bool = False  # PCA on centred differences (False: repeng's pca_diff, uncentred)
+    balance_answers: bool = True  # A/B data: take the answer letter out first (see caa.py)
     batch_size: int = 16
     dataset: str = ""
 
@@ -62,8 +65,10 @@ class RepE(SteerMethod):
             raise ValueError("RepE needs at least two contrastive pairs for a principal component.")
         hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
         diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt)
+        groups = answer_groups(data) if hp.balance_answers else None
         directions, agreement = {}, {}
-        for hook, d in diffs.items():
+        for hook, raw in diffs.items():
+            d = balance_answer_letters(raw, groups)
             direction, mean_projection = first_component(d, hp.center)
             directions[hook] = direction * mean_projection
             agreement[hook] = float(((d @ direction) > 0).float().mean())

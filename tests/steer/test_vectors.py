@@ -40,6 +40,39 @@ def test_caa_ab_equals_manual_mean_difference(tiny_models):
     assert vector.model["fingerprint"] == model.fingerprint()
 
 
+def test_balanced_answers_cancel_the_letter_difference(tiny_models):
+    """One question asked four times, matching with A three times and with B once: there is
+    no behaviour to find, only the letter. The plain mean keeps half the letter difference;
+    the balanced mean (the default) is zero."""
+    model = tiny_models("llama")
+    same = "Same question?\n(A) yes\n(B) no"
+    items = [ABItem(same, "(A)", "(B)")] * 3 + [ABItem(same, "(B)", "(A)")]
+    hook = "blocks.1.hook_resid_post"
+    caa = STEER_METHODS.get("caa")
+    balanced = caa(CAAHParams(layers=[1])).fit(model, items).directions[hook]
+    plain = caa(CAAHParams(layers=[1], balance_answers=False)).fit(model, items).directions[hook]
+    letter = caa(CAAHParams(layers=[1], balance_answers=False)).fit(model, items[:1]).directions[hook]
+    assert balanced.abs().max() < 1e-5 * letter.abs().max()
+    torch.testing.assert_close(plain, 0.5 * letter, atol=1e-5 * float(letter.abs().max()), rtol=0)
+
+
+def test_repe_on_ab_data_does_not_follow_the_answer_letter():
+    """Differences = +-letter + behaviour, the letter ten times larger: PCA on the raw
+    differences finds the letter axis; with the letter taken out it finds the behaviour."""
+    from interv.steer.caa import balance_answer_letters
+
+    g = torch.Generator().manual_seed(0)
+    letter, behaviour = torch.zeros(8), torch.zeros(8)
+    letter[0], behaviour[1] = 10.0, 1.0
+    groups = torch.tensor([True, True, True, False, False, True, False, True])
+    signs = torch.where(groups, 1.0, -1.0)[:, None]
+    diffs = signs * letter + behaviour + 0.05 * torch.randn(8, 8, generator=g)
+    raw, _ = first_component(diffs, center=False)
+    clean, projection = first_component(balance_answer_letters(diffs, groups), center=False)
+    assert abs(raw[0]) > 0.99 and abs(clean[1]) > 0.99 and clean[1] > 0
+    assert projection == pytest.approx(1.0, abs=0.1)
+
+
 def test_free_form_pairs_and_batch_invariance(tiny_models):
     model = tiny_models("gpt2")
     a = STEER_METHODS.get("caa")(CAAHParams(layers=[1], batch_size=1)).fit(model, PAIRS)
