@@ -1,10 +1,21 @@
 """Where benchmark files are read from: ``$INTERV_DATA`` (default: the repository's sibling
-``shared/data`` folder when it exists)."""
+``shared/data`` folder when it exists), else the subsets bundled with the package.
+
+``interv/data/bundled/`` mirrors the relative paths of the benchmark folder and holds the
+first records of the files the shipped recipes, the demo and the steering benchmark read
+(written by ``python -m interv.data.bundle``). A recipe that trains on the first ``N`` records
+gets the same records either way, so a wheel install regenerates the shipped vectors offline.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+from importlib import resources
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+_ANNOUNCED: set[str] = set()
 
 
 def data_root() -> Path:
@@ -22,8 +33,24 @@ def data_root() -> Path:
     )
 
 
+def bundled_root() -> Path:
+    return Path(str(resources.files("interv.data").joinpath("bundled")))
+
+
 def data_file(relative: str) -> Path:
-    path = data_root() / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; check INTERV_DATA ({data_root()}).")
-    return path
+    """The benchmark file at ``relative``, or its bundled subset when the folder lacks it."""
+    try:
+        root: Path | None = data_root()
+    except FileNotFoundError:
+        root = None
+    if root is not None and (root / relative).is_file():
+        return root / relative
+    bundled = bundled_root() / relative
+    if bundled.is_file():
+        if relative not in _ANNOUNCED:
+            _ANNOUNCED.add(relative)
+            log.info("Reading the bundled subset of %s (set INTERV_DATA for the full file).",
+                     relative)
+        return bundled
+    where = f"{root}" if root is not None else "no benchmark folder (set INTERV_DATA)"
+    raise FileNotFoundError(f"{relative} is neither in {where} nor among the bundled subsets.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -24,15 +25,25 @@ def test_every_package_folder_is_listed():
 
 
 def test_shipped_files_are_package_data():
-    """Every file of a shipped SAE, recipe or vector matches a package-data pattern."""
+    """Every file of a shipped SAE, recipe, vector or data subset matches a package-data pattern."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     data = config["package-data"]
-    for folder, package, suffixes in (("sae/pretrained", "interv.sae", (".json", ".safetensors")),
-                                      ("recipes", "interv.recipes", (".yaml",))):
-        root = ROOT / folder.split("/")[0]
-        files = [f for f in (ROOT / folder).rglob("*") if f.is_file() and f.suffix in suffixes]
-        assert files, f"nothing shipped under {folder}"
+    shipped = (("sae", "pretrained", "interv.sae", (".json", ".safetensors")),
+               ("recipes", "", "interv.recipes", (".yaml",)),
+               ("vectors", "", "interv.vectors", (".safetensors", ".yaml", ".json")),
+               ("interv/data", "bundled", "interv.data", (".json", ".jsonl", ".txt")))
+    for package_dir, folder, package, suffixes in shipped:
+        root = ROOT / package_dir
+        files = [f for f in (root / folder).rglob("*") if f.is_file() and f.suffix in suffixes]
+        assert files, f"nothing shipped under {package_dir}/{folder}"
         for file in files:
             relative = file.relative_to(root)
-            assert any(relative.match(p) or (p.startswith("**/") and relative.match(p[3:]))
-                       for p in data[package]), f"{relative} is not package data of {package}"
+            assert any(_glob_match(str(relative), p) for p in data[package]), (
+                f"{relative} is not package data of {package}"
+            )
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """setuptools' package-data globbing: ``*`` within a folder, ``**/`` across folders."""
+    regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*")
+    return re.fullmatch(regex, path) is not None
