@@ -52,11 +52,26 @@ def _vector(name: str):
 
 
 def _show(args: argparse.Namespace) -> int:
-    vector = _vector(args.name)
-    meta = vector.metadata()
-    meta["norms"] = {h: round(n, 4) for h, n in vector.norms().items()}
+    from ..steer.library import describe, find, load
+    from ..steer.vector import SteeringVector
+
+    artefact = load(args.name)
+    if isinstance(artefact, SteeringVector):
+        meta = artefact.metadata()
+        meta["norms"] = {h: round(n, 4) for h, n in artefact.norms().items()}
+    else:  # a graph or prompt from the library (by name) or a folder
+        path = Path(args.name)
+        meta = describe(find(args.name).path if not path.exists() else _artefact_file(path))
     print(json.dumps(meta, indent=2, default=str))
     return 0
+
+
+def _artefact_file(path: Path) -> Path:
+    from ..steer.library import GRAPH_FILE, PROMPT_FILE
+
+    if path.is_file():
+        return path
+    return next(p for p in (path / GRAPH_FILE, path / PROMPT_FILE) if p.is_file())
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """The vector library: ready vectors shipped with interv, and loading any saved artefact.
 
-Shipped vectors live in the ``interv.vectors`` package data, in EasyEdit2's layout
-``<model>/<dataset>/<method>_vector/vector.safetensors``; each file's header carries its
-metadata (model fingerprint, method, layers, dataset, date, interv version, recommended scale)
-and each was made by a recipe in ``interv.recipes`` (``meta.recipe``) that regenerates it.
+Shipped artefacts live in the ``interv.vectors`` package data, in EasyEdit2's layout
+``<model>/<dataset>/<method>_vector/``, holding a vector (``vector.safetensors``), a graph
+(``graph.yaml`` + tensors, e.g. LM-Steer's transform) or a prompt (``prompt.yaml``). Each
+carries its metadata (model, method, layers, dataset, date, interv version, recommended
+scale) and was made by a recipe in ``interv.recipes`` (``meta.config``) that regenerates it.
 
 ``load(path_or_name)`` reads anything a steering method saves or another tool wrote: an interv
 vector (``.safetensors``), a graph folder, a prompt (``prompt.yaml``), an EasyEdit2 folder or
@@ -18,12 +19,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from ..graph import Graph
 from .prompt import PromptIntervention
@@ -55,14 +57,37 @@ class Entry:
 
 
 def entries(root: Path | None = None) -> list[Entry]:
-    """Every vector in the library, sorted by model and name."""
+    """Every artefact in the library, sorted by model and name."""
     root = root or library_root()
     found = []
-    for path in sorted(root.glob(f"*/*/*_vector/{VECTOR_FILE}")):
-        method_dir, dataset_dir, model_dir = path.parent, path.parent.parent, path.parent.parent.parent
-        found.append(Entry(dataset_dir.name, model_dir.name, method_dir.name.removesuffix("_vector"),
-                           path, SteeringVector.read_metadata(path)))
+    for folder in sorted(root.glob("*/*/*_vector")):
+        files = (folder / name for name in (VECTOR_FILE, GRAPH_FILE, PROMPT_FILE))
+        path = next((f for f in files if f.is_file()), None)
+        if path is None:
+            continue
+        dataset_dir, model_dir = folder.parent, folder.parent.parent
+        found.append(Entry(dataset_dir.name, model_dir.name, folder.name.removesuffix("_vector"),
+                           path, describe(path)))
     return found
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """A saved artefact's metadata in the vector header's shape (``method``, ``layers``,
+    ``recommended_scale``, ``dataset``, ``model``, ``created``, ``interv_version``, ``meta``),
+    read without loading tensors."""
+    if path.name == VECTOR_FILE:
+        return SteeringVector.read_metadata(path)
+    document = yaml.safe_load(path.read_text()) or {}
+    meta = dict(document.get("meta") or {})
+    hooks = [node.get("hook", "") for node in document.get("nodes") or []]
+    layers = sorted({int(h.split(".")[1]) for h in hooks if h.startswith("blocks.")})
+    return {"kind": "graph" if path.name == GRAPH_FILE else "prompt",
+            "method": meta.get("method", ""), "layers": layers, "hooks": hooks,
+            "recommended_scale": float(meta.get("recommended_scale", 1.0)),
+            "dataset": meta.get("dataset", ""),
+            "model": document.get("model") or meta.get("model") or {},
+            "created": meta.get("created", ""), "interv_version": meta.get("interv_version", ""),
+            "meta": meta}
 
 
 def find(name: str, root: Path | None = None) -> Entry:
@@ -87,15 +112,28 @@ def save(output: Artifact, folder: str | Path, dtype: str = "float32") -> Path:
     ``dtype`` is the precision a vector is stored in (``float16`` for the shipped library).
     """
     folder = Path(folder)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"vector dtype must be float32, float16 or bfloat16, not {dtype!r}.")
     if isinstance(output, SteeringVector):
-        if dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"vector dtype must be float32, float16 or bfloat16, not {dtype!r}.")
         return output.save(folder / VECTOR_FILE, getattr(torch, dtype))
     if isinstance(output, Graph):
-        return output.save(folder)
+        return _cast(output, getattr(torch, dtype)).save(folder)
     if isinstance(output, PromptIntervention):
         return output.save(folder / PROMPT_FILE)
     raise TypeError(f"Cannot save a {type(output).__name__} as a steering artefact.")
+
+
+def _cast(graph: Graph, dtype: torch.dtype) -> Graph:
+    """The graph with every floating-point tensor field of its nodes stored as ``dtype``."""
+    if dtype == torch.float32:
+        return graph
+    nodes = []
+    for node in graph.nodes:
+        tensors = {f.name: getattr(node, f.name) for f in fields(node)}
+        cast = {k: v.to(dtype) for k, v in tensors.items()
+                if isinstance(v, torch.Tensor) and v.is_floating_point()}
+        nodes.append(node.replace(**cast))
+    return Graph(nodes, model=graph.model, meta=graph.meta)
 
 
 def load(source: str | Path, method: str | None = None) -> Artifact:
@@ -119,7 +157,7 @@ def load(source: str | Path, method: str | None = None) -> Artifact:
         return interop.load_easyedit(path, method)
     if path.suffix or path.is_absolute() or str(source).startswith("."):
         raise FileNotFoundError(f"{source} does not exist.")
-    return SteeringVector.load(find(str(source)).path)
+    return load(find(str(source)).path.parent)
 
 
 def _load_file(path: Path) -> Artifact:

@@ -28,6 +28,7 @@ import yaml
 from ..adapters import HookedModel
 from ..hparams import HParams
 from .base import STEER_METHODS, SteerMethod
+from .vector import model_identity, provenance
 
 log = logging.getLogger(__name__)
 FORMAT = "interv.prompt"
@@ -40,7 +41,7 @@ class PromptIntervention:
 
     prompt: str
     mode: str = "prefix"
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # provenance
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -120,8 +121,10 @@ class PromptSteer(SteerMethod):
 
     def fit(self, model: HookedModel | None, data: Sequence[str] | None = None) -> PromptIntervention:
         hp: PromptHParams = self.hparams  # type: ignore[assignment]
+        record = {"method": "prompt", **provenance(),
+                  **({"model": model_identity(model)} if model is not None else {})}
         if not hp.candidates:
-            return PromptIntervention(hp.prompt, hp.mode, {"method": "prompt"})
+            return PromptIntervention(hp.prompt, hp.mode, record)
         if model is None:
             raise ValueError("Choosing among prompt candidates needs the model to generate with.")
         inputs = list(data or [])[: hp.n_inputs]
@@ -136,6 +139,6 @@ class PromptSteer(SteerMethod):
             log.info("prompt candidate %r: %s = %.3f", candidate, hp.metric, scores[candidate])
         pick = max if hp.goal == "max" else min
         best = pick(hp.candidates, key=lambda c: scores[c])
-        meta = {"method": "prompt", "metric": hp.metric, "scores": scores,
+        meta = {**record, "metric": hp.metric, "scores": scores,
                 "mean_score": statistics.fmean(scores.values())}
         return PromptIntervention(best, hp.mode, meta)

@@ -19,18 +19,24 @@ def test_list_and_show_the_shipped_library(capsys):
     names = {row.split("\t")[0] for row in rows[1:]}
     assert {"sentiment_positive", "refusal", "formality"} <= names
     assert all("recipes/steer/" in row for row in rows[1:])
-    assert main(["vectors", "show", "refusal"]) == 0
+    assert main(["vectors", "show", "refusal/caa"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["method"] == "caa" and meta["model"]["name"] and meta["norms"]
+    assert main(["vectors", "show", "sst2_label"]) == 0  # LM-Steer: a graph, not a vector
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["kind"] == "graph" and meta["method"] == "lm_steer"
+    assert meta["hooks"] == ["ln_final.hook_normalized"]
+    assert main(["vectors", "show", "refusal"]) == 2  # a CAA and a RepE vector share the name
+    assert "'refusal' is ambiguous" in capsys.readouterr().err
     assert main(["vectors", "show", "no_such_vector"]) == 2
     assert "No library vector named 'no_such_vector'" in capsys.readouterr().err
 
 
 def test_export_gguf_and_import_easyedit(tmp_path, capsys):
     out = tmp_path / "refusal.gguf"
-    assert main(["vectors", "export", "refusal", "--gguf", str(out), "--scale", "2"]) == 0
+    assert main(["vectors", "export", "refusal/caa", "--gguf", str(out), "--scale", "2"]) == 0
     exported = load_gguf(out)
-    shipped = library.load("refusal")
+    shipped = library.load("refusal/caa")
     hook = shipped.hooks[0]
     torch.testing.assert_close(exported.directions[hook], 2 * shipped.directions[hook])
     folder = tmp_path / "ee2" / "caa_vector"

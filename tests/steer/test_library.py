@@ -56,18 +56,40 @@ def test_entries_and_find_on_a_library_folder(tmp_path):
         library.find("gamma", tmp_path)
 
 
+def test_graphs_and_prompts_are_library_entries_too(tmp_path):
+    graph = Graph([Transform("blocks.1.hook_resid_post", torch.eye(4), residual=True, name="lm_steer")],
+                  meta={"method": "lm_steer", "dataset": "sst2", "recommended_scale": 2.5, "created": "today"})
+    library.save(graph, tmp_path / "tiny-model" / "calm" / "lm_steer_vector", "float16")
+    prompt = PromptIntervention("Be calm.", meta={"method": "prompt", "dataset": "calm"})
+    library.save(prompt, tmp_path / "tiny-model" / "calm" / "prompt_vector")
+    found = {e.method: e for e in library.entries(tmp_path)}
+    assert set(found) == {"lm_steer", "prompt"}
+    assert found["lm_steer"].meta["layers"] == [1] and found["lm_steer"].meta["recommended_scale"] == 2.5
+    assert found["lm_steer"].meta["dataset"] == "sst2" and found["lm_steer"].meta["kind"] == "graph"
+    assert found["prompt"].meta["layers"] == [] and found["prompt"].meta["kind"] == "prompt"
+    half = library.load(found["lm_steer"].path.parent)
+    assert isinstance(half, Graph) and half.nodes[0].matrix.dtype == torch.float16
+    assert torch.equal(half.nodes[0].matrix.float(), torch.eye(4))
+    assert library.load(found["prompt"].path.parent) == prompt
+
+
 def test_the_shipped_library_is_complete_small_and_reproducible():
-    entries = {e.name: e for e in library.entries()}
-    assert SHIPPED <= set(entries)
-    for name in SHIPPED:
-        entry = entries[name]
+    shipped = library.entries()
+    assert SHIPPED <= {e.name for e in shipped}
+    assert {"caa", "mean_diff", "repe", "lm_steer", "prompt"} <= {e.method for e in shipped}
+    for entry in shipped:
         meta = entry.meta
-        assert entry.model == "SmolLM2-135M-Instruct" and meta["model"]["fingerprint"]
-        assert meta["recommended_scale"] > 0 and 1 <= len(meta["layers"]) <= 3
-        assert meta["created"] and meta["interv_version"] and meta["dataset"]
-        assert entry.path.stat().st_size < 8_000  # fp16, a few layers
+        assert entry.model == "SmolLM2-135M-Instruct" and meta["model"]["fingerprint"], entry.key
+        assert meta["recommended_scale"] > 0 and meta["created"] and meta["interv_version"], entry.key
         recipe = recipe_path(meta["meta"]["config"])
         assert recipe.is_file() and recipe.suffix == ".yaml", meta["meta"]["config"]
-        vector = library.load(name)
-        assert all(v.dtype == torch.float32 for v in vector.directions.values())
-        assert Path(recipe).read_text().count(f"steer_train_dataset: {name}") == 1
+        assert Path(recipe).read_text().count(f"steer_train_dataset: {entry.name}") == 1
+        artefact = library.load(entry.path.parent)
+        if isinstance(artefact, SteeringVector):
+            assert 1 <= len(meta["layers"]) <= 3 and meta["dataset"], entry.key
+            assert entry.path.stat().st_size < 8_000  # fp16, a few layers
+            assert all(v.dtype == torch.float32 for v in artefact.directions.values())
+        elif isinstance(artefact, Graph):  # LM-Steer: one d_model x d_model transform in fp16
+            assert entry.path.with_name("tensors.safetensors").stat().st_size < 700_000
+        else:
+            assert isinstance(artefact, PromptIntervention) and artefact.prompt

@@ -6,8 +6,12 @@ import json
 
 import pytest
 
+import torch
+
 from interv.cli.main import main
+from interv.graph import Graph
 from interv.steer import library
+from interv.steer.vector import SteeringVector
 from interv.steer.workflow.generator import recipe_path
 
 pytestmark = pytest.mark.real_model
@@ -16,9 +20,16 @@ pytestmark = pytest.mark.real_model
 def test_shipped_vectors_fit_the_default_model(real_models):
     model = real_models()
     for entry in library.entries():
-        vector = library.load(entry.path)
-        vector.check(model)  # fingerprint, layer range and width
-        assert vector.to_graph(model=model).model.fingerprint == model.fingerprint()
+        artefact = library.load(entry.path.parent)
+        if isinstance(artefact, SteeringVector):
+            artefact.check(model)  # fingerprint, layer range and width
+            assert artefact.to_graph(model=model).model.fingerprint == model.fingerprint()
+        elif isinstance(artefact, Graph):  # LM-Steer: checked against the model when it runs
+            assert artefact.model.fingerprint == model.fingerprint()
+            ids = torch.tensor([[1, 2, 3]])
+            assert not torch.allclose(model.forward(ids, graph=artefact), model.forward(ids))
+        else:
+            assert artefact.meta["model"]["fingerprint"] == model.fingerprint()
 
 
 def test_sentiment_recipe_runs_offline_end_to_end(real_model_dir, tmp_path, capsys, monkeypatch):
