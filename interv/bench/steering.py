@@ -6,9 +6,11 @@
   relative to the unsteered run. Target: +30 / -30 points with distinct-2 >= 0.8 of unsteered.
 * behaviours: each shipped CAA behaviour vector at multiplier +1 and -1 on its held-out A/B
   test set; the matching-answer probability should move up at +1 and down at -1.
-  Target: both directions right for at least 5 of the 7 behaviours.
-* speed: CAA vector generation for 100 A/B pairs (batched, stopping after the vector's layer)
-  against running the full model forward for each pair (one text at a time, all layers).
+  Target: both directions right for at least 5 of the 7 behaviours. Reported per matching
+  letter too: items whose matching answer is A and those whose is B.
+* speed: CAA vector generation for 100 A/B pairs at the shipped refusal vector's layer (batched,
+  each question run once for both answers, stopping after the vector's layer) against running
+  the full model forward for each text of each pair (one at a time, all layers).
   Target: at least 3x faster.
 
 ``--layer`` / ``--scale`` override the sentiment vectors' layer and strength (a vector is then
@@ -131,18 +133,27 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
     out: dict[str, Any] = {"n_items": n_ab}
     hits = 0
     for name in BEHAVIOURS:
-        vector = load(find(name).path)
+        vector = load(find(f"{name}/caa").path)
         chat = bool(vector.meta.get("hparams", {}).get("chat_template", True))
         items = caa_ab(FOLDERS[name], "test", n_ab)
         row: dict[str, Any] = {"layers": vector.layers, "strength": vector.recommended_scale}
+        letters = [item.matching.strip("() ") for item in items]
+        by_letter: dict[str, dict[str, Any]] = {x: {"n": letters.count(x)} for x in ("A", "B")}
         for label, multiplier in (("minus", -1.0), ("zero", 0.0), ("plus", 1.0)):
             hooks = None
             if multiplier:
                 graph = vector.to_graph(scale=multiplier * vector.recommended_scale, model=model,
                                         positions="from_last_prompt_token")
                 hooks = graph.hook_fns(model)
-            row[label] = round(statistics.fmean(ab_probability(model, items, hooks=hooks, chat_template=chat)), 4)
+            probs = ab_probability(model, items, hooks=hooks, chat_template=chat)
+            row[label] = round(statistics.fmean(probs), 4)
+            for x in by_letter:
+                group = [p for p, letter in zip(probs, letters) if letter == x]
+                by_letter[x][label] = round(statistics.fmean(group), 4) if group else None
         row["intended_direction"] = row["plus"] > row["zero"] > row["minus"]
+        # a vector that steers the behaviour moves both groups the same way; one that pushes a
+        # letter moves them apart, and the test set's letter balance then decides the mean
+        row["by_matching_letter"] = by_letter
         hits += row["intended_direction"]
         out[name] = row
         log.info("behaviour %s: %s", name, row)
@@ -156,8 +167,10 @@ def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:
     from ..steer.base import STEER_METHODS
     from ..steer.caa import CAAHParams, contrast_texts
 
+    from ..steer.library import find, load
+
     items = caa_ab("refusal", "generate", n_pairs)
-    layer = 13
+    layer = max(load(find("refusal/caa").path).layers)  # the shipped vector's layer
     method = STEER_METHODS.get("caa")(CAAHParams(layers=[layer], batch_size=32))
     hook = f"blocks.{layer}.hook_resid_post"
     pos_ids, _, neg_ids, _ = contrast_texts(model, items, True)
