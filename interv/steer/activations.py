@@ -63,11 +63,8 @@ def read_activations(
         batch = left_pad_ids([rows[i] for i in chunk], model.tokenizer.pad_token_id, model.device)
         _, cache = model.run_with_cache(batch, list(hooks), stop_at_layer=stop)
         width = batch.input_ids.shape[1]
-        means = _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk],
-                            [width - len(rows[i]) for i in chunk])
-        for hook in hooks:
-            for row, i in enumerate(chunk):
-                out[hook][i] = means[hook][row]
+        _scatter(out, chunk, _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk],
+                                          [width - len(rows[i]) for i in chunk]))
     return {hook: torch.stack(acts) for hook, acts in out.items()}
 
 
@@ -108,9 +105,7 @@ def read_pair_activations(
             for side, (texts, spans) in zip(sides, sides_of):
                 acts = read_activations(model, [texts[i] for i in chunk], [spans[i] for i in chunk],
                                         hooks, batch_size)
-                for hook in hooks:
-                    for row, i in enumerate(chunk):
-                        side[hook][i] = acts[hook][row]
+                _scatter(side, chunk, acts)
             continue
         prefixes = left_pad_ids([first[i][: shared[i]] for i in chunk], pad, model.device)
         try:
@@ -122,18 +117,24 @@ def read_pair_activations(
             _, cache = model.run_with_cache(right_pad_ids(rows, pad, model.device), list(hooks),
                                             past=past, stop_at_layer=stop)
             local = [(spans[i][0] - shared[i], spans[i][1] - shared[i]) for i in chunk]
-            means = _span_means(cache, hooks, range(len(chunk)), local, [0] * len(chunk))
-            for hook in hooks:
-                for row, i in enumerate(chunk):
-                    side[hook][i] = means[hook][row]
-    first_acts, second_acts = ({hook: torch.stack(acts) for hook, acts in side.items()} for side in sides)
+            _scatter(side, chunk, _span_means(cache, hooks, range(len(chunk)), local,
+                                              [0] * len(chunk)))
+    first_acts, second_acts = ({h: torch.stack(acts) for h, acts in side.items()} for side in sides)
     return first_acts, second_acts
+
+
+def _scatter(target: dict[str, list[Tensor]], chunk: Sequence[int], values) -> None:
+    """Put row ``r`` of a batch's per-hook values at position ``chunk[r]`` of ``target``."""
+    for hook, rows in target.items():
+        for row, i in enumerate(chunk):
+            rows[i] = values[hook][row]
 
 
 def _read_whole(model, sides_of, hooks, batch_size):
     """``read_pair_activations`` without prefixes: both sides' whole texts in one read."""
     (first, first_spans), (second, second_spans) = sides_of
-    both = read_activations(model, [*first, *second], [*first_spans, *second_spans], hooks, batch_size)
+    both = read_activations(model, [*first, *second], [*first_spans, *second_spans], hooks,
+                            batch_size)
     n = len(first)
     return {h: a[:n] for h, a in both.items()}, {h: a[n:] for h, a in both.items()}
 
