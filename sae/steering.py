@@ -41,19 +41,27 @@ class ContrastStats:
     neg_acts: Float[Tensor, "n d_in"]
     pos_codes: Float[Tensor, "n d_sae"]
     neg_codes: Float[Tensor, "n d_sae"]
+    # A/B data: which items match with the first letter; the means then weigh both letters
+    # equally so the answer letter cancels (``interv.steer.caa.answer_groups``)
+    groups: Bool[Tensor, " n"] | None = None
+
+    def _mean(self, diffs: Tensor) -> Tensor:
+        from ..steer.caa import balance_answer_letters
+
+        return balance_answer_letters(diffs, self.groups).mean(0)
 
     @property
     def caa(self) -> Float[Tensor, " d_in"]:
-        return (self.pos_acts - self.neg_acts).mean(0)
+        return self._mean(self.pos_acts - self.neg_acts)
 
     @property
     def act_diff(self) -> Float[Tensor, " d_sae"]:
-        return (self.pos_codes - self.neg_codes).mean(0)
+        return self._mean(self.pos_codes - self.neg_codes)
 
     @property
     def freq_diff(self) -> Float[Tensor, " d_sae"]:
         """(examples where the feature fires: positive - negative) / number of pairs."""
-        return ((self.pos_codes > 0).float() - (self.neg_codes > 0).float()).mean(0)
+        return self._mean((self.pos_codes > 0).float() - (self.neg_codes > 0).float())
 
 
 @torch.no_grad()

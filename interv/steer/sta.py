@@ -27,7 +27,7 @@ from ..adapters import HookedModel
 from ..data.steering import ABItem, ContrastPair
 from ..hparams import HParams
 from .base import STEER_METHODS, SteerMethod
-from .caa import contrast_texts
+from .caa import answer_groups, contrast_texts
 from .vector import SteeringVector, model_identity
 
 
@@ -44,6 +44,7 @@ class STAHParams(HParams):
     match_norm: bool = True  # rescale to the CAA vector's norm
     multiplier: float = 1.0  # recommended strength when applied
     chat_template: bool = True  # A/B questions as a user turn
+    balance_answers: bool = True  # A/B data: weigh A- and B-matching items equally (see caa.py)
     batch_size: int = 16
     dataset: str = ""
 
@@ -97,7 +98,8 @@ class STA(SteerMethod):
             model, sae, pos_ids + neg_ids, pos_spans + neg_spans, hp.batch_size
         )
         n = len(pos_ids)
-        stats = ContrastStats(acts[:n], acts[n:], codes[:n], codes[n:])
+        groups = answer_groups(data) if hp.balance_answers else None
+        stats = ContrastStats(acts[:n], acts[n:], codes[:n], codes[n:], groups)
         mask = select_features(
             stats.act_diff,
             stats.freq_diff,

@@ -165,3 +165,20 @@ def test_saved_graph_finds_shipped_and_folder_saes_by_itself(tiny_sae_run, tmp_p
     Graph([SAEFeature(sae, [3], values=2.0, sae_id="gone")]).save(tmp_path / "gone")
     with pytest.raises(GraphError, match="neither shipped with interv nor a folder"):
         Graph.load(tmp_path / "gone")
+
+
+def test_contrast_statistics_balance_the_answer_letters():
+    """A/B items: one feature only tracks the letter (fires on whichever side holds A), one
+    the behaviour. With three A-matching items and one B-matching, the plain means credit the
+    letter feature; balanced means (the default) give it zero and keep the behaviour one."""
+    from interv.sae.steering import ContrastStats
+
+    groups = torch.tensor([True, True, True, False])
+    letter_a = groups.float()  # fires on the side that holds letter A
+    pos = torch.stack([letter_a, torch.ones(4)], 1)  # feature 1: the behaviour, positive side
+    neg = torch.stack([1 - letter_a, torch.zeros(4)], 1)
+    acts = torch.zeros(4, 3)
+    plain = ContrastStats(acts, acts, pos, neg)
+    balanced = ContrastStats(acts, acts, pos, neg, groups)
+    assert plain.act_diff.tolist() == [0.5, 1.0] and plain.freq_diff.tolist() == [0.5, 1.0]
+    assert balanced.act_diff.tolist() == [0.0, 1.0] and balanced.freq_diff.tolist() == [0.0, 1.0]
