@@ -5,7 +5,10 @@ steered (``pred``) and, when present, unsteered (``orig_pred``) generations are 
 metrics of ``interv.eval.steering`` plus:
 
 * ``ab``: the mean A/B probability of the behaviour-matching answer, read from the records of
-  CAA test sets (the applier stores ``ab_probability`` and ``orig_ab_probability``);
+  CAA test sets (the applier stores ``ab_probability`` and ``orig_ab_probability``), and the
+  same mean over the items whose matching answer is A (``ab_matching_probability_A``) and B
+  (``_B``): a vector that steers the behaviour moves both, one that pushes a letter moves
+  them apart;
 * ``exact_answer``: GSM-style accuracy, the last number (or ``\\boxed{..}``) of a response
   against the number after ``####`` (or the last number) of the reference.
 
@@ -91,9 +94,15 @@ def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] |
                               "unsteered": _score(records, "orig_pred", metrics, reference)}
     if "ab" in metrics and any("ab_probability" in r for r in records):
         scored = [r for r in records if "ab_probability" in r]
-        report["steered"]["ab_matching_probability"] = round(statistics.fmean(r["ab_probability"] for r in scored), 4)
-        report["unsteered"]["ab_matching_probability"] = round(
-            statistics.fmean(r["orig_ab_probability"] for r in scored), 4)
+        groups = {"": scored}
+        for letter in "AB":
+            group = [r for r in scored if str(r.get("matching", "")).strip("() ") == letter]
+            if group:
+                groups[f"_{letter}"] = group
+        for side, key in (("steered", "ab_probability"), ("unsteered", "orig_ab_probability")):
+            for suffix, group in groups.items():
+                report[side][f"ab_matching_probability{suffix}"] = round(
+                    statistics.fmean(r[key] for r in group), 4)
     return report
 
 

@@ -17,10 +17,10 @@ from interv.eval.report import (
 RECORDS = [
     {"input": "Today", "pred": ["I love this wonderful day"], "orig_pred": ["it rained and I hate it"],
      "complete_output": ["TodayI love this wonderful day"], "reference_response": "",
-     "ab_probability": 0.8, "orig_ab_probability": 0.5},
+     "ab_probability": 0.8, "orig_ab_probability": 0.5, "matching": "(A)", "not_matching": "(B)"},
     {"input": "Then", "pred": ["great fun, happy people"], "orig_pred": ["a table stood there"],
      "complete_output": ["Thengreat fun, happy people"], "reference_response": "",
-     "ab_probability": 0.6, "orig_ab_probability": 0.3},
+     "ab_probability": 0.6, "orig_ab_probability": 0.3, "matching": "(B)", "not_matching": "(A)"},
 ]
 
 
@@ -31,6 +31,8 @@ def test_steered_and_unsteered_are_scored_side_by_side(tmp_path):
     assert report["unsteered"]["vader_positive_share"] == 0.0
     assert report["steered"]["ab_matching_probability"] == 0.7
     assert report["unsteered"]["ab_matching_probability"] == 0.4
+    assert report["steered"]["ab_matching_probability_A"] == 0.8  # the items matching with A
+    assert report["unsteered"]["ab_matching_probability_B"] == 0.3
     table = markdown_table(report)
     assert "| vader_positive_share | 0 | 1 | +1 |" in table
     json_path, md_path = write_report(report, tmp_path, "toy")
