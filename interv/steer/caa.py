@@ -10,8 +10,8 @@ pushes generation towards (or away from) the behaviour. EasyEdit2 adds it to the
 At the answer letter the two sides also differ in the letter itself: an item whose matching
 answer is A contributes ``h(A) - h(B) + b``, one whose matching answer is B ``h(B) - h(A) + b``.
 The plain mean keeps ``(2f - 1)(h(A) - h(B))`` of the letter difference when a fraction ``f`` of
-items match with A. On SmolLM2-135M that residue outweighs the behaviour: with ``f = 0.47`` the
-refusal vector at layer 12 has norm 10.5 where the behaviour part alone has 2.6. With
+items match with A. On SmolLM2-135M that residue outweighs the behaviour: from 300 refusal items
+(``f = 0.45``) the vector at layer 12 has norm 10.5 where the behaviour part alone has 2.6. With
 ``balance_answers`` (the default) the vector is the mean of the A-matching and the B-matching
 items' mean differences, so the letter term cancels whatever the balance.
 """
