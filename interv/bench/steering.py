@@ -137,7 +137,7 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
         chat = bool(vector.meta.get("hparams", {}).get("chat_template", True))
         items = caa_ab(FOLDERS[name], "test", n_ab)
         row: dict[str, Any] = {"layers": vector.layers, "strength": vector.recommended_scale}
-        letters = [item.matching.strip("() ") for item in items]
+        letters = [item.matching_letter for item in items]
         by_letter: dict[str, dict[str, Any]] = {x: {"n": letters.count(x)} for x in ("A", "B")}
         for label, multiplier in (("minus", -1.0), ("zero", 0.0), ("plus", 1.0)):
             hooks = None
@@ -166,7 +166,6 @@ def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:
     from ..data.steering import caa_ab
     from ..steer.base import STEER_METHODS
     from ..steer.caa import CAAHParams, contrast_texts
-
     from ..steer.library import find, load
 
     items = caa_ab("refusal", "generate", n_pairs)

@@ -23,6 +23,11 @@ RTP_CATEGORIES = (
 )
 
 
+def answer_letter(answer: str) -> str:
+    """The bare letter of an A/B answer written "(A)", " (A)" or "A"."""
+    return answer.strip("() ")
+
+
 @dataclass(frozen=True)
 class ABItem:
     """A CAA multiple-choice item: the question ends with "(A) ... (B) ..." choices."""
@@ -30,6 +35,14 @@ class ABItem:
     question: str
     matching: str  # "(A)" or "(B)": the answer showing the behaviour
     not_matching: str
+
+    @property
+    def matching_letter(self) -> str:
+        return answer_letter(self.matching)
+
+    @property
+    def not_matching_letter(self) -> str:
+        return answer_letter(self.not_matching)
 
 
 @dataclass(frozen=True)

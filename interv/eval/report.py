@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters import HookedModel
+from ..data.steering import answer_letter
 from .steering import METRICS, evaluate_generations
 
 EXTRA = ("ab", "exact_answer")
@@ -96,7 +97,7 @@ def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] |
         scored = [r for r in records if "ab_probability" in r]
         groups = {"": scored}
         for letter in "AB":
-            group = [r for r in scored if str(r.get("matching", "")).strip("() ") == letter]
+            group = [r for r in scored if answer_letter(str(r.get("matching", ""))) == letter]
             if group:
                 groups[f"_{letter}"] = group
         for side, key in (("steered", "ab_probability"), ("unsteered", "orig_ab_probability")):

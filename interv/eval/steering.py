@@ -130,5 +130,5 @@ def ab_probability(
         logits = model.forward(batch, hooks=hooks)[:, -1, letter_ids].float()
         probs = logits.softmax(-1)
         for item, p in zip(chunk, probs):
-            out.append(float(p[0] if item.matching.strip("() ") == "A" else p[1]))
+            out.append(float(p[0] if item.matching_letter == "A" else p[1]))
     return out

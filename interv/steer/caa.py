@@ -63,7 +63,7 @@ def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> N
         raise ValueError(f"The dataset is empty; {method} needs contrastive examples.")
     for item in data:
         if isinstance(item, ABItem):
-            if item.matching.strip("() ") == item.not_matching.strip("() "):
+            if item.matching_letter == item.not_matching_letter:
                 raise ValueError(f"An A/B item has the same answer on both sides: {item!r}.")
         elif isinstance(item, ContrastPair):
             if not item.positive.strip() or not item.negative.strip():
@@ -82,8 +82,9 @@ def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], ch
     for item in data:
         if isinstance(item, ABItem):
             prefix = ab_prompt(model.tokenizer, item.question, chat_template, system_prompt or None)
-            for letter, ids, spans in ((item.matching, pos_ids, pos_spans), (item.not_matching, neg_ids, neg_spans)):
-                tokens = tokenize(model, [prefix + letter.strip("() ")], special_tokens=not chat_template)[0]
+            for letter, ids, spans in ((item.matching_letter, pos_ids, pos_spans),
+                                       (item.not_matching_letter, neg_ids, neg_spans)):
+                tokens = tokenize(model, [prefix + letter], special_tokens=not chat_template)[0]
                 ids.append(tokens)
                 spans.append((len(tokens) - 1, len(tokens)))  # the answer letter
         else:
@@ -109,7 +110,7 @@ def answer_groups(data: Sequence[ABItem | ContrastPair]) -> Tensor | None:
     free-form pairs or when every item matches with the same letter (nothing to balance)."""
     if not data or not isinstance(data[0], ABItem):
         return None
-    first = [item.matching.strip("() ") == "A" for item in data]  # type: ignore[union-attr]
+    first = [item.matching_letter == "A" for item in data]  # type: ignore[union-attr]
     if all(first) or not any(first):
         log.warning("Every A/B item matches the behaviour with the same letter; the vector keeps "
                     "the letter difference (set balance_answers: false to silence this).")
