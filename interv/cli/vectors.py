@@ -52,26 +52,18 @@ def _vector(name: str):
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..steer.library import describe, find, load
+    from ..steer.library import artefact_file, describe, find, load
     from ..steer.vector import SteeringVector
 
     artefact = load(args.name)
     if isinstance(artefact, SteeringVector):
         meta = artefact.metadata()
         meta["norms"] = {h: round(n, 4) for h, n in artefact.norms().items()}
-    else:  # a graph or prompt from the library (by name) or a folder
+    else:  # a graph or prompt, from the library (by name) or a path
         path = Path(args.name)
-        meta = describe(find(args.name).path if not path.exists() else _artefact_file(path))
+        meta = describe(artefact_file(path) if path.exists() else find(args.name).path)
     print(json.dumps(meta, indent=2, default=str))
     return 0
-
-
-def _artefact_file(path: Path) -> Path:
-    from ..steer.library import GRAPH_FILE, PROMPT_FILE
-
-    if path.is_file():
-        return path
-    return next(p for p in (path / GRAPH_FILE, path / PROMPT_FILE) if p.is_file())
 
 
 def _export(args: argparse.Namespace) -> int:

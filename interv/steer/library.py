@@ -61,14 +61,25 @@ def entries(root: Path | None = None) -> list[Entry]:
     root = root or library_root()
     found = []
     for folder in sorted(root.glob("*/*/*_vector")):
-        files = (folder / name for name in (VECTOR_FILE, GRAPH_FILE, PROMPT_FILE))
-        path = next((f for f in files if f.is_file()), None)
+        path = artefact_file(folder)
         if path is None:
             continue
         dataset_dir, model_dir = folder.parent, folder.parent.parent
         found.append(Entry(dataset_dir.name, model_dir.name, folder.name.removesuffix("_vector"),
                            path, describe(path)))
     return found
+
+
+def artefact_file(path: Path) -> Path | None:
+    """The interv artefact file a path holds: the file itself, or the vector, graph or prompt
+    file of a folder (or of its single ``<method>_vector`` subfolder); None if there is none."""
+    if path.is_file():
+        return path
+    for name in (VECTOR_FILE, GRAPH_FILE, PROMPT_FILE):
+        if (path / name).is_file():
+            return path / name
+    inner = [p for p in path.glob("*_vector") if p.is_dir()]
+    return artefact_file(inner[0]) if len(inner) == 1 else None
 
 
 def describe(path: Path) -> dict[str, Any]:

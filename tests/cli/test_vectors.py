@@ -26,6 +26,9 @@ def test_list_and_show_the_shipped_library(capsys):
     meta = json.loads(capsys.readouterr().out)
     assert meta["kind"] == "graph" and meta["method"] == "lm_steer"
     assert meta["hooks"] == ["ln_final.hook_normalized"]
+    folder = library.find("sst2_label").path.parent.parent  # the dataset folder, by path
+    assert main(["vectors", "show", str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "lm_steer"
     assert main(["vectors", "show", "refusal"]) == 2  # a CAA and a RepE vector share the name
     assert "'refusal' is ambiguous" in capsys.readouterr().err
     assert main(["vectors", "show", "no_such_vector"]) == 2
