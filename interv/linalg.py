@@ -77,6 +77,23 @@ def memit_update(
     return _sym_solve(A, K64.T), R.double().T
 
 
+def shared_key_direction(
+    K: Float[Tensor, "n d_in"], C: Float[Tensor, "d_in d_in"] | None, ridge: float = 1e-4
+) -> Float[Tensor, " d_in"]:
+    """The ``u`` of least ``uᵀ C u`` with ``K u = 1``: ``ΔW = u vᵀ`` adds the same ``v`` to the
+    output of every key in ``K`` while moving other keys' outputs least (``C = I`` if ``None``).
+
+    ``ridge`` (relative to each key's squared ``C⁻¹`` norm) keeps nearly parallel keys solvable;
+    with one key this is ROME's ``C⁻¹k / (kᵀ C⁻¹ k)``.
+    """
+    K64 = K.double()
+    CinvKt = K64.T.clone() if C is None else _sym_solve(C.double(), K64.T)  # [d_in, n]
+    G = K64 @ CinvKt
+    G = G + ridge * torch.diag(G.diagonal())
+    ones = torch.ones(len(K64), 1, dtype=torch.float64, device=K.device)
+    return (CinvKt @ torch.linalg.solve(G, ones))[:, 0]
+
+
 def emmet_update(
     K: Float[Tensor, "n d_in"],
     R: Float[Tensor, "n d_out"],

@@ -13,6 +13,7 @@ from interv.linalg import (
     null_space_projector,
     projected_update,
     rank_one_update,
+    shared_key_direction,
 )
 
 
@@ -43,6 +44,29 @@ def test_rank_one_update_maps_the_key_to_its_target():
     # C^-1 k: a key orthogonal to C^-1 k* (in the C metric) is untouched
     other = X[1] - (X[1] @ u) / (key @ u) * key
     torch.testing.assert_close(other @ (U @ V.T), torch.zeros_like(residual), atol=1e-9, rtol=0)
+
+
+def test_shared_key_direction_writes_every_key_at_least_cost():
+    X, C, _ = _data()
+    key = X[0]
+    Cinv_k = inverse_times(C, key[None])[0]
+    # one key: ROME's C^-1 k / (kᵀ C^-1 k)
+    torch.testing.assert_close(shared_key_direction(key[None], C, ridge=0.0), Cinv_k / (key @ Cinv_k))
+    K = X[:2]
+    u = shared_key_direction(K, C, ridge=0.0)
+    torch.testing.assert_close(K @ u, torch.ones(2, dtype=torch.float64))
+    # least uᵀ C u: moving along a direction that keeps K u = 1 only adds cost
+    free = torch.randn(12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    free = free - torch.linalg.lstsq(K, K @ free[:, None]).solution[:, 0]
+    assert (K @ free).abs().max() < 1e-9
+    cost = u @ C @ u
+    for t in (-0.1, 0.1):
+        assert (u + t * free) @ C @ (u + t * free) > cost
+    # identical keys stay solvable with the ridge and still get ~1
+    twin = shared_key_direction(torch.stack([key, key]), C)
+    torch.testing.assert_close(torch.stack([key, key]) @ twin, torch.ones(2, dtype=torch.float64),
+                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(shared_key_direction(K, None, ridge=0.0) @ K.T, torch.ones(2, dtype=torch.float64))
 
 
 def test_memit_is_the_regularised_least_squares_solution():
