@@ -4,9 +4,10 @@ For each request a vector ``delta`` is added to one hook's activation at the loo
 ``blocks.L.hook_mlp_out``; MEMIT: ``blocks.L.hook_resid_post``) and optimised with Adam so that
 the prompt, in every context template, continues with ``target_new``; a KL term keeps the
 subject's next-token distribution on ``"{subject} is a"`` close to the original, a weight decay
-keeps ``delta`` small, and ``delta`` is clamped to ``clamp_norm_factor`` times the norm of the
-original activation. A request stops as soon as every template gives the target a
-(geometric-mean per-token) probability of at least ``v_stop_prob``; the rest keep optimising.
+keeps ``delta`` small, and ``delta`` is clamped to ``clamp_norm_factor`` times the original
+activation's mean norm over the templates. A request stops as soon as every template gives the
+target a (geometric-mean per-token) probability of at least ``v_stop_prob``; the rest keep
+optimising.
 Requests are optimised together in chunks (one forward per step for the whole chunk).
 
 The tokens before the lookup token, which ``delta`` cannot affect, are run once: each step
