@@ -291,17 +291,16 @@ class _Runner:
         return self._run(self._layout, deltas)
 
     def _run(self, layout: _Layout, deltas: Sequence[Tensor], readout: _Readout | None = None) -> Tensor:
-        """Deltas enter at each row's lookup token, or as rank-one writes from there on."""
+        """Deltas enter at each row's lookup token (with rank-one writes: times ``k·u`` there)."""
         stacked = torch.stack(list(deltas))[layout.owner]
         rows = torch.arange(len(layout.owner))
         keys: list[Tensor] = []
 
         def add_delta(act: Tensor, ctx: HookContext) -> Tensor:
-            if layout.writes is None:
-                return act + act.new_zeros(act.shape).index_put((rows, layout.delta_cols), stacked)
-            cols = torch.arange(act.shape[1], device=act.device)
-            gains = torch.einsum("rtk,rk->rt", keys[0], layout.writes) * (cols == layout.delta_cols[:, None])
-            return act + gains[..., None] * stacked[:, None, :]
+            added = stacked
+            if layout.writes is not None:
+                added = stacked * (keys[0][rows, layout.delta_cols] * layout.writes).sum(-1, keepdim=True)
+            return act + act.new_zeros(act.shape).index_put((rows, layout.delta_cols), added)
 
         hooks = {self.site: add_delta}
         if layout.writes is not None:
