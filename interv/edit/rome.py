@@ -14,7 +14,7 @@ key, an inconsistency that collapses models under sequential editing. interv use
 prefix-averaged keys by default (``enable_random_prefix_keys``); ``enable_prompt_keys`` uses the
 bare prompt's key on both sides, and ``original_implementation: true`` restores ROME's code.
 
-Two interv refinements, both on by default. ``key_gains``: the rank-one edit ``u rᵀ`` adds
+Two interv refinements, both on by default (and off under ``original_implementation``). ``key_gains``: the rank-one edit ``u rᵀ`` adds
 ``(k·u) r`` to the output of a key ``k``, not ``r``, and the prompt's key in a template or alone
 differs from the averaged key, so interv optimises the value with exactly that share at every
 row's lookup token and writes ``r = delta``: what the optimiser saw is what the edit does.
@@ -78,8 +78,9 @@ class ROMEHParams(LocateHParams):
     original_implementation: bool = False
     enable_prompt_keys: bool = False
     enable_random_prefix_keys: bool = True
-    # optimise the value with the edit's own gain on every row (module docstring); off: ROME's
-    # and R-ROME's residuals, which assume every row's key equals the edited key
+    # optimise the value with the edit's own gain on every row (module docstring; not under
+    # original_implementation); off: ROME's and R-ROME's residuals, which assume every row's
+    # key equals the edited key
     key_gains: bool = True
     # also write the subject's key at the start of a text (see the module docstring); needs
     # key_gains, and a subject lookup (fact_token subject_last or subject_first)
@@ -135,7 +136,7 @@ class ROME(LocateMethod):
         key_avg, key_prompt = keys[:-1].mean(0), keys[0]
         prompt_keys = not hp.original_implementation and hp.enable_prompt_keys
         key = key_prompt if hp.original_implementation or prompt_keys else key_avg
-        if hp.key_gains:
+        if hp.key_gains and not hp.original_implementation:
             # ΔW = u rᵀ adds (k·u) r to the output of any key k: each row gets (k·u) delta at
             # its lookup token while optimising, and r = delta. With start_key, u is the
             # least-C-norm direction with k·u = 1 for the averaged key and the subject's key at
@@ -160,7 +161,7 @@ class ROME(LocateMethod):
                                  self.value_cache, writes)
         self.last_values = values
         delta, init, mean = values.delta[0], values.init[0], values.mean[0]
-        if hp.key_gains or hp.original_implementation or prompt_keys:
+        if writes is not None or hp.original_implementation or prompt_keys:
             residual = delta  # target = output(key) + delta
         else:  # R-ROME: the averaged key must produce output(prompt) + delta
             residual = init + delta - mean

@@ -33,11 +33,12 @@ def test_variants_write_the_fact(edit_tiny, stats_cache, variant):
         assert token_accuracy(model, [REQUEST.prompt], ["Rome"]) == [1.0]
 
 
-@pytest.mark.parametrize("original", [False, True])
-def test_the_key_the_update_is_solved_for_gets_the_optimised_value(edit_tiny, stats_cache, original):
-    """R-ROME's fix: the prefix-averaged key maps to v*; ROME's code maps the bare prompt's key."""
+@pytest.mark.parametrize(("original", "keys"), [(False, OLD_KEYS), (True, OLD_KEYS), (True, {})])
+def test_the_key_the_update_is_solved_for_gets_the_optimised_value(edit_tiny, stats_cache, original, keys):
+    """R-ROME's fix: the prefix-averaged key maps to v*; ROME's code maps the bare prompt's key
+    (original_implementation is ROME's code whatever key_gains and start_key say)."""
     model = edit_tiny
-    hp = ROMEHParams(**{**TINY, "layers": [1], "original_implementation": original, **OLD_KEYS})
+    hp = ROMEHParams(**{**TINY, "layers": [1], "original_implementation": original, **keys})
     method = ROME(hp, stats_cache=stats_cache)
     patch = method.compute(model, [REQUEST])
     templates = method.templates(model)
