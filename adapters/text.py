@@ -67,6 +67,14 @@ def left_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torc
     return _pad_ids(rows, pad_id, device, left=True)
 
 
+def left_pad_offsets(
+    rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device
+) -> tuple[Batch, list[int]]:
+    """``left_pad_ids`` and the column of each row's first token."""
+    batch = left_pad_ids(rows, pad_id, device)
+    return batch, [batch.input_ids.shape[1] - len(row) for row in rows]
+
+
 def right_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
     """A right-padded batch of token-id lists: the continuations of a ``Prefix``."""
     return _pad_ids(rows, pad_id, device, left=False)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
-from ..adapters.text import left_pad_ids
+from ..adapters.text import left_pad_offsets
 from ._templates import fill
 from .base import EditRequest, RequestError
 
@@ -71,8 +71,7 @@ def templated(
 
 def left_pad(model: HookedModel, rows: Sequence[Sequence[int]]) -> tuple[Batch, list[int]]:
     """A left-padded batch and the offset of each row's first token."""
-    batch = left_pad_ids(rows, model.tokenizer.pad_token_id, model.device)
-    return batch, [batch.input_ids.shape[1] - len(r) for r in rows]
+    return left_pad_offsets(rows, model.tokenizer.pad_token_id, model.device)
 
 
 @torch.no_grad()

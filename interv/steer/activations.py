@@ -10,7 +10,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
-from ..adapters.text import left_pad_ids, right_pad_ids
+from ..adapters.text import left_pad_ids, left_pad_offsets, right_pad_ids
 
 # A read span per text: (start, end) token indices into the unpadded text, averaged over.
 Span = tuple[int, int]
@@ -60,11 +60,10 @@ def read_activations(
     out: dict[str, list[Tensor]] = {hook: [torch.empty(0)] * len(rows) for hook in hooks}
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
-        batch = left_pad_ids([rows[i] for i in chunk], model.tokenizer.pad_token_id, model.device)
+        batch, offsets = left_pad_offsets([rows[i] for i in chunk], model.tokenizer.pad_token_id,
+                                          model.device)
         _, cache = model.run_with_cache(batch, list(hooks), stop_at_layer=stop)
-        width = batch.input_ids.shape[1]
-        _scatter(out, chunk, _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk],
-                                          [width - len(rows[i]) for i in chunk]))
+        _scatter(out, chunk, _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk], offsets))
     return {hook: torch.stack(acts) for hook, acts in out.items()}
 
 
@@ -158,9 +157,8 @@ def read_token_states(
     out: list[Tensor] = [torch.empty(0)] * len(token_lists)
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
-        batch = left_pad_ids([token_lists[i] for i in chunk], pad, model.device)
+        batch, offsets = left_pad_offsets([token_lists[i] for i in chunk], pad, model.device)
         _, cache = model.run_with_cache(batch, [hook], stop_at_layer=stop)
-        width = batch.input_ids.shape[1]
         for row, i in enumerate(chunk):
-            out[i] = cache[hook][row, width - len(token_lists[i]) :].float().cpu()
+            out[i] = cache[hook][row, offsets[row] :].float().cpu()
     return out
