@@ -1,1 +1,20 @@
 """YAML recipes shipped with interv (read with importlib.resources)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe file: an existing path, or a recipe shipped with interv, named with or without
+    ``recipes/`` and ``.yaml`` (``edit/alphaedit-sequential-smollm2``)."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    relative = name.removeprefix("recipes/")
+    for candidate in (relative, f"{relative}.yaml"):
+        shipped = Path(str(resources.files(__name__))) / candidate
+        if shipped.is_file():
+            return shipped
+    raise FileNotFoundError(f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes.")

@@ -76,7 +76,7 @@ def _library_vector(model: Any, name: str, layer: int | None) -> Any:
         vector.check(model)
         return vector
     from ..steer.workflow import BaseVectorGenerator
-    from ..steer.workflow.generator import recipe_path
+    from ..recipes import recipe_path
 
     generator = BaseVectorGenerator(recipe_path(vector.meta["config"]),
                                     [f"{vector.method}.layers=[{layer}]", "save_vectors=false"])

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..recipes import recipe_path
 from .common import add_model_args
 
 
@@ -68,23 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     steer.add_argument("--max-new-tokens", type=int, default=30)
     steer.add_argument("--save", type=Path, help="save the intervention graph in this folder")
     steer.set_defaults(run=_steer)
-
-
-def recipe_path(name: str) -> Path:
-    """A recipe file: a path, or a name under interv's recipes (``sae/smollm2-135m-res12``)."""
-    from importlib import resources
-
-    path = Path(name).expanduser()
-    if path.is_file():
-        return path
-    shipped = Path(str(resources.files("interv.recipes"))) / (
-        name if name.endswith(".yaml") else f"{name}.yaml"
-    )
-    if shipped.is_file():
-        return shipped
-    raise FileNotFoundError(
-        f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
-    )
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def test_shipped_recipes_parse_and_match_the_shipped_sae():
     from interv.sae import shipped
     from interv.sae.training import TrainConfig
 
-    from interv.cli.sae import recipe_path
+    from interv.recipes import recipe_path
     from interv.steer.sae_feature import SAEFeatureHParams
     from interv.steer.sta import STAHParams
 

@@ -11,7 +11,7 @@ from interv.graph import Graph, Transform
 from interv.steer import library
 from interv.steer.prompt import PromptIntervention
 from interv.steer.vector import SteeringVector
-from interv.steer.workflow.generator import recipe_path
+from interv.recipes import recipe_path
 
 SHIPPED = {"sentiment_positive", "sentiment_negative", "refusal", "sycophancy", "hallucination",
            "corrigibility", "survival_instinct", "myopic_reward", "formality"}

@@ -12,7 +12,7 @@ from interv.cli.main import main
 from interv.graph import Graph
 from interv.steer import library
 from interv.steer.vector import SteeringVector
-from interv.steer.workflow.generator import recipe_path
+from interv.recipes import recipe_path
 
 pytestmark = pytest.mark.real_model
 

@@ -131,14 +131,3 @@ def _recipe_name(source: str) -> str:
         return "recipes/" + Path(source).resolve().relative_to(root).as_posix()
     except ValueError:
         return source
-
-
-def recipe_path(name: str) -> Path:
-    """The file of a shipped recipe named ``recipes/<file>`` (any other name: as a path)."""
-    from importlib import resources
-
-    if name.startswith("recipes/"):
-        path = Path(str(resources.files("interv.recipes"))) / name.removeprefix("recipes/")
-        if path.is_file():
-            return path
-    return Path(name)
