@@ -9,6 +9,8 @@ Every solver returns ``(U, V)`` with ``ΔW = U @ Vᵀ`` (rank ``n``), computed i
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -48,10 +50,28 @@ def _sym_solve(A: Float[Tensor, "d d"], B: Float[Tensor, "d m"]) -> Float[Tensor
     return torch.linalg.lstsq(A, B).solution
 
 
+# per live second moment (by id): a weak reference to it, the tensor version the factor was
+# computed at, and its Cholesky factor (None: not positive definite). ROME solves with the same
+# C for every edit; an entry goes when its tensor does.
+_FACTORS: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
+
+
+def moment_solve(C: Float[Tensor, "d d"], B: Float[Tensor, "d m"]) -> Float[Tensor, "d m"]:
+    """``C⁻¹ B`` in float64 for a second moment ``C`` that is solved with many times; its
+    Cholesky factor is computed once per tensor (again if it was modified in place)."""
+    entry = _FACTORS.get(id(C))
+    if entry is None or entry[0]() is not C or entry[1] != C._version:
+        factor, info = torch.linalg.cholesky_ex(C.double())
+        forget = weakref.ref(C, lambda _, key=id(C): _FACTORS.pop(key, None))
+        entry = _FACTORS[id(C)] = (forget, C._version, factor if int(info) == 0 else None)
+    if entry[2] is None:
+        return torch.linalg.lstsq(C.double(), B.double()).solution
+    return torch.cholesky_solve(B.double(), entry[2])
+
+
 def inverse_times(C: Float[Tensor, "d d"], K: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
     """``K @ C⁻¹`` for a second moment ``C`` (ROME's key adjustment ``C⁻¹ k``, row by row)."""
-    C64 = C.double()
-    return _sym_solve(C64, K.double().T).T.to(K.dtype)
+    return moment_solve(C, K.double().T).T.to(K.dtype)
 
 
 def rank_one_update(
@@ -87,7 +107,7 @@ def shared_key_direction(
     with one key this is ROME's ``C⁻¹k / (kᵀ C⁻¹ k)``.
     """
     K64 = K.double()
-    CinvKt = K64.T.clone() if C is None else _sym_solve(C.double(), K64.T)  # [d_in, n]
+    CinvKt = K64.T.clone() if C is None else moment_solve(C, K64.T)  # [d_in, n]
     G = K64 @ CinvKt
     G = G + ridge * torch.diag(G.diagonal())
     ones = torch.ones(len(K64), 1, dtype=torch.float64, device=K.device)

@@ -10,6 +10,7 @@ from interv.linalg import (
     emmet_update,
     inverse_times,
     memit_update,
+    moment_solve,
     null_space_projector,
     projected_update,
     rank_one_update,
@@ -33,6 +34,23 @@ def test_second_moment_streams_exactly():
     torch.testing.assert_close(acc.mean(), X.mean(0), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match="No samples"):
         SecondMoment(3).moment()
+
+
+def test_moment_solve_reuses_the_factor_until_the_moment_changes(monkeypatch):
+    X, C, W = _data()
+    factorisations = []
+    cholesky = torch.linalg.cholesky_ex
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", lambda A: factorisations.append(1) or cholesky(A))
+    for _ in range(3):
+        torch.testing.assert_close(C @ moment_solve(C, W), W)
+    assert len(factorisations) == 1
+    C.mul_(2)  # modified in place: solved with the new values
+    torch.testing.assert_close(C @ moment_solve(C, W), W)
+    assert len(factorisations) == 2
+    singular = torch.zeros(3, 3, dtype=torch.float64)
+    singular[0, 0] = 1.0
+    b = torch.tensor([[2.0], [0.0], [0.0]], dtype=torch.float64)
+    torch.testing.assert_close(moment_solve(singular, b), b)  # least squares when not definite
 
 
 def test_rank_one_update_maps_the_key_to_its_target():
@@ -109,3 +127,15 @@ def test_null_space_projector_and_projected_update():
     K2 = torch.randn(1, 12, generator=g, dtype=torch.float64)
     U2, V2 = projected_update(K2, R[:1], P, K.T @ K, l2=1e-6)
     torch.testing.assert_close(K @ (U2 @ V2.T), torch.zeros(2, 5, dtype=torch.float64), atol=1e-4, rtol=0)
+
+
+def test_moment_solve_forgets_a_moment_that_is_gone():
+    from interv import linalg
+
+    X, C, W = _data()
+    moment_solve(C.clone(), W)  # the clone dies at once
+    before = len(linalg._FACTORS)
+    moment_solve(C, W)
+    assert len(linalg._FACTORS) == before + 1
+    del C
+    assert len(linalg._FACTORS) == before
