@@ -2,7 +2,8 @@
 
 Sections (``--methods``, comma-separated): ``rome`` (single edits, each reverted before the
 next), ``memit``, ``alphaedit``, ``emmet`` (one batch of ``--batch-n`` records), ``sequential``
-(``--seq-n`` AlphaEdit edits applied one after another, ``--seq-batch`` at a time) and ``stats``
+(``--seq-n`` AlphaEdit edits applied one after another, ``--seq-batch`` at a time, with the
+hyperparameters of ``recipes/edit/alphaedit-sequential-smollm2.yaml``) and ``stats``
 (computing one layer's statistics from ``--stats-tokens`` tokens into a fresh cache). Batch
 locality is measured on neighbourhood prompts that mention no edited subject, and also on the
 prompts of CounterFact records outside the batch (``locality_other_facts``). At the end every
@@ -33,6 +34,8 @@ from ..patch import PatchSet
 
 log = logging.getLogger(__name__)
 
+# long sequential runs clamp each value lower (see the recipe)
+SEQUENTIAL_RECIPE = "edit/alphaedit-sequential-smollm2"
 SECTIONS = ("stats", "rome", "memit", "alphaedit", "emmet", "sequential")
 TARGETS = {
     "rome": {"rewrite_acc": 0.95, "rephrase_acc": 0.7, "locality": 0.95},
@@ -90,11 +93,15 @@ def _write_partial(path: Path | None, report: dict[str, Any]) -> None:
         path.write_text(json.dumps({**report, "partial": True}, indent=2))
 
 
-def make_method(name: str, args: argparse.Namespace) -> Any:
-    """The method with its default hyperparameters and the ``--set`` overrides for it."""
+def make_method(name: str, args: argparse.Namespace, recipe: str | None = None) -> Any:
+    """The method with its default hyperparameters (or a shipped ``recipe``'s) and the ``--set``
+    overrides for it."""
     import yaml
 
+    from ..recipes import recipe_path
+
     cls = EDIT_METHODS.get(name)
+    base = cls.hparams_class() if recipe is None else cls.hparams_class.from_yaml(recipe_path(recipe))
     changes = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -103,7 +110,7 @@ def make_method(name: str, args: argparse.Namespace) -> Any:
             raise ValueError(f"--set {item!r}: use METHOD.KEY=VALUE, e.g. rome.layers=[5].")
         if target == name:
             changes[field] = yaml.safe_load(value)
-    hparams = cls.hparams_class.from_dict({**cls.hparams_class().to_dict(), **changes})
+    hparams = cls.hparams_class.from_dict({**base.to_dict(), **changes})
     return cls(hparams)
 
 
@@ -206,7 +213,7 @@ def _sequential(model: HookedModel, args: argparse.Namespace, section: str) -> d
     requests = counterfact(args.seq_n)
     others = counterfact(args.seq_n, start=1000)
     probes = _outside_locality(requests, others)
-    method = make_method("alphaedit", args)
+    method = make_method("alphaedit", args, SEQUENTIAL_RECIPE)
     warm = _timed_warm(model, method, requests)
     pre = evaluate(model, probes)
     applied: list[PatchSet] = []

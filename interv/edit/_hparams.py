@@ -25,7 +25,10 @@ class LocateHParams(HParams):
     v_lr: float = 4.0  # SmolLM2-135M: activations at the edit sites have norms of 15-150
     v_loss_layer: int = -1  # the loss is always on the logits; EasyEdit's n_layers - 1 is accepted
     v_weight_decay: float = 1e-3
-    clamp_norm_factor: float = 4.0
+    # the optimised change's norm, at most this times the activation's mean norm; MEMIT's own
+    # value (its z is in the residual stream). CounterFact, 100 facts in one MEMIT batch: 4.0 ->
+    # 0.75 raised locality from 0.805 to 0.936 at the same rewrite (0.945). ROME overrides it.
+    clamp_norm_factor: float = 0.75
     kl_factor: float = 0.0625
     v_stop_prob: float = 0.9
     v_chunk_size: int = 8

@@ -74,6 +74,8 @@ class ROMEHParams(LocateHParams):
     # five 10-token prefixes to five 5-token ones raised locality from 0.92 to 1.0 and rephrase
     # from 0.38 to 0.46 at the same rewrite (1.0).
     context_template_length_params: list[list[int]] = field(default_factory=lambda: [[5, 5], [10, 5]])
+    # ROME's own value: its delta is one MLP's output, a few times smaller than the residual
+    clamp_norm_factor: float = 4.0
     mom2_adjustment: bool = True
     original_implementation: bool = False
     enable_prompt_keys: bool = False
