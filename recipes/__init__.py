@@ -17,4 +17,6 @@ def recipe_path(name: str) -> Path:
         shipped = Path(str(resources.files(__name__))) / candidate
         if shipped.is_file():
             return shipped
-    raise FileNotFoundError(f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes.")
+    raise FileNotFoundError(
+        f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
+    )

@@ -101,7 +101,9 @@ def make_method(name: str, args: argparse.Namespace, recipe: str | None = None) 
     from ..recipes import recipe_path
 
     cls = EDIT_METHODS.get(name)
-    base = cls.hparams_class() if recipe is None else cls.hparams_class.from_yaml(recipe_path(recipe))
+    base = cls.hparams_class()
+    if recipe is not None:
+        base = cls.hparams_class.from_yaml(recipe_path(recipe))
     changes = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -63,7 +63,8 @@ def read_activations(
         batch, offsets = left_pad_offsets([rows[i] for i in chunk], model.tokenizer.pad_token_id,
                                           model.device)
         _, cache = model.run_with_cache(batch, list(hooks), stop_at_layer=stop)
-        _scatter(out, chunk, _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk], offsets))
+        means = _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk], offsets)
+        _scatter(out, chunk, means)
     return {hook: torch.stack(acts) for hook, acts in out.items()}
 
 

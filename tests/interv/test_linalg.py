@@ -40,7 +40,8 @@ def test_moment_solve_reuses_the_factor_until_the_moment_changes(monkeypatch):
     X, C, W = _data()
     factorisations = []
     cholesky = torch.linalg.cholesky_ex
-    monkeypatch.setattr(torch.linalg, "cholesky_ex", lambda A: factorisations.append(1) or cholesky(A))
+    monkeypatch.setattr(torch.linalg, "cholesky_ex",
+                        lambda A: factorisations.append(1) or cholesky(A))
     for _ in range(3):
         torch.testing.assert_close(C @ moment_solve(C, W), W)
     assert len(factorisations) == 1
