@@ -113,6 +113,8 @@ class MultiLayerMethod(LocateMethod):
 
     batchable = True
     default_layer_count = 5
+    # what to change when the updates write too little of the target (``_report_residual``)
+    weaker_preservation = "Lower the preservation weight (e.g. mom2_update_weight) or add layers."
 
     @abstractmethod
     def solve(self, model: HookedModel, index: int, layer: int, K: Tensor, R: Tensor) -> tuple[Tensor, Tensor]:
@@ -161,5 +163,4 @@ class MultiLayerMethod(LocateMethod):
         written = 1 - (targets - reached).norm(dim=1) / wanted
         if float(written.mean()) < 0.5:
             log.warning("%s wrote only %.0f%% of the target change on average; the edits may not "
-                        "stick. Lower the preservation weight (e.g. mom2_update_weight) or add layers.",
-                        self.name, 100 * float(written.mean()))
+                        "stick. %s", self.name, 100 * float(written.mean()), self.weaker_preservation)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -46,3 +48,10 @@ def test_sequential_edits_accumulate_keys_and_reset(edit_tiny, stats_cache):
 def test_an_empty_null_space_is_an_error(edit_tiny, stats_cache):
     with pytest.raises(ValueError, match="leaves no null space.*raise nullspace_threshold"):
         _method(stats_cache, nullspace_threshold=1e-6).compute(edit_tiny, REQUESTS[:1])
+
+
+def test_writing_too_little_names_alphaedits_own_knobs(edit_tiny, stats_cache, caplog):
+    with caplog.at_level(logging.WARNING):
+        _method(stats_cache, L2=1e12).compute(edit_tiny, REQUESTS[:1])
+    assert "wrote only" in caplog.text and "Lower L2, raise nullspace_threshold" in caplog.text
+    assert "mom2_update_weight" not in caplog.text
