@@ -163,4 +163,5 @@ class MultiLayerMethod(LocateMethod):
         written = 1 - (targets - reached).norm(dim=1) / wanted
         if float(written.mean()) < 0.5:
             log.warning("%s wrote only %.0f%% of the target change on average; the edits may not "
-                        "stick. %s", self.name, 100 * float(written.mean()), self.weaker_preservation)
+                        "stick. %s", self.name, 100 * float(written.mean()),
+                        self.weaker_preservation)

@@ -64,8 +64,9 @@ class AlphaEdit(MultiLayerMethod):
     name = "alphaedit"
     hparams_class = AlphaEditHParams
     hparams: AlphaEditHParams
-    weaker_preservation = ("Lower L2, raise nullspace_threshold or add layers; in a sequential run, "
-                           "a key close to an earlier edit's is held by that edit (reset() forgets them).")
+    weaker_preservation = ("Lower L2, raise nullspace_threshold or add layers; in a sequential "
+                           "run, a key close to an earlier edit's is held by that edit (reset() "
+                           "forgets them).")
 
     def __init__(self, hparams: AlphaEditHParams | None = None, *, stats_cache: StatsCache | None = None,
                  value_cache: ValueCache | None = None):
