@@ -36,10 +36,10 @@ def test_sequential_section_starts_from_its_recipe_and_takes_overrides():
     plain = bench_edit.make_method("alphaedit", parser.parse_args([]), "edit/alphaedit-smollm2")
     sequential = bench_edit.make_method("alphaedit", parser.parse_args([]),
                                         bench_edit.SEQUENTIAL_RECIPE)
-    assert plain.hparams.clamp_norm_factor == 0.75 and sequential.hparams.clamp_norm_factor == 0.5
+    assert plain.hparams.clamp_norm_factor == 0.75 and sequential.hparams.clamp_norm_factor == 0.4
     before, after = plain.hparams.to_dict(), sequential.hparams.to_dict()
     differing = {k for k, v in after.items() if before[k] != v}
     assert differing == {"clamp_norm_factor"}
     changed = bench_edit.make_method("alphaedit", parser.parse_args(["--set", "alphaedit.L2=3"]),
                                      bench_edit.SEQUENTIAL_RECIPE)
-    assert changed.hparams.L2 == 3 and changed.hparams.clamp_norm_factor == 0.5
+    assert changed.hparams.L2 == 3 and changed.hparams.clamp_norm_factor == 0.4
