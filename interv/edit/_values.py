@@ -299,7 +299,8 @@ class _Runner:
         def add_delta(act: Tensor, ctx: HookContext) -> Tensor:
             added = stacked
             if layout.writes is not None:
-                added = stacked * (keys[0][rows, layout.delta_cols] * layout.writes).sum(-1, keepdim=True)
+                shares = (keys[0][rows, layout.delta_cols] * layout.writes).sum(-1, keepdim=True)
+                added = stacked * shares
             return act + act.new_zeros(act.shape).index_put((rows, layout.delta_cols), added)
 
         hooks = {self.site: add_delta}

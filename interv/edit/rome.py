@@ -14,10 +14,11 @@ key, an inconsistency that collapses models under sequential editing. interv use
 prefix-averaged keys by default (``enable_random_prefix_keys``); ``enable_prompt_keys`` uses the
 bare prompt's key on both sides, and ``original_implementation: true`` restores ROME's code.
 
-Two interv refinements, both on by default (and off under ``original_implementation``). ``key_gains``: the rank-one edit ``u rᵀ`` adds
-``(k·u) r`` to the output of a key ``k``, not ``r``, and the prompt's key in a template or alone
-differs from the averaged key, so interv optimises the value with exactly that share at every
-row's lookup token and writes ``r = delta``: what the optimiser saw is what the edit does.
+Two interv refinements, both on by default (and off under ``original_implementation``).
+``key_gains``: the rank-one edit ``u rᵀ`` adds ``(k·u) r`` to the output of a key ``k``, not
+``r``, and the prompt's key in a template or alone differs from the averaged key, so interv
+optimises the value with exactly that share at every row's lookup token and writes
+``r = delta``: what the optimiser saw is what the edit does.
 ``start_key``: a subject that opens a text (most CounterFact prompts, many rephrasings, the KL
 prompt) has no tokens before it; on a model without a BOS token its first token is the
 attention sink and its key at the last subject token is its own (on SmolLM2, ``(k·u)`` 0.0-0.9

@@ -34,7 +34,8 @@ def test_variants_write_the_fact(edit_tiny, stats_cache, variant):
 
 
 @pytest.mark.parametrize(("original", "keys"), [(False, OLD_KEYS), (True, OLD_KEYS), (True, {})])
-def test_the_key_the_update_is_solved_for_gets_the_optimised_value(edit_tiny, stats_cache, original, keys):
+def test_the_key_the_update_is_solved_for_gets_the_optimised_value(edit_tiny, stats_cache, original,
+                                                                     keys):
     """R-ROME's fix: the prefix-averaged key maps to v*; ROME's code maps the bare prompt's key
     (original_implementation is ROME's code whatever key_gains and start_key say)."""
     model = edit_tiny
