@@ -20,3 +20,13 @@ def recipe_path(name: str) -> Path:
     raise FileNotFoundError(
         f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
     )
+
+
+def recipe_name(path: str) -> str:
+    """``recipes/<file>`` for a path inside the shipped recipes (the inverse of
+    ``recipe_path``, for provenance that reads the same on every machine), else ``path``."""
+    root = Path(str(resources.files(__name__))).resolve()
+    try:
+        return "recipes/" + Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path

@@ -41,6 +41,15 @@ class Prefix:
     def lengths(self) -> Tensor:
         return self.attention_mask.long().sum(-1)
 
+    def select(self, rows: Tensor) -> Prefix:
+        """The prefixes of ``rows`` (indices into the batch), without the padding columns no
+        kept row uses: continue a subset of the rows without prefilling again."""
+        mask = self.attention_mask[rows]
+        used = mask.any(0).nonzero()
+        start = int(used.min()) if len(used) else mask.shape[1]
+        layers = [(k[rows][:, :, start:], v[rows][:, :, start:]) for k, v in self.layers]
+        return Prefix(layers, mask[:, start:], self.config)
+
     def cache(self) -> Any:
         from transformers import DynamicCache
 

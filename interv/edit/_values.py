@@ -7,7 +7,8 @@ subject's next-token distribution on ``"{subject} is a"`` close to the original,
 keeps ``delta`` small, and ``delta`` is clamped to ``clamp_norm_factor`` times the original
 activation's mean norm over the templates. A request stops as soon as every template gives the
 target a (geometric-mean per-token) probability of at least ``v_stop_prob``; the rest keep
-optimising.
+optimising. With a rank-one write (``writes``), a row whose key the write does not reach
+(``k·u`` under ``_rows.MIN_SHARE``) does not count: no step could change it.
 Requests are optimised together in chunks (one forward per step for the whole chunk).
 
 The tokens before the lookup token, which ``delta`` cannot affect, are run once: each step
@@ -19,7 +20,6 @@ to probability ~0.1 in the templates and needs 4-7 more steps.)
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,12 +29,11 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookContext, HookedModel
-from ..adapters.backends import Batch, StopForward
-from ..adapters.text import right_pad_ids
+from ..adapters import HookedModel
 from ..eval.tokens import answer_ids
 from ._hparams import LocateHParams
-from ._keys import Encoded, encode, gather, left_pad, subject_span, templated
+from ._keys import Encoded, encode, gather, subject_span, templated
+from ._rows import _Problem, _Runner
 from .base import EditRequest
 
 log = logging.getLogger(__name__)
@@ -50,15 +49,6 @@ class ValueResult:
     mean: Float[Tensor, "n d"]
     steps: list[int]
     probs: list[float]
-
-
-@dataclass
-class _Problem:
-    rows: list[tuple[int, ...]]  # rewriting rows (prompt + target[:-1]), then the KL row
-    lookups: list[int]
-    prompt_lens: list[int]  # for rewriting rows
-    target: list[int]
-    write: Tensor | None = None  # u of a rank-one edit u deltaᵀ that delta enters through
 
 
 @contextmanager
@@ -173,9 +163,11 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
     scale = acts.norm(dim=-1).mean(1)
     deltas = [torch.zeros_like(init[i], requires_grad=True) for i in range(len(requests))]
     steps, probs = [0] * len(requests), [0.0] * len(requests)
+    # chunks of requests whose rows continue for similar lengths after the lookup pad least
+    order = sorted(range(len(requests)), key=lambda i: problems[i].tail())
     with frozen(model):
         for begin in range(0, len(requests), hp.v_chunk_size):
-            idx = list(range(begin, min(begin + hp.v_chunk_size, len(requests))))
+            idx = order[begin : begin + hp.v_chunk_size]
             _optimise_chunk(model, [problems[i] for i in idx], [deltas[i] for i in idx],
                             scale[idx], (site, writes[0] if writes else None), hp, steps, probs, idx)
     for i, request in enumerate(requests):
@@ -201,7 +193,11 @@ def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx
                                     [kl_init.get(j) for j in active])
         for pos, j in enumerate(active):
             kl_init.setdefault(j, row_probs[pos][1])
-            probs[idx[j]], steps[idx[j]] = float(row_probs[pos][0].min()), step + 1
+            row_p = row_probs[pos][0]
+            reach = runner.reachable(pos, len(row_p))
+            if reach is not None and reach.any():  # rows the edit cannot write do not count
+                row_p = row_p[reach]
+            probs[idx[j]], steps[idx[j]] = float(row_p.min()), step + 1
         done = {j for j in active if probs[idx[j]] >= hp.v_stop_prob}
         if step == hp.v_num_grad_steps - 1 or len(done) == len(active):
             break
@@ -217,153 +213,6 @@ def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx
                 if norm > max_norms[j]:
                     deltas[j].mul_(max_norms[j] / norm)
         active = [j for j in active if j not in done]
-
-
-@dataclass
-class _Layout:
-    """One forward over some problems' rows: the batch (whole rows left-padded, or, after a
-    ``past`` prefix, the rows from their lookup token on, right-padded), the column of each
-    row's lookup token, and the positions whose logits the losses read."""
-
-    batch: Batch
-    owner: Tensor  # row -> index of its problem
-    writes: Tensor | None  # row -> its problem's u (rank-one writes only)
-    delta_cols: Tensor
-    read_rows: Tensor
-    read_cols: Tensor
-
-
-def _layout(model: HookedModel, problems: Sequence[_Problem], split: bool) -> _Layout:
-    rows = [row for p in problems for row in p.rows]
-    owner = torch.tensor([j for j, p in enumerate(problems) for _ in p.rows])
-    writes = torch.stack([p.write for p in problems])[owner] if problems[0].write is not None else None
-    lookups = [lookup for p in problems for lookup in p.lookups]
-    if split:  # tokens before the lookup do not see delta: their keys and values are computed once
-        past = model.prefill(left_pad(model, [r[:lk] for r, lk in zip(rows, lookups)])[0])
-        batch = right_pad_ids([r[lk:] for r, lk in zip(rows, lookups)], model.tokenizer.pad_token_id,
-                              model.device)
-        batch.past = past
-        shifts = [-lk for lk in lookups]
-    else:
-        batch, shifts = left_pad(model, rows)
-    read_r, read_c, r = [], [], 0
-    for p in problems:  # each rewriting row's target predictions, then the KL row's lookup
-        for k, length in enumerate(p.prompt_lens):
-            start = shifts[r + k] + length - 1
-            read_r += [r + k] * len(p.target)
-            read_c += list(range(start, start + len(p.target)))
-        kl_row = r + len(p.prompt_lens)
-        read_r.append(kl_row)
-        read_c.append(shifts[kl_row] + p.lookups[-1])
-        r += len(p.rows)
-    return _Layout(batch, owner, writes, torch.tensor([s + lk for s, lk in zip(shifts, lookups)]),
-                   torch.tensor(read_r), torch.tensor(read_c))
-
-
-# per model: whether reusing prefix keys/values reproduced whole-row logits (checked once)
-_CHECKED: weakref.WeakKeyDictionary[HookedModel, bool] = weakref.WeakKeyDictionary()
-
-
-class _Runner:
-    """Log-probabilities at the read positions of the active problems' rows with their deltas
-    added at ``site``.
-
-    Since delta enters at the lookup token, the tokens before it are the same at every step;
-    their keys and values are computed once per set of active problems (``HookedModel.prefill``)
-    and each step runs only the tokens from the lookup on, about a third of each row. The first
-    layout is checked against a whole-row forward; on a mismatch or a backend without
-    ``prefill`` every step runs whole rows.
-    """
-
-    def __init__(self, model: HookedModel, site: str, key_site: str | None = None):
-        self.model, self.site, self.key_site = model, site, key_site
-        self.readout = _Readout(model)
-        self.split: bool | None = _CHECKED.get(model)
-        self._active: tuple[int, ...] | None = None  # ids of the problems laid out
-        self._layout: _Layout | None = None
-
-    def __call__(self, problems: Sequence[_Problem], deltas: Sequence[Tensor]) -> Tensor:
-        key = tuple(id(p) for p in problems)
-        if self._layout is None or self._active != key:
-            if self.split is None:
-                self.split = _CHECKED[self.model] = self._check(problems)
-            self._active, self._layout = key, _layout(self.model, problems, self.split)
-        return self._run(self._layout, deltas)
-
-    def _run(self, layout: _Layout, deltas: Sequence[Tensor], readout: _Readout | None = None) -> Tensor:
-        """Deltas enter at each row's lookup token (with rank-one writes: times ``k·u`` there)."""
-        stacked = torch.stack(list(deltas))[layout.owner]
-        rows = torch.arange(len(layout.owner))
-        keys: list[Tensor] = []
-
-        def add_delta(act: Tensor, ctx: HookContext) -> Tensor:
-            added = stacked
-            if layout.writes is not None:
-                shares = (keys[0][rows, layout.delta_cols] * layout.writes).sum(-1, keepdim=True)
-                added = stacked * shares
-            return act + act.new_zeros(act.shape).index_put((rows, layout.delta_cols), added)
-
-        hooks = {self.site: add_delta}
-        if layout.writes is not None:
-            if self.key_site is None:
-                raise ValueError("Rank-one writes need the key hook (writes=(key_hook, us)).")
-            hooks[self.key_site] = lambda act, ctx: keys.append(act)
-        logits = (readout or self.readout)(layout.batch, hooks, layout.read_rows, layout.read_cols)
-        return F.log_softmax(logits, -1)
-
-    @torch.no_grad()
-    def _check(self, problems: Sequence[_Problem]) -> bool:
-        zeros = [torch.zeros(self.model.cfg.d_model) for _ in problems]
-        try:
-            split = self._run(_layout(self.model, problems, True), zeros, _Readout(self.model))
-        except NotImplementedError as err:
-            log.debug("value optimisation runs whole rows: %s", err)
-            return False
-        whole = self._run(_layout(self.model, problems, False), zeros, _Readout(self.model))
-        same = torch.allclose(split.exp(), whole.exp(), atol=1e-4)
-        if not same:
-            log.warning("Reusing prefix keys/values changed the logits (max prob. difference %.2g); "
-                        "the value optimisation runs whole rows.", float((split.exp() - whole.exp()).abs().max()))
-        return same
-
-
-_READOUT: weakref.WeakKeyDictionary[HookedModel, str] = weakref.WeakKeyDictionary()
-
-
-class _Readout:
-    """Logits at chosen positions only: the final norm's output times ``W_U``, which skips the
-    unembedding of every other position. The first forward also computes the model's own logits
-    and falls back to them for good if the two disagree (e.g. a final logit soft-cap)."""
-
-    def __init__(self, model: HookedModel):
-        self.model = model
-        names = set(model.weight_names())
-        self.W_U = model.weight("unembed.W_U") if "unembed.W_U" in names else None
-        self.b_U = model.weight("unembed.b_U") if "unembed.b_U" in names else None
-        usable = self.W_U is not None and "ln_final.hook_normalized" in model.hook_names()
-        self.mode = _READOUT.get(model, "check") if usable else "full"
-
-    def __call__(self, batch: Batch, hooks: dict, rows: Tensor, cols: Tensor) -> Tensor:
-        if self.mode == "full":
-            return self.model.forward(batch, hooks=hooks)[rows, cols]
-        captured: list[Tensor] = []
-
-        def capture(act: Tensor, ctx: HookContext) -> None:
-            captured.append(act)
-            if self.mode == "unembed":
-                raise StopForward(ctx.name)
-
-        logits = self.model.run_with_cache(batch, [], hooks={**hooks, "ln_final.hook_normalized": capture})[0]
-        mine = captured[0][rows, cols] @ self.W_U
-        if self.b_U is not None:
-            mine = mine + self.b_U
-        if self.mode == "check":
-            full = logits[rows, cols]
-            same = torch.allclose(mine.detach(), full.detach(), atol=1e-4 * float(full.detach().abs().max()), rtol=1e-4)
-            log.debug("logit readout: %s", "unembedding chosen positions" if same else "full logits")
-            self.mode = _READOUT[self.model] = "unembed" if same else "full"
-            return full
-        return mine
 
 
 def _losses(logp, problems, deltas, hp, scales, kl_inits):

@@ -63,7 +63,10 @@ log = logging.getLogger(__name__)
 
 def _cost(u: Tensor, moment: Tensor | None) -> Tensor:
     """``uᵀCu``: the mean squared share of the edit other keys receive."""
-    return u @ u if moment is None else u @ moment.double() @ u
+    if moment is None:
+        return u @ u
+    u = u.to(moment.dtype)  # a ratio of two costs is all that is read: C's own precision will do
+    return u @ (moment @ u)
 
 
 @dataclass(kw_only=True)

@@ -238,6 +238,30 @@ def test_prefill_stopped_early_serves_shallow_reads(tiny_models, backend):
         model.forward(cont, past=past)  # the later blocks have no keys and values
 
 
+@pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
+def test_prefix_select_continues_a_subset_of_rows(tiny_models, backend):
+    """Selected rows continue exactly as if only they had been prefilled; padding columns no
+    kept row uses are dropped (row 2 has the longest prefix, so keeping 1 and 0 trims)."""
+    from interv.adapters.text import left_pad_ids, right_pad_ids
+
+    model = tiny_models("llama", backend)
+    rows, splits = _prefix_rows(model)
+    prefixes = [r[:s] for r, s in zip(rows, splits, strict=True)]
+    tails = [r[s:] for r, s in zip(rows, splits, strict=True)]
+    keep = [1, 0]
+    with torch.no_grad():
+        past = model.prefill(left_pad_ids(prefixes, 0, model.device))
+        chosen = past.select(torch.tensor(keep))
+        alone = model.prefill(left_pad_ids([prefixes[i] for i in keep], 0, model.device))
+        cont = right_pad_ids([tails[i] for i in keep], 0, model.device)
+        got, expected = model.forward(cont, past=chosen), model.forward(cont, past=alone)
+    assert chosen.attention_mask.shape[1] == max(splits[i] for i in keep) < past.attention_mask.shape[1]
+    torch.testing.assert_close(chosen.lengths, alone.lengths)
+    for i, k in enumerate(keep):
+        n = len(tails[k])
+        torch.testing.assert_close(got[i, :n], expected[i, :n], atol=1e-5, rtol=1e-4)
+
+
 def test_prefill_errors(tiny_models):
     from interv.adapters.text import left_pad_ids, right_pad_ids
 

@@ -7,8 +7,9 @@ import torch
 
 from interv.edit import EditRequest, RequestError
 from interv.edit._keys import encode, gather, mean_keys, templated
-from interv.edit import _values
-from interv.edit._values import _Readout, frozen, optimise_values
+from interv.edit import _rows
+from interv.edit._rows import _Readout
+from interv.edit._values import frozen, optimise_values
 from interv.edit.rome import ROMEHParams
 from interv.eval.tokens import answer_ids
 from tests.edit.conftest import TINY
@@ -91,29 +92,76 @@ def test_rank_one_writes_scale_delta_by_the_rows_key(edit_tiny):
     torch.testing.assert_close(ones.delta, plain.delta, atol=1e-3, rtol=1e-3)
 
 
+def test_rows_a_rank_one_write_cannot_reach_do_not_hold_up_stopping(edit_tiny):
+    """u with k·u = 0 at the bare prompt and 1 in the template: the bare row cannot change, so
+    the request stops once the template row is written instead of running every step."""
+    model = edit_tiny
+    request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome")
+    templates, post, site = ["{}", "Ab. {}"], "blocks.1.mlp.hook_post", "blocks.1.hook_mlp_out"
+    keys = gather(model, templated(model, request, templates, "last", "t"), [post], 1)[post]
+    u = torch.linalg.lstsq(keys, torch.tensor([[0.0], [1.0]])).solution[:, 0]
+    hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 20, "v_stop_prob": 0.5})
+    result = optimise_values(model, [request], site, templates, hp, "t", writes=(post, [u]))
+    assert result.steps[0] < hp.v_num_grad_steps and result.probs[0] >= 0.5
+    target = answer_ids(model, "Rome")
+    bare = templated(model, request, ["{}"], "last", "t")[0]
+
+    def add(act, ctx):  # what the edit does at the bare prompt's lookup: (k·u) delta = 0
+        act = act.clone()
+        act[0, bare.lookup] += float(keys[0] @ u) * result.delta[0]
+        return act
+
+    with torch.no_grad():
+        logits = model.forward(torch.tensor([bare.ids]), hooks={site: add})
+    assert float(logits[0, -1].softmax(-1)[target[0]]) < 0.5  # still unwritten
+
+
 def test_reusing_prefix_keys_values_optimises_the_same_values(edit_tiny, monkeypatch):
     """Each step runs only the tokens from the lookup on; the result equals whole-row steps."""
     requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
                 EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat")]
     hp = ROMEHParams(**{**TINY, "v_stop_prob": 1.0, "v_num_grad_steps": 4})  # exactly 4 steps
-    results, real = {}, _values._layout
+    results, real = {}, _rows._layout
     for split in (True, False):
-        monkeypatch.setitem(_values._CHECKED, edit_tiny, split)
+        monkeypatch.setitem(_rows._CHECKED, edit_tiny, split)
         seen = []
-        monkeypatch.setattr(_values, "_layout", lambda *a: seen.append(a[2]) or real(*a))
+        monkeypatch.setattr(_rows, "_layout", lambda *a: seen.append(a[2]) or real(*a))
         results[split] = optimise_values(edit_tiny, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "t")
         assert seen == [split]  # one layout for all steps (no request finished early)
     torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
     assert results[True].probs == pytest.approx(results[False].probs, abs=1e-4)
 
 
+def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkeypatch):
+    """A request that reaches its target early drops out; the others continue the prefix rows
+    already computed (no second prefill) and end where whole-row steps end."""
+    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+                EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat"),
+                EditRequest(prompt="A red fox ran", subject="A red fox", target_new=" far away")]
+    site, templates = "blocks.1.hook_mlp_out", ["{}", "Ab. {}"]
+    first = optimise_values(edit_tiny, requests, site, templates,
+                            ROMEHParams(**{**TINY, "v_num_grad_steps": 1}), "t").probs
+    low, high = sorted(first)[1:]
+    hp = ROMEHParams(**{**TINY, "v_stop_prob": (low + high) / 2, "v_num_grad_steps": 5})
+    results, real = {}, _rows._layout
+    for split in (True, False):
+        monkeypatch.setitem(_rows._CHECKED, edit_tiny, split)
+        seen = []
+        monkeypatch.setattr(_rows, "_layout", lambda *a: seen.append(a[2]) or real(*a))
+        results[split] = optimise_values(edit_tiny, requests, site, templates, hp, "t")
+        assert seen == ([True] if split else [False] * len(seen)) and seen
+    assert min(results[True].steps) == 1 < max(results[True].steps)  # one finished at once
+    assert results[True].steps == results[False].steps
+    torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
+
+
 def test_value_optimisation_falls_back_without_prefill(tiny_models, monkeypatch):
     model = tiny_models("llama", "nnsight")
-    monkeypatch.delitem(_values._CHECKED, model, raising=False)
+    monkeypatch.delitem(_rows._CHECKED, model, raising=False)
     request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new=" abc")
     hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 2})
     optimise_values(model, [request], "blocks.1.hook_mlp_out", ["{}"], hp, "t")
-    assert _values._CHECKED[model] is False
+    assert _rows._CHECKED[model] is False
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gemma2"])

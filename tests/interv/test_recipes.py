@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interv.recipes import recipe_path
+from interv.recipes import recipe_name, recipe_path
 
 
 def test_shipped_names_and_paths_resolve_to_the_same_file(tmp_path):
@@ -20,3 +20,11 @@ def test_shipped_names_and_paths_resolve_to_the_same_file(tmp_path):
 def test_an_unknown_recipe_names_itself():
     with pytest.raises(FileNotFoundError, match="'edit/nope'.*neither a file nor a recipe"):
         recipe_path("edit/nope")
+
+
+def test_recipe_name_is_the_inverse_for_shipped_recipes(tmp_path):
+    shipped = recipe_path("edit/alphaedit-sequential-smollm2")
+    assert recipe_name(str(shipped)) == "recipes/edit/alphaedit-sequential-smollm2.yaml"
+    assert recipe_path(recipe_name(str(shipped))).resolve() == shipped.resolve()
+    own = str(tmp_path / "mine.yaml")
+    assert recipe_name(own) == own  # a user's file keeps its own path

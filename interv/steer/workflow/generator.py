@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ...adapters import HookedModel
+from ...recipes import recipe_name
 from ..library import save
 from ..vector import SteeringVector
 from .config import ConfigError, SteerConfig, load_config
@@ -110,7 +111,7 @@ def _datasets(datasets: Any, config: SteerConfig) -> dict[str, Any]:
 
 def _annotate(artefact: Any, extra: Mapping[str, Any], config: SteerConfig) -> Any:
     """Record the recommended scale and where the config came from."""
-    source = _recipe_name(config.source)
+    source = recipe_name(config.source)
     if isinstance(artefact, SteeringVector):
         meta = {**artefact.meta, "config": source}
         scale = float(extra.get("recommended_scale", artefact.recommended_scale))
@@ -120,14 +121,3 @@ def _annotate(artefact: Any, extra: Mapping[str, Any], config: SteerConfig) -> A
         if "recommended_scale" in extra:
             artefact.meta["recommended_scale"] = float(extra["recommended_scale"])
     return artefact
-
-
-def _recipe_name(source: str) -> str:
-    """``recipes/<file>`` for a shipped recipe, else the config path as given."""
-    from importlib import resources
-
-    root = Path(str(resources.files("interv.recipes"))).resolve()
-    try:
-        return "recipes/" + Path(source).resolve().relative_to(root).as_posix()
-    except ValueError:
-        return source
