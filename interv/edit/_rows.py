@@ -4,7 +4,7 @@ its lookup tokens: the engine of the value optimisation in ``_values``.
 The tokens before a row's lookup token cannot see ``delta``, so their keys and values are
 computed once (``HookedModel.prefill``) and every step runs only the rest of each row; when some
 problems finish, the others continue the same prefix rows (``_Layout.select``). Logits are read
-only at the positions the losses need (``_Readout``).
+only at the positions the losses need (``Readout``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _Problem:
+class Problem:
     rows: list[tuple[int, ...]]  # rewriting rows (prompt + target[:-1]), then the KL row
     lookups: list[int]
     prompt_lens: list[int]  # for rewriting rows
@@ -82,7 +82,7 @@ def _spans(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
 
 
-def _layout(model: HookedModel, problems: Sequence[_Problem], split: bool) -> _Layout:
+def _layout(model: HookedModel, problems: Sequence[Problem], split: bool) -> _Layout:
     rows = [row for p in problems for row in p.rows]
     owner = torch.tensor([j for j, p in enumerate(problems) for _ in p.rows])
     writes = None if problems[0].write is None else torch.stack([p.write for p in problems])[owner]
@@ -119,7 +119,7 @@ MIN_SHARE = 0.25
 _CHECKED: weakref.WeakKeyDictionary[HookedModel, bool] = weakref.WeakKeyDictionary()
 
 
-class _Runner:
+class Runner:
     """Log-probabilities at the read positions of the active problems' rows with their deltas
     added at ``site``.
 
@@ -132,14 +132,14 @@ class _Runner:
 
     def __init__(self, model: HookedModel, site: str, key_site: str | None = None):
         self.model, self.site, self.key_site = model, site, key_site
-        self.readout = _Readout(model)
+        self.readout = Readout(model)
         self.split: bool | None = _CHECKED.get(model)
         self._active: tuple[int, ...] | None = None  # ids of the problems laid out
         self._layout: _Layout | None = None
         self._prefilled: tuple[list[int], _Layout] | None = None  # a layout with its own prefix
         self.shares: Tensor | None = None  # rank-one writes: each row's k·u in the last forward
 
-    def __call__(self, problems: Sequence[_Problem], deltas: Sequence[Tensor]) -> Tensor:
+    def __call__(self, problems: Sequence[Problem], deltas: Sequence[Tensor]) -> Tensor:
         key = tuple(id(p) for p in problems)
         if self._layout is None or self._active != key:
             if self.split is None:
@@ -155,7 +155,7 @@ class _Runner:
         start = self._layout.spans[pos][0]
         return self.shares[start : start + n_rows] >= MIN_SHARE
 
-    def _lay_out(self, problems: Sequence[_Problem]) -> _Layout:
+    def _lay_out(self, problems: Sequence[Problem]) -> _Layout:
         ids = [id(p) for p in problems]
         if self.split and self._prefilled is not None and set(ids) <= set(self._prefilled[0]):
             laid, layout = self._prefilled
@@ -166,7 +166,7 @@ class _Runner:
         return layout
 
     def _run(self, layout: _Layout, deltas: Sequence[Tensor],
-             readout: _Readout | None = None) -> Tensor:
+             readout: Readout | None = None) -> Tensor:
         """Deltas enter at each row's lookup token (with rank-one writes: times ``k·u`` there)."""
         stacked = torch.stack(list(deltas))[layout.owner]
         rows = torch.arange(len(layout.owner))
@@ -189,15 +189,15 @@ class _Runner:
         return F.log_softmax(logits, -1)
 
     @torch.no_grad()
-    def _check(self, problems: Sequence[_Problem]) -> bool:
+    def _check(self, problems: Sequence[Problem]) -> bool:
         zeros = [torch.zeros(self.model.cfg.d_model) for _ in problems]
         try:
             layout = _layout(self.model, problems, True)
         except NotImplementedError as err:
             log.debug("value optimisation runs whole rows: %s", err)
             return False
-        split = self._run(layout, zeros, _Readout(self.model)).exp()
-        whole = self._run(_layout(self.model, problems, False), zeros, _Readout(self.model)).exp()
+        split = self._run(layout, zeros, Readout(self.model)).exp()
+        whole = self._run(_layout(self.model, problems, False), zeros, Readout(self.model)).exp()
         if not torch.allclose(split, whole, atol=1e-4):
             log.warning("Reusing prefix keys/values changed the logits (max prob. difference "
                         "%.2g); the value optimisation runs whole rows.",
@@ -210,7 +210,7 @@ class _Runner:
 _READOUT: weakref.WeakKeyDictionary[HookedModel, str] = weakref.WeakKeyDictionary()
 
 
-class _Readout:
+class Readout:
     """Logits at chosen positions only: the final norm's output times ``W_U``, which skips the
     unembedding of every other position. The first forward also computes the model's own logits
     and falls back to them for good if the two disagree (e.g. a final logit soft-cap)."""

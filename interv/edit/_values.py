@@ -12,7 +12,7 @@ optimising. With a rank-one write (``writes``), a row whose key the write does n
 Requests are optimised together in chunks (one forward per step for the whole chunk).
 
 The tokens before the lookup token, which ``delta`` cannot affect, are run once: each step
-runs only the rest of each row (see ``_Runner``). (Optimising on the bare prompt first and on
+runs only the rest of each row (see ``Runner``). (Optimising on the bare prompt first and on
 the templates afterwards was tried and saves nothing: a delta fitted to the bare prompt falls
 to probability ~0.1 in the templates and needs 4-7 more steps.)
 """
@@ -33,7 +33,7 @@ from ..adapters import HookedModel
 from ..eval.tokens import answer_ids
 from ._hparams import LocateHParams
 from ._keys import Encoded, encode, gather, subject_span, templated
-from ._rows import _Problem, _Runner
+from ._rows import Problem, Runner
 from .base import EditRequest
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,13 @@ def kl_prompt(model: HookedModel, request: EditRequest, fact_token: str, method:
 
 
 def _problem(model: HookedModel, request: EditRequest, templates: Sequence[str], hp: LocateHParams,
-             method: str) -> _Problem:
+             method: str) -> Problem:
     target = answer_ids(model, request.target_new)
     rewrites = templated(model, request, templates, hp.fact_token, method)
     kl = kl_prompt(model, request, hp.fact_token, method)
     # the KL term reads the lookup token itself, so the KL row ends there
     rows = [e.ids + tuple(target[:-1]) for e in rewrites] + [kl.ids[: kl.lookup + 1]]
-    return _Problem(rows, [e.lookup for e in rewrites] + [kl.lookup], [len(e.ids) for e in rewrites], target)
+    return Problem(rows, [e.lookup for e in rewrites] + [kl.lookup], [len(e.ids) for e in rewrites], target)
 
 
 class ValueCache:
@@ -181,7 +181,7 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
 
 def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx) -> None:
     opt = torch.optim.Adam(deltas, lr=hp.v_lr)
-    runner = _Runner(model, *sites)
+    runner = Runner(model, *sites)
     active = list(range(len(problems)))
     kl_init: dict[int, Tensor] = {}
     max_norms = [hp.clamp_norm_factor * float(scale[j]) for j in range(len(problems))]

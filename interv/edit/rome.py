@@ -26,8 +26,10 @@ where in-context keys give ~1). ``u`` is then the direction of least ``uᵀCu`` 
 for both the averaged key and that start key, unless that raises the edit's cost ``uᵀCu``
 (the mean squared share other keys receive) more than ``start_key_max_cost`` times: a short
 subject whose start key is small and generic ("Crossfire", 346x) would need an edit that
-reaches "of" and "France" in "The capital of France is". CounterFact, 50 records, layer 4:
-rewrite 0.93 -> 0.98, rephrase 0.48 -> 0.55, locality 0.99 -> 0.97.
+reaches "of" and "France" in "The capital of France is"; its bare prompt then gets no share
+(k·u = 0.00) and does not hold up the value optimisation's stop test (8 steps, not all 20).
+CounterFact, 50 records, layer 4: rewrite 0.93 -> 0.98, rephrase 0.48 -> 0.55, locality
+0.99 -> 0.97.
 
 Example:
     >>> import interv

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interv.edit import EditRequest, RequestError
+from interv.edit import EditRequest, RequestError, _rows
 from interv.edit._keys import encode, gather, mean_keys, templated
-from interv.edit import _rows
-from interv.edit._rows import _Readout
+from interv.edit._rows import Readout
 from interv.edit._values import frozen, optimise_values
 from interv.edit.rome import ROMEHParams
 from interv.eval.tokens import answer_ids
@@ -170,7 +169,7 @@ def test_readout_matches_the_models_logits(tiny_models, family):
     batch = model.to_batch(["Hello there", "Hi"])
     rows, cols = torch.tensor([0, 1, 1]), torch.tensor([3, 10, 9])
     full = model.forward(batch)[rows, cols]
-    readout = _Readout(model)
+    readout = Readout(model)
     first = readout(batch, {}, rows, cols)
     assert readout.mode == "unembed"
     torch.testing.assert_close(readout(batch, {}, rows, cols), full, atol=1e-4, rtol=1e-4)
