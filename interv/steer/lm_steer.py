@@ -91,7 +91,13 @@ def _cached_states(model: HookedModel, rows: list[tuple[str, int]], hp: LMSteerH
 
 def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor], signs: list[float],
                     hp: LMSteerHParams) -> tuple[Tensor, list[float]]:
-    """Learn ``eps * P1 @ P2.T`` with the LM loss on cached states; returns it and the losses."""
+    """Learn ``eps * P1 @ P2.T`` with the LM loss on cached states; returns it and the losses.
+
+    The logits ``(h + eps s h P1 P2ᵀ) W_U`` are computed as ``h W_U + (eps s h P1)(P2ᵀ W_U)``
+    in one ``addmm``: the full-vocabulary product ``h W_U`` needs no gradient, so the backward
+    runs rank-``r`` products instead of ``d_vocab x d_model`` (default model, 32 texts of 63
+    tokens: 2.35 -> 2.16 s a step; the softmax over 49k tokens is most of the rest).
+    """
     d = unembed.shape[0]
     gen = torch.Generator().manual_seed(hp.seed)
     p1 = (torch.randn(d, hp.rank, generator=gen) * hp.init_var).requires_grad_()
@@ -104,8 +110,10 @@ def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor]
         h = torch.cat([inputs[i] for i in pick])
         t = torch.cat([targets[i] for i in pick])
         s = torch.cat([torch.full((len(inputs[i]),), signs[i]) for i in pick])
-        shifted = h + hp.epsilon * s[:, None] * ((h @ p1) @ p2.T)
-        loss = torch.nn.functional.cross_entropy(shifted @ weight, t)
+        with torch.no_grad():
+            base = h @ weight
+        logits = torch.addmm(base, (hp.epsilon * s)[:, None] * (h @ p1), p2.T @ weight)
+        loss = torch.nn.functional.cross_entropy(logits, t)
         if hp.regularization:
             loss = loss + hp.regularization * (p1.square().sum() + p2.square().sum())
         optimiser.zero_grad()
