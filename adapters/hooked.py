@@ -261,7 +261,8 @@ class HookedModel:
         With ``stop_at_layer=L`` only blocks ``0..L`` run and keep keys and values; such a
         prefix serves ``run_with_cache(..., past=prefix, stop_at_layer=L' <= L)`` only.
         Raises ``NotImplementedError`` on backends or caches that cannot (nnsight, sliding-window
-        attention); callers fall back to full forwards.
+        attention); callers fall back to full forwards. ``prefix.select(rows)`` keeps some rows
+        (to continue a subset without prefilling again).
         """
         extra = [] if stop_at_layer is None else [(self._stop_hook_name(stop_at_layer), _stop)]
         plan = self._plan(self._with_graph(None, hooks) + extra)
