@@ -154,6 +154,19 @@ def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkey
     torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
 
 
+def test_chunks_are_formed_by_row_length_and_values_return_in_request_order(edit_tiny):
+    """The request with the longer rows comes first but is chunked second; each value still
+    belongs to its own request (equal to optimising it alone)."""
+    long = EditRequest(prompt="Hello world, this is a long way", subject="Hello world", target_new="Rome")
+    short = EditRequest(prompt="So the cat", subject="the cat", target_new="mat")
+    hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 3, "v_stop_prob": 1.0, "v_chunk_size": 1,
+                        "fact_token": "subject_last"})
+    site, templates = "blocks.1.hook_mlp_out", ["{}", "Ab. {}"]
+    both = optimise_values(edit_tiny, [long, short], site, templates, hp, "t")
+    alone = [optimise_values(edit_tiny, [r], site, templates, hp, "t").delta[0] for r in (long, short)]
+    torch.testing.assert_close(both.delta, torch.stack(alone), atol=1e-5, rtol=1e-4)
+
+
 def test_value_optimisation_falls_back_without_prefill(tiny_models, monkeypatch):
     model = tiny_models("llama", "nnsight")
     monkeypatch.delitem(_rows._CHECKED, model, raising=False)
