@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from ..adapters import HookedModel
 from ..hparams import HParams
@@ -96,16 +97,7 @@ def train(
         corpus.load_documents(cfg.corpus, cfg.text_field), cfg.heldout_percent
     )
     started = time.perf_counter()
-    acts = activations.cached(
-        model,
-        hook,
-        train_docs,
-        cfg.distinct_tokens or 10**12,
-        max_len=cfg.max_len,
-        batch_size=cfg.read_batch_size,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
+    acts = _read(model, hook, train_docs, cfg.distinct_tokens or 10**12, cfg, cache_dir, progress)
     read_seconds = time.perf_counter() - started
     torch.manual_seed(cfg.seed)
     sae = _training_sae(model, hook, cfg)
@@ -121,16 +113,7 @@ def train(
     sae.save_inference_model(str(out))
     _convert(out, cfg.save_dtype)
     loaded = load_from_disk(out, id=out.name)
-    heldout = activations.cached(
-        model,
-        hook,
-        heldout_docs,
-        cfg.heldout_tokens,
-        max_len=cfg.max_len,
-        batch_size=cfg.read_batch_size,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
+    heldout = _read(model, hook, heldout_docs, cfg.heldout_tokens, cfg, cache_dir, progress)
     report = {
         "hook": hook,
         "model": model.cfg.name,
@@ -146,6 +129,13 @@ def train(
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     log.info("Trained %s: %s", out, report["heldout"])
     return loaded, report
+
+
+def _read(model: HookedModel, hook: str, docs: list[str], n_tokens: int, cfg: TrainConfig,
+          cache_dir: Path | None, progress: bool) -> Tensor:
+    """Activations at ``hook`` for up to ``n_tokens`` distinct tokens of ``docs`` (cached)."""
+    return activations.cached(model, hook, docs, n_tokens, max_len=cfg.max_len,
+                              batch_size=cfg.read_batch_size, cache_dir=cache_dir, progress=progress)
 
 
 def _training_sae(model: HookedModel, hook: str, cfg: TrainConfig) -> Any:

@@ -162,20 +162,7 @@ class BaseEditor:
                 UserWarning,
                 stacklevel=3,
             )
-        raw = (
-            list(args["requests"])
-            if args["requests"] is not None
-            else prepare_requests(
-                args["prompts"],
-                args["target_new"],
-                args["ground_truth"],
-                args["target_neg"],
-                args["rephrase_prompts"],
-                args["locality_inputs"],
-                args["portability_inputs"],
-                args["subject"],
-            )
-        )
+        raw = _raw_requests(args)
         edit_requests = [to_edit_request(r, i) for i, r in enumerate(raw)]
         pre = _pre_results(args["pre_edit"], len(raw))
         sequential = bool(args["sequential_edit"])
@@ -263,3 +250,14 @@ def _load(model_name: Any, backend: str, device: str) -> HookedModel:
             "name (e.g. SmolLM2-135M-Instruct) or a hub id."
         )
     return load(model_name, backend=backend, device=device)
+
+
+def _raw_requests(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """EasyEdit's request dicts: ``requests`` as given, else built from the edit arguments."""
+    if args["requests"] is not None:
+        return list(args["requests"])
+    return prepare_requests(
+        args["prompts"], args["target_new"], args["ground_truth"], args["target_neg"],
+        args["rephrase_prompts"], args["locality_inputs"], args["portability_inputs"],
+        args["subject"],
+    )

@@ -63,14 +63,7 @@ def run_edits(
     progress: bool = False,
 ) -> RunResult:
     """Edit ``requests`` with ``method`` and score each edit (see the module docstring)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    if batch_size > 1 and not method.batchable:
-        raise ValueError(
-            f"{method.name} edits one request at a time; use batch_size=1 (or a batchable method)."
-        )
-    if pre is not None and len(pre) != len(requests):
-        raise ValueError(f"pre holds {len(pre)} results for {len(requests)} requests.")
+    _check_run(method, len(requests), batch_size, pre)
     seconds = {"stats": _prepare(model, method)}
     start = time.perf_counter()
     pre = list(pre) if pre is not None else evaluate(model, requests)
@@ -114,6 +107,17 @@ def run_edits(
         edit_total=edit_total, per_edit=edit_total / max(1, len(requests)), eval_post=eval_post
     )
     return RunResult(records, patches, sequential, seconds)
+
+
+def _check_run(method: EditMethod, n: int, batch_size: int, pre: Sequence[Result] | None) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if batch_size > 1 and not method.batchable:
+        raise ValueError(
+            f"{method.name} edits one request at a time; use batch_size=1 (or a batchable method)."
+        )
+    if pre is not None and len(pre) != n:
+        raise ValueError(f"pre holds {len(pre)} results for {n} requests.")
 
 
 def requested_rewrite(request: EditRequest) -> Result:
