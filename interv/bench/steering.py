@@ -4,10 +4,13 @@
   and strength) steer 30-token continuations of 100 neutral prompts (sampled, one seed); the
   report gives the VADER-positive share, its shift in points over no steering, and distinct-2
   relative to the unsteered run. Target: +30 / -30 points with distinct-2 >= 0.8 of unsteered.
+  Each vector's control (``SteeringVector.control``: a random direction orthogonal to it, same
+  norm, layer and strength) runs on the same prompts, so a shift can be told from any push.
 * behaviours: each shipped CAA behaviour vector at multiplier +1 and -1 on its held-out A/B
   test set; the matching-answer probability should move up at +1 and down at -1.
   Target: both directions right for at least 5 of the 7 behaviours. Reported per matching
-  letter too: items whose matching answer is A and those whose is B.
+  letter too: items whose matching answer is A and those whose is B, and for the vector's
+  control at +1 / -1 (the noise floor of a push that size).
 * speed: CAA vector generation for 100 A/B pairs at the shipped refusal vector's layer (batched,
   each question run once for both answers, stopping after the vector's layer) against running
   the full model forward for each text of each pair (one at a time, all layers).
@@ -108,6 +111,9 @@ def sentiment(model: Any, n_prompts: int, seed: int, layer: int | None, scale: f
         texts = _generate(model, prompts, graph, seed)
         row = _summary(text_metrics(texts, metrics), plain)
         row.update(layers=vector.layers, strength=strength, method=vector.method, sample=texts[:3])
+        # the same push in a random direction orthogonal to the vector, same norm and place
+        control = _generate(model, prompts, vector.control(seed).to_graph(scale=strength, model=model), seed)
+        row["control"] = _summary(text_metrics(control, metrics), plain)
         out[name] = row
         log.info("sentiment %s: %s", name, row)
     pos, neg = out["sentiment_positive"], out["sentiment_negative"]
@@ -126,7 +132,6 @@ def _summary(result: dict[str, float], plain: dict[str, float]) -> dict[str, Any
 
 def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
     from ..data.steering import caa_ab
-    from ..eval.steering import ab_probability
     from ..steer.library import find, load
     from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
 
@@ -139,27 +144,38 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
         row: dict[str, Any] = {"layers": vector.layers, "strength": vector.recommended_scale}
         letters = [item.matching_letter for item in items]
         by_letter: dict[str, dict[str, Any]] = {x: {"n": letters.count(x)} for x in ("A", "B")}
+        control: dict[str, float] = {}
         for label, multiplier in (("minus", -1.0), ("zero", 0.0), ("plus", 1.0)):
-            hooks = None
-            if multiplier:
-                graph = vector.to_graph(scale=multiplier * vector.recommended_scale, model=model,
-                                        positions="from_last_prompt_token")
-                hooks = graph.hook_fns(model)
-            probs = ab_probability(model, items, hooks=hooks, chat_template=chat)
+            probs = _ab(model, items, vector, multiplier, chat)
             row[label] = round(statistics.fmean(probs), 4)
             for x in by_letter:
                 group = [p for p, letter in zip(probs, letters) if letter == x]
                 by_letter[x][label] = round(statistics.fmean(group), 4) if group else None
+            if multiplier:  # a random orthogonal push of the same size: the shift's noise floor
+                control[label] = round(statistics.fmean(_ab(model, items, vector.control(0), multiplier, chat)), 4)
         row["intended_direction"] = row["plus"] > row["zero"] > row["minus"]
         # a vector that steers the behaviour moves both groups the same way; one that pushes a
         # letter moves them apart, and the test set's letter balance then decides the mean
         row["by_matching_letter"] = by_letter
+        row["control"] = control
         hits += row["intended_direction"]
         out[name] = row
         log.info("behaviour %s: %s", name, row)
     out["in_intended_direction"] = hits
     out["target_met"] = hits >= 5
     return out
+
+
+def _ab(model: Any, items: list[Any], vector: Any, multiplier: float, chat: bool) -> list[float]:
+    """Matching-answer probabilities with ``vector`` at ``multiplier`` from the last prompt token."""
+    from ..eval.steering import ab_probability
+
+    hooks = None
+    if multiplier:
+        graph = vector.to_graph(scale=multiplier * vector.recommended_scale, model=model,
+                                positions="from_last_prompt_token")
+        hooks = graph.hook_fns(model)
+    return ab_probability(model, items, hooks=hooks, chat_template=chat)
 
 
 def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""``interv vectors list|show|export|import``: the shipped vector library and other formats."""
+"""``interv vectors list|show|export|import|control``: the shipped vector library, other formats,
+and random controls."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("source")
     convert.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     convert.set_defaults(run=_import)
+    control = actions.add_parser("control", help="a random vector of the same norms and layers (a control)")
+    control.add_argument("name", help="library name or path of a vector")
+    control.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    control.add_argument("--seed", type=int, default=0)
+    control.add_argument("--any-angle", action="store_true",
+                         help="do not make the random directions orthogonal to the vector's")
+    control.set_defaults(run=_control)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -75,4 +83,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     print(_vector(args.source).save(args.out))
+    return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    print(_vector(args.name).control(args.seed, orthogonal=not args.any_angle).save(args.out))
     return 0

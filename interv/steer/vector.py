@@ -130,6 +130,22 @@ class SteeringVector:
     def norms(self) -> dict[str, float]:
         return {k: float(v.norm()) for k, v in self.directions.items()}
 
+    def control(self, seed: int = 0, orthogonal: bool = True) -> SteeringVector:
+        """A random direction per hook with this vector's norm there (orthogonal to it unless
+        ``orthogonal=False``): the control that tells an effect of this direction from an effect
+        of any push of the same size at the same place. Same ``recommended_scale``, so
+        ``to_graph`` applies both alike; ``seed`` picks the draw (one generator for all hooks)."""
+        gen = torch.Generator().manual_seed(seed)
+        out = {}
+        for name, vec in self.directions.items():
+            draw = torch.randn(vec.shape[0], generator=gen, dtype=torch.float64)
+            unit = vec.double() / vec.double().norm().clamp(min=1e-12)
+            if orthogonal and vec.shape[0] > 1:
+                draw = draw - (draw @ unit) * unit
+            out[name] = (draw * (vec.double().norm() / draw.norm())).to(vec.dtype)
+        meta = {**self.meta, "control": {"of": self.method, "seed": seed, "orthogonal": orthogonal}}
+        return self._with(out, method=f"control({self.method})", meta=meta)
+
     def at_layers(self, layers: Sequence[int]) -> SteeringVector:
         """Only the directions at these block indices (each must be present)."""
         missing = [layer for layer in layers if layer not in self.layers]

@@ -1,8 +1,10 @@
-"""``interv vectors list|show|export|import``: the shipped library and format conversion."""
+"""``interv vectors list|show|export|import|control``: the shipped library, format conversion, controls."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 import torch
 
@@ -48,3 +50,17 @@ def test_export_gguf_and_import_easyedit(tmp_path, capsys):
     target = tmp_path / "imported.safetensors"
     assert main(["vectors", "import", str(folder), "--out", str(target)]) == 0
     assert SteeringVector.load(target).hooks == ["blocks.4.hook_resid_post"]
+
+
+def test_control_of_a_shipped_vector(tmp_path, capsys):
+    shipped = library.load("refusal/caa")
+    out = tmp_path / "control.safetensors"
+    assert main(["vectors", "control", "refusal/caa", "--seed", "3", "--out", str(out)]) == 0
+    control = SteeringVector.load(out)
+    assert control.hooks == shipped.hooks and control.meta["control"]["seed"] == 3
+    for hook in shipped.hooks:
+        a, b = shipped.directions[hook].float(), control.directions[hook].float()
+        assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-3)
+        assert abs(float(a @ b)) < 1e-3 * float(a.norm() * b.norm())
+    assert main(["vectors", "control", "refusal/caa", "--any-angle", "--out", str(out)]) == 0
+    assert SteeringVector.load(out).meta["control"]["orthogonal"] is False

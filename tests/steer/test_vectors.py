@@ -128,6 +128,31 @@ def test_vector_algebra_and_round_trip(tmp_path, tiny_models):
         SteeringVector({"blocks.0.hook_resid_pre": torch.tensor([float("nan")])})
 
 
+def test_control_is_a_random_push_of_the_same_size(tmp_path):
+    torch.manual_seed(0)
+    v = SteeringVector({"blocks.0.hook_resid_post": 3 * torch.randn(64),
+                        "blocks.2.hook_resid_post": torch.randn(64)}, method="caa",
+                       recommended_scale=4.0, model={"name": "m", "fingerprint": "f"})
+    c = v.control(seed=1)
+    assert c.hooks == v.hooks and c.recommended_scale == 4.0 and c.model == v.model
+    assert c.method == "control(caa)" and c.meta["control"] == {"of": "caa", "seed": 1, "orthogonal": True}
+    for hook in v.hooks:
+        a, b = v.directions[hook], c.directions[hook]
+        assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-5)
+        assert abs(float(torch.nn.functional.cosine_similarity(a, b, dim=0))) < 1e-5
+    # the hooks get different draws, the same seed the same vector, another seed another one
+    first, second = (c.directions[h] / c.directions[h].norm() for h in c.hooks)
+    assert abs(float(first @ second)) < 0.9
+    assert all(torch.equal(c.directions[h], v.control(seed=1).directions[h]) for h in v.hooks)
+    assert not torch.equal(c.directions[v.hooks[0]], v.control(seed=2).directions[v.hooks[0]])
+    # without orthogonality: the seeded Gaussian draw itself, rescaled to the vector's norm
+    raw = v.control(seed=1, orthogonal=False).directions[v.hooks[0]]
+    draw = torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(raw, (draw * v.directions[v.hooks[0]].norm() / draw.norm()).float())
+    loaded = SteeringVector.load(c.save(tmp_path / "c.safetensors"))
+    assert loaded.meta["control"]["seed"] == 1
+
+
 def test_merging_modes():
     a, b = torch.tensor([1.0, -2.0, 3.0, 0.1]), torch.tensor([1.0, 2.0, -1.0, 0.2])
     linear = merge_tensors([a, b], MergeHParams(mode="linear", weights=[1.0, 0.5]))
