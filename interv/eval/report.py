@@ -1,8 +1,9 @@
 """Evaluate the JSON an apply step writes (EasyEdit2's records) into a JSON + markdown report.
 
 Each record is ``{input, orig_pred: [..], pred: [..], reference_response, complete_output}``;
-steered (``pred``) and, when present, unsteered (``orig_pred``) generations are scored with the
-metrics of ``interv.eval.steering`` plus:
+steered (``pred``) and, when present, unsteered (``orig_pred``) and control (``control_pred``:
+the vectors' random controls) generations are scored with the metrics of
+``interv.eval.steering`` plus:
 
 * ``ab``: the mean A/B probability of the behaviour-matching answer, read from the records of
   CAA test sets (the applier stores ``ab_probability`` and ``orig_ab_probability``), and the
@@ -93,6 +94,10 @@ def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] |
     report: dict[str, Any] = {"n_records": len(records), "metrics": metrics,
                               "steered": _score(records, "pred", metrics, reference),
                               "unsteered": _score(records, "orig_pred", metrics, reference)}
+    sides = [("steered", "ab_probability"), ("unsteered", "orig_ab_probability")]
+    if any(r.get("control_pred") for r in records):
+        report["control"] = _score(records, "control_pred", metrics, reference)
+        sides.append(("control", "control_ab_probability"))
     if "ab" in metrics and any("ab_probability" in r for r in records):
         scored = [r for r in records if "ab_probability" in r]
         groups = {"": scored}
@@ -100,23 +105,35 @@ def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] |
             group = [r for r in scored if answer_letter(str(r.get("matching", ""))) == letter]
             if group:
                 groups[f"_{letter}"] = group
-        for side, key in (("steered", "ab_probability"), ("unsteered", "orig_ab_probability")):
+        for side, key in sides:
             for suffix, group in groups.items():
+                if any(key not in r for r in group):
+                    continue
                 report[side][f"ab_matching_probability{suffix}"] = round(
                     statistics.fmean(r[key] for r in group), 4)
     return report
 
 
 def markdown_table(report: dict[str, Any]) -> str:
-    """Rows: metrics; columns: unsteered, steered and their difference."""
-    steered, plain = report["steered"], report["unsteered"]
+    """Rows: metrics; columns: unsteered, steered and their difference (and the control's, when
+    the records have one)."""
+    steered, plain, control = report["steered"], report["unsteered"], report.get("control")
     keys = list(dict.fromkeys([*plain, *steered]))
-    lines = ["| metric | unsteered | steered | Δ |", "|---|---|---|---|"]
+    head = ["| metric | unsteered | steered | Δ |", "|---|---|---|---|"]
+    if control is not None:
+        head = ["| metric | unsteered | steered | Δ | control | Δ control |", "|---|---|---|---|---|---|"]
+    lines = list(head)
     for key in keys:
         a, b = plain.get(key), steered.get(key)
-        delta = f"{b - a:+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else ""
-        lines.append(f"| {key} | {_cell(a)} | {_cell(b)} | {delta} |")
+        row = f"| {key} | {_cell(a)} | {_cell(b)} | {_delta(a, b)} |"
+        if control is not None:
+            row += f" {_cell(control.get(key))} | {_delta(a, control.get(key))} |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
+
+
+def _delta(a: Any, b: Any) -> str:
+    return f"{b - a:+.4g}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) else ""
 
 
 def _cell(value: Any) -> str:

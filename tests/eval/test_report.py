@@ -39,6 +39,19 @@ def test_steered_and_unsteered_are_scored_side_by_side(tmp_path):
     assert json.loads(json_path.read_text()) == report and md_path.read_text().startswith("# toy: 2 records")
 
 
+def test_control_generations_get_their_own_column():
+    records = [{**r, "control_pred": [text], "control_ab_probability": q}
+               for r, text, q in zip(RECORDS, ["sad, I hate rain", "I hate it, awful"], (0.5, 0.2))]
+    report = evaluate_results(records, ["sentiment", "ab"])
+    assert report["control"]["vader_positive_share"] == 0.0
+    assert report["control"]["ab_matching_probability"] == 0.35
+    assert report["control"]["ab_matching_probability_B"] == 0.2
+    table = markdown_table(report)
+    assert table.startswith("| metric | unsteered | steered | Δ | control | Δ control |")
+    assert "| ab_matching_probability | 0.4 | 0.7 | +0.3 | 0.35 | -0.05 |" in table
+    assert "control" not in evaluate_results(RECORDS, ["sentiment"])
+
+
 def test_file_input_and_errors(tmp_path):
     path = tmp_path / "toy_results.json"
     path.write_text(json.dumps(RECORDS))

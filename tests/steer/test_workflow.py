@@ -65,6 +65,31 @@ def test_generator_saves_in_easyedit2_layout_and_applier_reads_it(tiny_dirs, tmp
     assert [r["pred"][0] for r in results] == expected
 
 
+def test_control_output_steers_with_each_vectors_random_control(tiny_dirs, tmp_path, files):
+    train, prompts = files
+    cfg = _config(tiny_dirs, tmp_path, train, prompts, generate_control_output=True, seed=5,
+                  generation_data=[str(prompts), str(train)])
+    vector = BaseVectorGenerator(cfg).generate_vectors()[str(train)]["caa"]
+    applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": [{"alg_name": "caa", "multipliers": [2.0]}]})
+    applier.apply_vectors({"caa": vector})
+    node, = applier.control.graph.nodes
+    hook = vector.hooks[0]
+    control = vector.control(5)  # the config's seed
+    torch.testing.assert_close(node.vector, control.directions[hook])
+    assert node.scale == 2.0 and abs(float(node.vector @ vector.directions[hook])) < 1e-3
+    out = applier.generate()
+    texts, ab = out[str(prompts)], out[str(train)]
+    expected = applier.model.generate(["hi", "a cat"], max_new_tokens=4, seed=5,
+                                      graph=control.to_graph(scale=2.0))
+    assert [r["control_pred"][0] for r in texts] == expected
+    assert all("control_ab_probability" in r and 0 < r["control_ab_probability"] < 1 for r in ab)
+    assert all(r["control_ab_probability"] != r["ab_probability"] for r in ab)
+    prompt_only = {**cfg, "steer_train_hparam_paths": [], "apply_steer_hparam_paths": [
+        {"alg_name": "prompt", "prompt": "Be kind."}]}
+    with pytest.raises(ConfigError, match="generate_control_output needs a steering vector"):
+        BaseVectorApplier(prompt_only).apply_vectors()
+
+
 def test_run_generates_applies_and_evaluates(tiny_dirs, tmp_path, files):
     train, prompts = files
     cfg = _config(tiny_dirs, tmp_path, train, prompts, eval_metrics=["distinct", "fluency"],

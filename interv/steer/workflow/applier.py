@@ -5,7 +5,10 @@ Every configured method (``apply_steer_hparam_paths`` paired line by line with
 prompt intervention. ``generate`` writes ``<generation_output_dir>/<dataset>_results.json``
 with EasyEdit2's records ``{input, orig_pred, pred: [...], reference_response,
 complete_output}``; records of CAA A/B test sets also get ``ab_probability`` (steered) and
-``orig_ab_probability``.
+``orig_ab_probability``. With ``generate_control_output`` each steering vector is also replaced
+by its control (``SteeringVector.control``: a random direction orthogonal to it, same norm,
+layers and strength; other artefacts stay as they are) and the records get ``control_pred`` and
+``control_ab_probability``: what any push of that size does.
 
 Example:
     >>> from interv.steer.workflow import BaseVectorApplier
@@ -45,6 +48,7 @@ class BaseVectorApplier:
         self.specs = [apply_hparams(spec, self.config) for spec in self.config.apply]  # validate now
         self.model: HookedModel | None = None
         self.steering = Steering()
+        self.control: Steering | None = None
 
     def _model(self) -> HookedModel:
         if self.model is None:
@@ -66,7 +70,7 @@ class BaseVectorApplier:
         if model is not None:
             self.model = model
         vectors = _flatten(vectors)
-        total = Steering()
+        total, control, n_vectors = Steering(), Steering(), 0
         for spec, hp, folder in zip(self.config.apply, self.specs, self._load_dirs()):
             artefact = vectors.get(spec.alg_name)
             if artefact is None and folder:
@@ -85,7 +89,15 @@ class BaseVectorApplier:
             if len(steering.graph):
                 steering.graph.hook_fns(self._model())  # wrong model, layer or width fails here
             total = total + steering
+            if isinstance(artefact, SteeringVector):  # one draw per vector
+                steering = steering_for(artefact.control(int(self.config["seed"]) + n_vectors), hp)
+                n_vectors += 1
+            control = control + steering
+        if self.config["generate_control_output"] and not n_vectors:
+            raise ConfigError("generate_control_output needs a steering vector to draw a control "
+                              "for; none of the apply methods has one (set it to false).")
         self.steering = total
+        self.control = control if self.config["generate_control_output"] else None
         return total
 
     def generate(self, datasets: Mapping[str, list[dict[str, Any]]] | Sequence[str] | None = None,
@@ -131,6 +143,7 @@ class BaseVectorApplier:
         seeds = list(range(n)) if n > 1 else [int(self.config["seed"])]
         preds = [self._texts(inputs, self.steering, params, s) for s in seeds]
         orig = self._texts(inputs, Steering(), params, seeds[0]) if self.config["generate_orig_output"] else None
+        control = self._texts(inputs, self.control, params, seeds[0]) if self.control is not None else None
         shown = self._shown_inputs(inputs)
         results = []
         for i, record in enumerate(records):
@@ -142,6 +155,8 @@ class BaseVectorApplier:
                 "reference_response": record.get("reference_response"),
                 "complete_output": [shown[i] + r for r in responses],
             })
+            if control is not None:
+                results[-1]["control_pred"] = [control[i]]
         return results
 
     def _shown_inputs(self, inputs: list[str]) -> list[str]:
@@ -167,6 +182,10 @@ class BaseVectorApplier:
         for result, record, p, q in zip(results, records, steered, plain):
             result.update(matching=record["matching"], not_matching=record["not_matching"],
                           ab_probability=p, orig_ab_probability=q)
+        if self.control is not None:
+            hooks = self.control.graph.hook_fns(self._model()) if len(self.control.graph) else None
+            for result, c in zip(results, ab_probability(self._model(), items, hooks=hooks, chat_template=chat)):
+                result["control_ab_probability"] = c
 
     def save_results(self, results: list[dict[str, Any]], dataset_name: str) -> Path:
         folder = self.config["generation_output_dir"]

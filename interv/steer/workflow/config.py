@@ -8,7 +8,8 @@ The top-level keys are EasyEdit2's (``hparams/Steer/config.yaml``): ``model_name
 ``steer_from_end_position``, ``generate_orig_output``, ``generation_params``. A config may be a
 dict, a YAML file or any mapping (OmegaConf's ``DictConfig`` included). interv adds a few keys
 (``backend``, ``steer_train_data_size``, ``generation_batch_size``, ``eval_metrics``,
-``eval_output_dir``, ``calibration``, ``vector_dtype``) and accepts method hyperparameters inline as well as by
+``eval_output_dir``, ``calibration``, ``vector_dtype``, ``generate_control_output``: also generate
+with each vector's random control, ``SteeringVector.control``) and accepts method hyperparameters inline as well as by
 path (an entry of ``*_hparam_paths`` may be a mapping).
 
 Relative paths resolve against the config file's folder when they exist there or start with
@@ -41,6 +42,7 @@ TOP_KEYS = {
     # interv's additions
     "backend": "hf", "steer_train_data_size": None, "generation_batch_size": 16,
     "eval_metrics": [], "eval_output_dir": None, "calibration": {}, "vector_dtype": "float32",
+    "generate_control_output": False,
 }
 ALIASES = {"dtype": "torch_dtype", "steer_vector_output_dirs": "steer_vector_output_dir",
            "model": "model_name_or_path"}
