@@ -135,7 +135,8 @@ def _read(model: HookedModel, hook: str, docs: list[str], n_tokens: int, cfg: Tr
           cache_dir: Path | None, progress: bool) -> Tensor:
     """Activations at ``hook`` for up to ``n_tokens`` distinct tokens of ``docs`` (cached)."""
     return activations.cached(model, hook, docs, n_tokens, max_len=cfg.max_len,
-                              batch_size=cfg.read_batch_size, cache_dir=cache_dir, progress=progress)
+                              batch_size=cfg.read_batch_size, cache_dir=cache_dir,
+                              progress=progress)
 
 
 def _training_sae(model: HookedModel, hook: str, cfg: TrainConfig) -> Any:

@@ -112,7 +112,8 @@ def sentiment(model: Any, n_prompts: int, seed: int, layer: int | None, scale: f
         row = _summary(text_metrics(texts, metrics), plain)
         row.update(layers=vector.layers, strength=strength, method=vector.method, sample=texts[:3])
         # the same push in a random direction orthogonal to the vector, same norm and place
-        control = _generate(model, prompts, vector.control(seed).to_graph(scale=strength, model=model), seed)
+        control_graph = vector.control(seed).to_graph(scale=strength, model=model)
+        control = _generate(model, prompts, control_graph, seed)
         row["control"] = _summary(text_metrics(control, metrics), plain)
         out[name] = row
         log.info("sentiment %s: %s", name, row)
@@ -152,7 +153,8 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
                 group = [p for p, letter in zip(probs, letters) if letter == x]
                 by_letter[x][label] = round(statistics.fmean(group), 4) if group else None
             if multiplier:  # a random orthogonal push of the same size: the shift's noise floor
-                control[label] = round(statistics.fmean(_ab(model, items, vector.control(0), multiplier, chat)), 4)
+                shifted = _ab(model, items, vector.control(0), multiplier, chat)
+                control[label] = round(statistics.fmean(shifted), 4)
         row["intended_direction"] = row["plus"] > row["zero"] > row["minus"]
         # a vector that steers the behaviour moves both groups the same way; one that pushes a
         # letter moves them apart, and the test set's letter balance then decides the mean
@@ -167,7 +169,7 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
 
 
 def _ab(model: Any, items: list[Any], vector: Any, multiplier: float, chat: bool) -> list[float]:
-    """Matching-answer probabilities with ``vector`` at ``multiplier`` from the last prompt token."""
+    """Matching-answer probabilities, ``vector`` at ``multiplier`` from the last prompt token."""
     from ..eval.steering import ab_probability
 
     hooks = None

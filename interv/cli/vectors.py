@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("source")
     convert.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     convert.set_defaults(run=_import)
-    control = actions.add_parser("control", help="a random vector of the same norms and layers (a control)")
+    control = actions.add_parser("control", help="a random vector of the same norms and layers")
     control.add_argument("name", help="library name or path of a vector")
     control.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     control.add_argument("--seed", type=int, default=0)

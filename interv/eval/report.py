@@ -121,7 +121,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     keys = list(dict.fromkeys([*plain, *steered]))
     head = ["| metric | unsteered | steered | Δ |", "|---|---|---|---|"]
     if control is not None:
-        head = ["| metric | unsteered | steered | Δ | control | Δ control |", "|---|---|---|---|---|---|"]
+        head = ["| metric | unsteered | steered | Δ | control | Δ control |",
+                "|---|---|---|---|---|---|"]
     lines = list(head)
     for key in keys:
         a, b = plain.get(key), steered.get(key)

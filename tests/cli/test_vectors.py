@@ -1,4 +1,4 @@
-"""``interv vectors list|show|export|import|control``: the shipped library, format conversion, controls."""
+"""``interv vectors list|show|export|import|control``: the library, conversion, controls."""
 
 from __future__ import annotations
 

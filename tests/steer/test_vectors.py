@@ -135,7 +135,8 @@ def test_control_is_a_random_push_of_the_same_size(tmp_path):
                        recommended_scale=4.0, model={"name": "m", "fingerprint": "f"})
     c = v.control(seed=1)
     assert c.hooks == v.hooks and c.recommended_scale == 4.0 and c.model == v.model
-    assert c.method == "control(caa)" and c.meta["control"] == {"of": "caa", "seed": 1, "orthogonal": True}
+    assert c.method == "control(caa)"
+    assert c.meta["control"] == {"of": "caa", "seed": 1, "orthogonal": True}
     for hook in v.hooks:
         a, b = v.directions[hook], c.directions[hook]
         assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-5)

@@ -70,7 +70,8 @@ def test_control_output_steers_with_each_vectors_random_control(tiny_dirs, tmp_p
     cfg = _config(tiny_dirs, tmp_path, train, prompts, generate_control_output=True, seed=5,
                   generation_data=[str(prompts), str(train)])
     vector = BaseVectorGenerator(cfg).generate_vectors()[str(train)]["caa"]
-    applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": [{"alg_name": "caa", "multipliers": [2.0]}]})
+    apply = [{"alg_name": "caa", "multipliers": [2.0]}]
+    applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": apply})
     applier.apply_vectors({"caa": vector})
     node, = applier.control.graph.nodes
     hook = vector.hooks[0]

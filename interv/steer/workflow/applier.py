@@ -143,7 +143,7 @@ class BaseVectorApplier:
         seeds = list(range(n)) if n > 1 else [int(self.config["seed"])]
         preds = [self._texts(inputs, self.steering, params, s) for s in seeds]
         orig = self._texts(inputs, Steering(), params, seeds[0]) if self.config["generate_orig_output"] else None
-        control = self._texts(inputs, self.control, params, seeds[0]) if self.control is not None else None
+        control = None if self.control is None else self._texts(inputs, self.control, params, seeds[0])
         shown = self._shown_inputs(inputs)
         results = []
         for i, record in enumerate(records):
@@ -184,7 +184,8 @@ class BaseVectorApplier:
                           ab_probability=p, orig_ab_probability=q)
         if self.control is not None:
             hooks = self.control.graph.hook_fns(self._model()) if len(self.control.graph) else None
-            for result, c in zip(results, ab_probability(self._model(), items, hooks=hooks, chat_template=chat)):
+            pushed = ab_probability(self._model(), items, hooks=hooks, chat_template=chat)
+            for result, c in zip(results, pushed):
                 result["control_ab_probability"] = c
 
     def save_results(self, results: list[dict[str, Any]], dataset_name: str) -> Path:

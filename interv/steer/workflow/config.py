@@ -9,8 +9,8 @@ The top-level keys are EasyEdit2's (``hparams/Steer/config.yaml``): ``model_name
 dict, a YAML file or any mapping (OmegaConf's ``DictConfig`` included). interv adds a few keys
 (``backend``, ``steer_train_data_size``, ``generation_batch_size``, ``eval_metrics``,
 ``eval_output_dir``, ``calibration``, ``vector_dtype``, ``generate_control_output``: also generate
-with each vector's random control, ``SteeringVector.control``) and accepts method hyperparameters inline as well as by
-path (an entry of ``*_hparam_paths`` may be a mapping).
+with each vector's random control, ``SteeringVector.control``) and accepts method
+hyperparameters inline as well as by path (an entry of ``*_hparam_paths`` may be a mapping).
 
 Relative paths resolve against the config file's folder when they exist there or start with
 ``..``, else against the working directory.
