@@ -49,3 +49,21 @@ def test_sentiment_recipe_runs_offline_end_to_end(real_model_dir, tmp_path, caps
     assert len(records) == 3 and all(r["pred"][0] != r["orig_pred"][0] for r in records)
     report = json.loads((tmp_path / "out" / "sentiment_neutral_eval.json").read_text())
     assert report["steered"]["perplexity"] > 0 and "vader_positive_share" in report["unsteered"]
+
+
+def test_positive_vector_beats_a_random_push_of_its_size(real_models):
+    """The shipped positive vector's shift is its direction's, not any push's: its control (a
+    random orthogonal direction, same norm, layer and strength) makes text less positive.
+    On 100 prompts and 30 tokens: unsteered 57%, vector 87%, control 38% (README)."""
+    from interv.data.steering import sentiment_prompts
+    from interv.eval.steering import text_metrics
+
+    model = real_models()
+    vector = library.load("sentiment_positive")
+    prompts = sentiment_prompts("neutral", 24)
+    gen = {"max_new_tokens": 20, "do_sample": True, "top_p": 0.9, "seed": 0}
+    shares = {}
+    for name, v in (("vector", vector), ("control", vector.control(0))):
+        texts = model.generate(prompts, graph=v.to_graph(scale=vector.recommended_scale, model=model), **gen)
+        shares[name] = text_metrics(texts, ["sentiment"])["vader_positive_share"]
+    assert shares["vector"] >= shares["control"] + 0.25, shares
