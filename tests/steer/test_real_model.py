@@ -44,7 +44,7 @@ def test_sentiment_recipe_runs_offline_end_to_end(real_model_dir, tmp_path, caps
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "sentiment_neutral: evaluation" in out and "| perplexity |" in out
-    assert (tmp_path / "vectors" / "sentiment_negative" / "caa_vector" / "vector.safetensors").is_file()
+    assert (tmp_path / "vectors" / "sentiment_negative" / "mean_diff_vector" / "vector.safetensors").is_file()
     records = json.loads((tmp_path / "out" / "sentiment_neutral_results.json").read_text())
     assert len(records) == 3 and all(r["pred"][0] != r["orig_pred"][0] for r in records)
     report = json.loads((tmp_path / "out" / "sentiment_neutral_eval.json").read_text())
