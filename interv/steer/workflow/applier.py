@@ -71,6 +71,7 @@ class BaseVectorApplier:
             self.model = model
         vectors = _flatten(vectors)
         total, control, n_vectors = Steering(), Steering(), 0
+        want_control = bool(self.config["generate_control_output"])
         for spec, hp, folder in zip(self.config.apply, self.specs, self._load_dirs()):
             artefact = vectors.get(spec.alg_name)
             if artefact is None and folder:
@@ -89,15 +90,17 @@ class BaseVectorApplier:
             if len(steering.graph):
                 steering.graph.hook_fns(self._model())  # wrong model, layer or width fails here
             total = total + steering
-            if isinstance(artefact, SteeringVector):  # one draw per vector
-                steering = steering_for(artefact.control(int(self.config["seed"]) + n_vectors), hp)
+            if want_control and isinstance(artefact, SteeringVector):  # one draw per vector
+                seed = int(self.config["seed"]) + n_vectors
+                control = control + steering_for(artefact.control(seed), hp)
                 n_vectors += 1
-            control = control + steering
-        if self.config["generate_control_output"] and not n_vectors:
+            elif want_control:  # prompts and graphs stay as they are
+                control = control + steering
+        if want_control and not n_vectors:
             raise ConfigError("generate_control_output needs a steering vector to draw a control "
                               "for; none of the apply methods has one (set it to false).")
         self.steering = total
-        self.control = control if self.config["generate_control_output"] else None
+        self.control = control if want_control else None
         return total
 
     def generate(self, datasets: Mapping[str, list[dict[str, Any]]] | Sequence[str] | None = None,
@@ -174,18 +177,19 @@ class BaseVectorApplier:
         from ...eval.steering import ab_probability
 
         items = [ABItem(r["input"], r["matching"], r["not_matching"]) for r in records]
-        chat = bool(self.config["use_chat_template"])
-        graph = self.steering.graph
-        hooks = graph.hook_fns(self._model()) if len(graph) else None
-        steered = ab_probability(self._model(), items, hooks=hooks, chat_template=chat)
-        plain = ab_probability(self._model(), items, chat_template=chat)
+
+        def scores(steering: Steering) -> list[float]:
+            graph = steering.graph
+            hooks = graph.hook_fns(self._model()) if len(graph) else None
+            return ab_probability(self._model(), items, hooks=hooks,
+                                  chat_template=bool(self.config["use_chat_template"]))
+
+        steered, plain = scores(self.steering), scores(Steering())
         for result, record, p, q in zip(results, records, steered, plain):
             result.update(matching=record["matching"], not_matching=record["not_matching"],
                           ab_probability=p, orig_ab_probability=q)
         if self.control is not None:
-            hooks = self.control.graph.hook_fns(self._model()) if len(self.control.graph) else None
-            pushed = ab_probability(self._model(), items, hooks=hooks, chat_template=chat)
-            for result, c in zip(results, pushed):
+            for result, c in zip(results, scores(self.control)):
                 result["control_ab_probability"] = c
 
     def save_results(self, results: list[dict[str, Any]], dataset_name: str) -> Path:
