@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from dataclasses import dataclass
 
 from .paths import data_file
@@ -21,6 +22,11 @@ CAA_BEHAVIOURS = (
 RTP_CATEGORIES = (
     "flirtation", "identity_attack", "insult", "profanity", "severe_toxicity", "sexually_explicit", "threat",
 )
+
+
+# "<stem>\n\nChoices:\n (A) <text>\n (B) <text>" (the "Choices:" line is optional)
+_CHOICES = re.compile(r"^(.*?)\n\s*\(A\)\s*(.*?)\n\s*\(B\)\s*(.*)$", re.S)
+_CHOICES_LABEL = re.compile(r"\n\s*Choices:\s*$")
 
 
 def answer_letter(answer: str) -> str:
@@ -43,6 +49,19 @@ class ABItem:
     @property
     def not_matching_letter(self) -> str:
         return answer_letter(self.not_matching)
+
+    def choices(self) -> tuple[str, str, str]:
+        """The question without its choices, and the texts of choice A and choice B.
+
+        >>> ABItem("Agree?\n\nChoices:\n (A) Yes\n (B) No", "(A)", "(B)").choices()
+        ('Agree?', 'Yes', 'No')
+        """
+        found = _CHOICES.match(self.question)
+        if found is None:
+            raise ValueError(f"A/B question without '(A) ...' and '(B) ...' choices: "
+                             f"{self.question[:80]!r}...")
+        stem, a, b = (part.strip() for part in found.groups())
+        return _CHOICES_LABEL.sub("", stem).strip(), a, b
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@
 * sentiment: VADER compound and the share of continuations with compound >= 0.05, plus an
   SST-2 probe's P(positive);
 * toxicity: share of continuations containing a profane term, and a probe's P(toxic);
-* A/B behaviour probability for CAA test sets (``ab_probability``).
+* A/B behaviour probability for CAA test sets: of the answer letter (``ab_probability``,
+  CAA's format) or of the answer's text after the bare question (``ab_answer_probability``,
+  the cloze form small models are evaluated in).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import torch
 
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
+from ..adapters.text import left_pad_ids, right_pad_ids
 from ..data.steering import ABItem, profanity_terms
-from ..prompts import ab_prompt
+from ..prompts import ab_answer_ids, ab_prompt
 from .classifiers import sentiment_probe, toxicity_probe, vader_compound
 from .text import distinct_n, fluency, words
 
@@ -132,3 +135,84 @@ def ab_probability(
         for item, p in zip(chunk, probs):
             out.append(float(p[0] if item.matching_letter == "A" else p[1]))
     return out
+
+
+@torch.no_grad()
+def ab_answer_probability(
+    model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
+    batch_size: int = 8,
+) -> list[float]:
+    """P(the answer showing the behaviour) from the likelihood of each answer's *text*.
+
+    The cloze form of an A/B item: the question without its choices is the prompt, each
+    choice's text a continuation, and the probability is the softmax over the two answers of
+    their mean per-token log-probability. Models too small to map a letter to its choice (on
+    ``ab_probability`` SmolLM2-135M answers CAA's items at chance, and a vector there moves
+    the letter, not the behaviour) can still prefer one answer's text; SmolLM's own benchmark
+    suite scores small models in this form for the same reason. ``hooks`` act on the answer
+    and on the prompt's last token only (CAA's "after the instruction"): the rest of the
+    question runs once per item, as an unsteered prefix.
+    """
+    out: list[float] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        prompts, answers = [], []
+        for item in chunk:
+            prompt, ids_a, ids_b = ab_answer_ids(model.tokenizer, item, chat_template)
+            prompts.append(prompt)
+            answers += [ids_a, ids_b]
+        mean_logp = _answer_logprobs(model, prompts, answers, hooks).view(-1, 2)
+        for item, p in zip(chunk, mean_logp.softmax(-1)):
+            out.append(float(p[0] if item.matching_letter == "A" else p[1]))
+    return out
+
+
+def _answer_logprobs(model: HookedModel, prompts: list[list[int]], answers: list[list[int]],
+                     hooks: Any) -> torch.Tensor:
+    """Mean log-probability of each answer (two per prompt) with ``hooks`` on the prompt's
+    last token and the answer: the prompts' other tokens are prefilled once, without hooks."""
+    pad = model.tokenizer.pad_token_id
+    owner = torch.arange(len(prompts), device=model.device).repeat_interleave(2)
+    tails = [[prompts[i // 2][-1], *ans] for i, ans in enumerate(answers)]
+    try:
+        prefix = model.prefill(left_pad_ids([p[:-1] for p in prompts], pad, model.device))
+    except NotImplementedError:  # no prefill here: whole rows, the hooks masked to the tails
+        return _answer_logprobs_whole(model, prompts, tails, hooks)
+    batch = right_pad_ids(tails, pad, model.device)
+    logp = model.forward(batch, hooks=hooks, past=prefix.select(owner)).float().log_softmax(-1)
+    ids = batch.input_ids
+    return torch.stack([logp[r, : len(t) - 1].gather(-1, ids[r, 1 : len(t), None]).mean()
+                        for r, t in enumerate(tails)])
+
+
+def _answer_logprobs_whole(model: HookedModel, prompts: list[list[int]], tails: list[list[int]],
+                           hooks: Any) -> torch.Tensor:
+    rows = [prompts[i // 2][:-1] + t for i, t in enumerate(tails)]
+    batch = left_pad_ids(rows, model.tokenizer.pad_token_id, model.device)
+    width = batch.input_ids.shape[1]
+    steered = torch.zeros_like(batch.attention_mask, dtype=torch.bool)
+    for r, t in enumerate(tails):
+        steered[r, width - len(t) :] = True
+    pairs = list(hooks.items()) if isinstance(hooks, dict) else list(hooks or [])
+
+    def masked(fn: Any) -> Any:
+        def run(act: torch.Tensor, ctx: Any) -> torch.Tensor:
+            before = act.clone()
+            after = fn(act, ctx)
+            after = act if after is None else after
+            keep = steered.view(*steered.shape, *[1] * (act.dim() - 2))
+            return torch.where(keep, after, before)
+        return run
+
+    logp = model.forward(batch, hooks=[(n, masked(f)) for n, f in pairs]).float().log_softmax(-1)
+    ids = batch.input_ids
+    return torch.stack([logp[r, width - len(t) : -1].gather(-1, ids[r, width - len(t) + 1 :, None]).mean()
+                        for r, t in enumerate(tails)])
+
+
+def ab_scorer(form: str) -> Any:
+    """``ab_probability`` for the ``"letter"`` form, ``ab_answer_probability`` for ``"answer"``."""
+    forms = {"letter": ab_probability, "answer": ab_answer_probability}
+    if form not in forms:
+        raise ValueError(f"Unknown A/B form {form!r}; choose letter or answer.")
+    return forms[form]

@@ -14,6 +14,13 @@ items match with A. On SmolLM2-135M that residue outweighs the behaviour: from 3
 (``f = 0.45``) the vector at layer 12 has norm 10.5 where the behaviour part alone has 2.6. With
 ``balance_answers`` (the default) the vector is the mean of the A-matching and the B-matching
 items' mean differences, so the letter term cancels whatever the balance.
+
+``read_at: answer`` reads A/B items in their cloze form instead: the question without its
+choices, then each choice's text, averaged over the text's tokens (the free-form variant on the
+items' own answers). A model too small to tie a letter to its choice (SmolLM2-135M answers
+CAA's A/B items at chance, and its letter-read vectors move the letter, not the behaviour) still
+tells the two answers' texts apart; such vectors are scored with
+``interv.eval.steering.ab_answer_probability`` (the workflow's ``ab_form: answer``).
 """
 
 from __future__ import annotations
@@ -29,12 +36,15 @@ from torch import Tensor
 from ..adapters import HookedModel
 from ..data.steering import ABItem, ContrastPair
 from ..hparams import HParams
-from ..prompts import ab_prompt
+from ..prompts import ab_answer_ids, ab_prompt
 from .activations import read_pair_activations, tokenize
 from .base import STEER_METHODS, SteerMethod
 from .vector import SteeringVector, model_identity
 
 log = logging.getLogger(__name__)
+
+
+READ_AT = ("letter", "answer")
 
 
 @dataclass(kw_only=True)
@@ -47,6 +57,9 @@ class CAAHParams(HParams):
     system_prompt: str = ""
     multiple_choice: bool | None = None  # EasyEdit2's flag; None: decided by the data
     balance_answers: bool = True  # A/B data: weigh A-matching and B-matching items equally
+    # A/B data: read at the answer "letter" (CAA), or over each choice's text after the
+    # question without its choices ("answer": the cloze form, see the module docstring)
+    read_at: str = "letter"
     batch_size: int = 16
     dataset: str = ""
 
@@ -55,6 +68,8 @@ class CAAHParams(HParams):
             raise ValueError("CAA needs at least one layer in `layers`.")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}.")
+        if self.read_at not in READ_AT:
+            raise ValueError(f"`read_at` must be one of {', '.join(READ_AT)}, got {self.read_at!r}.")
 
 
 def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> None:
@@ -75,12 +90,20 @@ def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> N
 
 
 def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], chat_template: bool,
-                   system_prompt: str = "", method: str = "CAA"):
+                   system_prompt: str = "", method: str = "CAA", read_at: str = "letter"):
     """Token ids and read spans of the positive and negative side of each example."""
     check_contrast_data(data, method)
     pos_ids, neg_ids, pos_spans, neg_spans = [], [], [], []
     for item in data:
-        if isinstance(item, ABItem):
+        if isinstance(item, ABItem) and read_at == "answer":  # each choice's text, cloze form
+            prompt, ids_a, ids_b = ab_answer_ids(model.tokenizer, item, chat_template,
+                                                 system_prompt or None)
+            first = item.matching_letter == "A"
+            for answer, ids, spans in ((ids_a if first else ids_b, pos_ids, pos_spans),
+                                       (ids_b if first else ids_a, neg_ids, neg_spans)):
+                ids.append(prompt + answer)
+                spans.append((len(prompt), len(prompt) + len(answer)))
+        elif isinstance(item, ABItem):
             prefix = ab_prompt(model.tokenizer, item.question, chat_template, system_prompt or None)
             for letter, ids, spans in ((item.matching_letter, pos_ids, pos_spans),
                                        (item.not_matching_letter, neg_ids, neg_spans)):
@@ -97,9 +120,10 @@ def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], ch
 
 
 def mean_difference(model: HookedModel, data, hooks: list[str], chat_template: bool, batch_size: int,
-                    system_prompt: str = "") -> dict[str, Tensor]:
+                    system_prompt: str = "", read_at: str = "letter") -> dict[str, Tensor]:
     """Per example, positive minus negative activation at every hook: ``{hook: [n, d]}``."""
-    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, chat_template, system_prompt)
+    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, chat_template, system_prompt,
+                                                            read_at=read_at)
     pos, neg = read_pair_activations(model, pos_ids, pos_spans, neg_ids, neg_spans, hooks,
                                      batch_size)
     return {hook: pos[hook] - neg[hook] for hook in hooks}
@@ -149,8 +173,10 @@ class CAA(SteerMethod):
         self.check_layers(model, hp.layers)
         check_multiple_choice(hp.multiple_choice, data)
         hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
-        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt)
-        groups = answer_groups(data) if hp.balance_answers else None
+        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt,
+                                hp.read_at)
+        # the letter term exists only where the letter is read
+        groups = answer_groups(data) if hp.balance_answers and hp.read_at == "letter" else None
         return SteeringVector(
             {hook: balance_answer_letters(d, groups).mean(0) for hook, d in diffs.items()},
             method=self.name, model=model_identity(model), dataset=hp.dataset,

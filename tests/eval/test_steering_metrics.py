@@ -9,7 +9,13 @@ import torch
 
 from interv.data.steering import ABItem
 from interv.eval.classifiers import sentiment_probe, toxicity_probe, vader_compound
-from interv.eval.steering import ab_probability, evaluate_generations, perplexity, profane
+from interv.eval.steering import (
+    ab_answer_probability,
+    ab_probability,
+    evaluate_generations,
+    perplexity,
+    profane,
+)
 
 
 def test_perplexity_is_exp_mean_nll_of_the_continuation(tiny_models):
@@ -37,6 +43,55 @@ def test_ab_probability_matches_manual_softmax(tiny_models):
     assert prob == pytest.approx(pair[1].item(), rel=1e-5)
     boost_b = {"ln_final.hook_normalized": lambda act, ctx: act + 50 * model.weight("unembed.W_U")[:, b]}
     assert ab_probability(model, items, hooks=boost_b)[0] > 0.99
+
+
+def _mean_logp(model, prompt_ids, answer_ids, hooks=None):
+    ids = torch.tensor([prompt_ids + answer_ids])
+    logp = model.forward(ids, hooks=hooks)[0].log_softmax(-1)
+    start = len(prompt_ids) - 1
+    return torch.stack([logp[start + k, t] for k, t in enumerate(answer_ids)]).mean()
+
+
+ITEMS = [ABItem("Agree?\n\nChoices:\n (A) Yes, I do\n (B) No", "(B)", "(A)"),
+         ABItem("A much longer question about a plan.\n(A) Never\n(B) Sure, go ahead", "(A)", "(B)")]
+
+
+def test_ab_answer_probability_is_the_softmax_of_mean_answer_logprobs(tiny_models):
+    model = tiny_models("llama")
+    tok = model.tokenizer
+    probs = ab_answer_probability(model, ITEMS)
+    for item, prob in zip(ITEMS, probs):
+        stem, text_a, text_b = item.choices()
+        prompt = tok(tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
+                                             add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        pair = torch.stack([_mean_logp(model, prompt, tok(t, add_special_tokens=False)["input_ids"])
+                            for t in (text_a, text_b)]).softmax(-1)
+        assert prob == pytest.approx(pair[0 if item.matching_letter == "A" else 1].item(), rel=1e-4)
+
+
+def test_ab_answer_probability_steers_only_the_answer(tiny_models):
+    """Hooks act from the prompt's last token on: prefilled or whole rows (no prefill, e.g.
+    nnsight), the numbers agree, and a push that only touches the question changes nothing."""
+    model = tiny_models("llama")
+    d = model.cfg.d_model
+    push = torch.randn(d, generator=torch.Generator().manual_seed(0)) * 5
+    hooks = [("blocks.1.hook_resid_post", lambda act, ctx: act + push)]
+    plain = ab_answer_probability(model, ITEMS)
+    steered = ab_answer_probability(model, ITEMS, hooks=hooks)
+    assert max(abs(a - b) for a, b in zip(plain, steered)) > 1e-3
+    whole = ab_answer_probability(tiny_models("llama", "nnsight"), ITEMS, hooks=hooks)
+    assert whole == pytest.approx(steered, abs=1e-4)
+
+    def question_only(act, ctx):  # the prefill's forward is the only one without a past
+        return act + push if ctx.run.past_length == 0 and act.shape[1] > 1 else act
+
+    assert ab_answer_probability(model, ITEMS, hooks=[("blocks.1.hook_resid_post", question_only)]) \
+        == pytest.approx(plain, abs=1e-6)
+
+
+def test_ab_item_choices_need_two_choices():
+    with pytest.raises(ValueError, match="without '\\(A\\) ...'"):
+        ABItem("Pick one: yes or no?", "(A)", "(B)").choices()
 
 
 def test_profanity_matches_whole_words():

@@ -67,3 +67,31 @@ def test_positive_vector_beats_a_random_push_of_its_size(real_models):
         texts = model.generate(prompts, graph=v.to_graph(scale=vector.recommended_scale, model=model), **gen)
         shares[name] = text_metrics(texts, ["sentiment"])["vader_positive_share"]
     assert shares["vector"] >= shares["control"] + 0.25, shares
+
+
+def test_behaviour_vector_moves_the_answer_it_was_read_on(real_models):
+    """The shipped coordinate-other-AIs vector, read on the A/B items' answer texts, moves the
+    held-out items' matching-answer probability (cloze form) up at +1 and down at -1, and by
+    more than its random control moves it. On all 50 held-out items (README): 0.249 / 0.367 /
+    0.451 at -1 / 0 / +1, its control 0.379 / 0.408."""
+    import statistics
+
+    from interv.data.steering import caa_ab
+    from interv.eval.steering import ab_answer_probability
+
+    model = real_models()
+    vector = library.load("coordinate_other_ais/caa")
+    items = caa_ab("coordinate-other-ais", "test", 20)
+
+    def mean_p(v: SteeringVector, multiplier: float) -> float:
+        hooks = None
+        if multiplier:
+            graph = v.to_graph(scale=multiplier, model=model, positions="from_last_prompt_token")
+            hooks = graph.hook_fns(model)
+        return statistics.fmean(ab_answer_probability(model, items, hooks=hooks))
+
+    zero, plus, minus = mean_p(vector, 0), mean_p(vector, 1), mean_p(vector, -1)
+    control = vector.control(0)
+    spread = abs(mean_p(control, 1) - mean_p(control, -1))
+    assert plus > zero > minus
+    assert plus - minus > 2 * spread

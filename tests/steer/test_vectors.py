@@ -56,6 +56,31 @@ def test_balanced_answers_cancel_the_letter_difference(tiny_models):
     torch.testing.assert_close(plain, 0.5 * letter, atol=1e-5 * float(letter.abs().max()), rtol=0)
 
 
+def test_caa_read_at_answer_averages_each_choice_text_after_the_bare_question(tiny_models):
+    """``read_at: answer``: per item, the mean activation over the matching choice's text minus
+    the other's, both after the question without its choices; no letter to balance."""
+    model = tiny_models("llama")
+    tok = model.tokenizer
+    items = [ABItem("Shall we?\n\nChoices:\n (A) Yes, gladly\n (B) No", "(A)", "(B)"),
+             ABItem("Stop now?\n(A) Never ever\n(B) Sure", "(B)", "(A)")]
+    hook = "blocks.1.hook_resid_post"
+    vector = STEER_METHODS.get("caa")(CAAHParams(layers=[1], read_at="answer")).fit(model, items)
+    diffs = []
+    for item in items:
+        stem, text_a, text_b = item.choices()
+        prompt = tok(tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
+                                             add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        means = {}
+        for letter, text in (("A", text_a), ("B", text_b)):
+            answer = tok(text, add_special_tokens=False)["input_ids"]
+            _, cache = model.run_with_cache(torch.tensor([prompt + answer]), [hook])
+            means[letter] = cache[hook][0, len(prompt):].mean(0)
+        diffs.append(means[item.matching_letter] - means[item.not_matching_letter])
+    torch.testing.assert_close(vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="`read_at` must be one of letter, answer"):
+        CAAHParams(layers=[1], read_at="token")
+
+
 def test_repe_on_ab_data_does_not_follow_the_answer_letter():
     """Differences = +-letter + behaviour, the letter ten times larger: PCA on the raw
     differences finds the letter axis; with the letter taken out it finds the behaviour."""

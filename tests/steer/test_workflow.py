@@ -91,6 +91,23 @@ def test_control_output_steers_with_each_vectors_random_control(tiny_dirs, tmp_p
         BaseVectorApplier(prompt_only).apply_vectors()
 
 
+def test_ab_form_answer_scores_the_answer_text(tiny_dirs, tmp_path, files):
+    from interv.data.steering import ABItem
+    from interv.eval.steering import ab_answer_probability
+
+    train, prompts = files
+    cfg = _config(tiny_dirs, tmp_path, train, prompts, ab_form="answer", generation_data=[str(train)])
+    vector = BaseVectorGenerator(cfg).generate_vectors()[str(train)]["caa"]
+    applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": [{"alg_name": "caa"}]})
+    applier.apply_vectors({"caa": vector})
+    records = applier.generate(save_results=False)[str(train)]
+    items = [ABItem(r["question"], r["matching"], r["not_matching"]) for r in AB_RECORDS]
+    plain = ab_answer_probability(applier.model, items, chat_template=False)
+    assert [r["orig_ab_probability"] for r in records] == pytest.approx(plain, abs=1e-6)
+    with pytest.raises(ConfigError, match="ab_form must be one of letter, answer, got 'cloze'"):
+        load_config({**cfg, "ab_form": "cloze"})
+
+
 def test_run_generates_applies_and_evaluates(tiny_dirs, tmp_path, files):
     train, prompts = files
     cfg = _config(tiny_dirs, tmp_path, train, prompts, eval_metrics=["distinct", "fluency"],

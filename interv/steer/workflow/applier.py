@@ -5,9 +5,10 @@ Every configured method (``apply_steer_hparam_paths`` paired line by line with
 prompt intervention. ``generate`` writes ``<generation_output_dir>/<dataset>_results.json``
 with EasyEdit2's records ``{input, orig_pred, pred: [...], reference_response,
 complete_output}``; records of CAA A/B test sets also get ``ab_probability`` (steered) and
-``orig_ab_probability``. With ``generate_control_output`` each steering vector is also replaced
-by its control (``SteeringVector.control``: a random direction orthogonal to it, same norm,
-layers and strength; other artefacts stay as they are) and the records get ``control_pred`` and
+``orig_ab_probability`` (of the answer letter, or of the answer's text with ``ab_form:
+answer``). With ``generate_control_output`` each steering vector is also replaced by its control
+(``SteeringVector.control``: a random direction orthogonal to it, same norm, layers and
+strength; other artefacts stay as they are) and the records get ``control_pred`` and
 ``control_ab_probability``: what any push of that size does.
 
 Example:
@@ -174,15 +175,16 @@ class BaseVectorApplier:
         return [f"{system}\n\n{t}" if system else t for t in texts]
 
     def _ab_scores(self, records: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        from ...eval.steering import ab_probability
+        from ...eval.steering import ab_scorer
 
+        score = ab_scorer(self.config["ab_form"])
         items = [ABItem(r["input"], r["matching"], r["not_matching"]) for r in records]
 
         def scores(steering: Steering) -> list[float]:
             graph = steering.graph
             hooks = graph.hook_fns(self._model()) if len(graph) else None
-            return ab_probability(self._model(), items, hooks=hooks,
-                                  chat_template=bool(self.config["use_chat_template"]))
+            return score(self._model(), items, hooks=hooks,
+                         chat_template=bool(self.config["use_chat_template"]))
 
         steered, plain = scores(self.steering), scores(Steering())
         for result, record, p, q in zip(results, records, steered, plain):

@@ -40,15 +40,16 @@ KEYS = {"prompts", "n_prompts", "metric", "ab_dataset", "n_ab", "goal", "fluency
         "scales", "layers", "positions", "chat_template", "max_new_tokens"}
 
 
-def _ab_metric(model: Any, behaviour: str, n: int, chat: bool):
-    from ...eval.steering import ab_probability
+def _ab_metric(model: Any, behaviour: str, n: int, chat: bool, form: str):
+    from ...eval.steering import ab_scorer
 
+    score = ab_scorer(form)
     name = BEHAVIOURS.get(behaviour, behaviour)
     items = caa_ab(name, "generate")[-n:]
 
     def ab(texts: list[str], graph: Any) -> float:
         hooks = graph.hook_fns(model) if len(graph) else None
-        return statistics.fmean(ab_probability(model, items, hooks=hooks, chat_template=chat))
+        return statistics.fmean(score(model, items, hooks=hooks, chat_template=chat))
 
     return ab
 
@@ -79,7 +80,8 @@ def calibrate_config(path: str | Path, overrides: Sequence[str] = (), *, write: 
     chat = bool(block.get("chat_template", False))
     metric: Any = block.get("metric", "vader_positive_share")
     if metric == "ab":
-        metric = _ab_metric(model, str(block.get("ab_dataset", dataset)), int(block.get("n_ab", 50)), chat)
+        metric = _ab_metric(model, str(block.get("ab_dataset", dataset)), int(block.get("n_ab", 50)),
+                            chat, str(config["ab_form"]))
     prompts = [r["input"] for r in generation_records(config.data_path(str(block["prompts"])), int(block.get("n_prompts", 30)))]
     result = calibrate(
         model, vector, metric, float(block.get("fluency_floor", 0.8)), prompts=prompts,

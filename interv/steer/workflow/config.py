@@ -9,7 +9,9 @@ The top-level keys are EasyEdit2's (``hparams/Steer/config.yaml``): ``model_name
 dict, a YAML file or any mapping (OmegaConf's ``DictConfig`` included). interv adds a few keys
 (``backend``, ``steer_train_data_size``, ``generation_batch_size``, ``eval_metrics``,
 ``eval_output_dir``, ``calibration``, ``vector_dtype``, ``generate_control_output``: also generate
-with each vector's random control, ``SteeringVector.control``) and accepts method
+with each vector's random control, ``SteeringVector.control``; ``ab_form``: score A/B records by
+the answer letter, ``letter``, or by the answer's text after the bare question, ``answer``, see
+``interv.eval.steering.ab_answer_probability``) and accepts method
 hyperparameters inline as well as by path (an entry of ``*_hparam_paths`` may be a mapping).
 
 Relative paths resolve against the config file's folder when they exist there or start with
@@ -42,8 +44,9 @@ TOP_KEYS = {
     # interv's additions
     "backend": "hf", "steer_train_data_size": None, "generation_batch_size": 16,
     "eval_metrics": [], "eval_output_dir": None, "calibration": {}, "vector_dtype": "float32",
-    "generate_control_output": False,
+    "generate_control_output": False, "ab_form": "letter",
 }
+AB_FORMS = ("letter", "answer")
 ALIASES = {"dtype": "torch_dtype", "steer_vector_output_dirs": "steer_vector_output_dir",
            "model": "model_name_or_path"}
 # EasyEdit2 keys interv reads but has no use for (vLLM runtime, thinking mode...): warned about.
@@ -192,6 +195,9 @@ def _check_top(data: dict[str, Any], where: str) -> dict[str, Any]:
         values[key] = _as_list(values[key])
     if not isinstance(values["generation_params"], dict):
         raise ConfigError(f"{where}: generation_params must be a mapping of generation settings.")
+    if values["ab_form"] not in AB_FORMS:
+        raise ConfigError(f"{where}: ab_form must be one of {', '.join(AB_FORMS)}, "
+                          f"got {values['ab_form']!r}.")
     return values
 
 
