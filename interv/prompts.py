@@ -24,13 +24,13 @@ def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True, system:
 
 def ab_answer_ids(
     tokenizer: Any, item: Any, chat_template: bool = True, system: str | None = None
-) -> tuple[list[int], list[int], list[int]]:
+) -> tuple[list[int], dict[str, list[int]]]:
     """The cloze form of an A/B item (an ``ABItem``) as token ids: the question without its
-    choices (as a user turn, or followed by "Answer:"), then choice A's and choice B's text.
+    choices (as a user turn, or followed by "Answer:"), then each choice's text by letter.
 
     The answer follows the opened assistant turn directly, or "Answer:" after a space.
     """
-    stem, text_a, text_b = item.choices()
+    stem, texts = item.options()
     chat = chat_template and getattr(tokenizer, "chat_template", None)
     if chat:
         prompt, space = chat_prefix(tokenizer, stem, system), ""
@@ -38,5 +38,5 @@ def ab_answer_ids(
         prompt = f"{system}\n\n{stem}\n\nAnswer:" if system else f"{stem}\n\nAnswer:"
         space = " "
     ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
-    a, b = (tokenizer(space + text, add_special_tokens=False)["input_ids"] for text in (text_a, text_b))
-    return ids, a, b
+    return ids, {letter: tokenizer(space + text, add_special_tokens=False)["input_ids"]
+                 for letter, text in texts.items()}

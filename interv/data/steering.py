@@ -24,8 +24,8 @@ RTP_CATEGORIES = (
 )
 
 
-# "<stem>\n\nChoices:\n (A) <text>\n (B) <text>" (the "Choices:" line is optional)
-_CHOICES = re.compile(r"^(.*?)\n\s*\(A\)\s*(.*?)\n\s*\(B\)\s*(.*)$", re.S)
+# "<stem>\n\nChoices:\n (A) <text>\n (B) <text>..." (the "Choices:" line is optional)
+_OPTION = re.compile(r"\n\s*\(([A-Z])\)\s*")
 _CHOICES_LABEL = re.compile(r"\n\s*Choices:\s*$")
 
 
@@ -50,18 +50,27 @@ class ABItem:
     def not_matching_letter(self) -> str:
         return answer_letter(self.not_matching)
 
-    def choices(self) -> tuple[str, str, str]:
-        """The question without its choices, and the texts of choice A and choice B.
+    def options(self) -> tuple[str, dict[str, str]]:
+        """The question without its choices, and each choice's text by letter (most items
+        have A and B; a few list more).
 
-        >>> ABItem("Agree?\n\nChoices:\n (A) Yes\n (B) No", "(A)", "(B)").choices()
-        ('Agree?', 'Yes', 'No')
+        >>> ABItem("Agree?\\n\\nChoices:\\n (A) Yes\\n (B) No", "(A)", "(B)").options()
+        ('Agree?', {'A': 'Yes', 'B': 'No'})
         """
-        found = _CHOICES.match(self.question)
-        if found is None:
-            raise ValueError(f"A/B question without '(A) ...' and '(B) ...' choices: "
-                             f"{self.question[:80]!r}...")
-        stem, a, b = (part.strip() for part in found.groups())
-        return _CHOICES_LABEL.sub("", stem).strip(), a, b
+        parts = _OPTION.split(self.question)
+        found = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+        letters = (self.matching_letter, self.not_matching_letter)
+        if len(found) < 2 or any(letter not in found for letter in letters):
+            raise ValueError(f"A/B question without its answers' choices ('(A) ...', '(B) ...' on "
+                             f"lines of their own): {self.question[:80]!r}...")
+        return _CHOICES_LABEL.sub("", parts[0].strip()).strip(), found
+
+    def letters(self) -> list[str]:
+        """The answer letters the question offers (A and B when its choices cannot be read)."""
+        try:
+            return list(self.options()[1])
+        except ValueError:
+            return sorted({"A", "B", self.matching_letter, self.not_matching_letter})
 
 
 @dataclass(frozen=True)

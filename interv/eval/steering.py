@@ -121,8 +121,11 @@ def ab_probability(
     model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
     batch_size: int = 8,
 ) -> list[float]:
-    """P(answer letter showing the behaviour), normalised over A and B, per item."""
-    letter_ids = [model.tokenizer(letter, add_special_tokens=False)["input_ids"][-1] for letter in "AB"]
+    """P(answer letter showing the behaviour), normalised over the letters the item offers
+    (A and B, or as many as it lists), per item."""
+    def letter_id(letter: str) -> int:
+        return model.tokenizer(letter, add_special_tokens=False)["input_ids"][-1]
+
     out: list[float] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
@@ -130,10 +133,11 @@ def ab_probability(
         encoded = model.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
                                   add_special_tokens=not chat_template)
         batch = Batch(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))
-        logits = model.forward(batch, hooks=hooks)[:, -1, letter_ids].float()
-        probs = logits.softmax(-1)
-        for item, p in zip(chunk, probs):
-            out.append(float(p[0] if item.matching_letter == "A" else p[1]))
+        last = model.forward(batch, hooks=hooks)[:, -1].float()
+        for item, logits in zip(chunk, last, strict=True):
+            letters = item.letters()
+            probs = logits[[letter_id(x) for x in letters]].softmax(-1)
+            out.append(float(probs[letters.index(item.matching_letter)]))
     return out
 
 
@@ -145,41 +149,45 @@ def ab_answer_probability(
     """P(the answer showing the behaviour) from the likelihood of each answer's *text*.
 
     The cloze form of an A/B item: the question without its choices is the prompt, each
-    choice's text a continuation, and the probability is the softmax over the two answers of
-    their mean per-token log-probability. Models too small to map a letter to its choice (on
-    ``ab_probability`` SmolLM2-135M answers CAA's items at chance, and a vector there moves
-    the letter, not the behaviour) can still prefer one answer's text; SmolLM's own benchmark
-    suite scores small models in this form for the same reason. ``hooks`` act on the answer
+    choice's text a continuation, and the probability is the softmax over the item's answers
+    (two, or as many as it lists) of their mean per-token log-probability. Models too small
+    to map a letter to its choice (on ``ab_probability`` SmolLM2-135M answers CAA's items at
+    chance, and a vector there moves the letter, not the behaviour) can still prefer one
+    answer's text; SmolLM's own benchmark suite scores small models in this form for the same
+    reason. ``hooks`` act on the answer
     and on the prompt's last token only (CAA's "after the instruction"): the rest of the
     question runs once per item, as an unsteered prefix.
     """
     out: list[float] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        prompts, answers = [], []
+        prompts, owners, answers, spans = [], [], [], []
         for item in chunk:
-            prompt, ids_a, ids_b = ab_answer_ids(model.tokenizer, item, chat_template)
+            prompt, by_letter = ab_answer_ids(model.tokenizer, item, chat_template)
+            spans.append((len(answers), list(by_letter).index(item.matching_letter)))
+            owners += [len(prompts)] * len(by_letter)
             prompts.append(prompt)
-            answers += [ids_a, ids_b]
-        mean_logp = _answer_logprobs(model, prompts, answers, hooks).view(-1, 2)
-        for item, p in zip(chunk, mean_logp.softmax(-1)):
-            out.append(float(p[0] if item.matching_letter == "A" else p[1]))
+            answers += list(by_letter.values())
+        mean_logp = _answer_logprobs(model, prompts, owners, answers, hooks)
+        for i, (first, pick) in enumerate(spans):  # softmax over each item's own answers
+            count = owners.count(i)
+            out.append(float(mean_logp[first : first + count].softmax(-1)[pick]))
     return out
 
 
-def _answer_logprobs(model: HookedModel, prompts: list[list[int]], answers: list[list[int]],
-                     hooks: Any) -> torch.Tensor:
-    """Mean log-probability of each answer (two per prompt) with ``hooks`` on the prompt's
-    last token and the answer: the prompts' other tokens are prefilled once, without hooks."""
+def _answer_logprobs(model: HookedModel, prompts: list[list[int]], owners: list[int],
+                     answers: list[list[int]], hooks: Any) -> torch.Tensor:
+    """Mean log-probability of each answer (``owners[j]``: its prompt) with ``hooks`` on the
+    prompt's last token and the answer: the prompts' other tokens are prefilled once."""
     pad = model.tokenizer.pad_token_id
-    owner = torch.arange(len(prompts), device=model.device).repeat_interleave(2)
-    tails = [[prompts[i // 2][-1], *ans] for i, ans in enumerate(answers)]
+    tails = [[prompts[o][-1], *ans] for o, ans in zip(owners, answers, strict=True)]
     try:
         prefix = model.prefill(left_pad_ids([p[:-1] for p in prompts], pad, model.device))
     except NotImplementedError:  # no prefill here: whole rows, the hooks masked to the tails
-        return _answer_logprobs_whole(model, prompts, tails, hooks)
+        return _answer_logprobs_whole(model, [prompts[o] for o in owners], tails, hooks)
     batch = right_pad_ids(tails, pad, model.device)
-    logp = model.forward(batch, hooks=hooks, past=prefix.select(owner)).float().log_softmax(-1)
+    past = prefix.select(torch.tensor(owners, device=model.device))
+    logp = model.forward(batch, hooks=hooks, past=past).float().log_softmax(-1)
     ids = batch.input_ids
     return torch.stack([logp[r, : len(t) - 1].gather(-1, ids[r, 1 : len(t), None]).mean()
                         for r, t in enumerate(tails)])
@@ -187,7 +195,8 @@ def _answer_logprobs(model: HookedModel, prompts: list[list[int]], answers: list
 
 def _answer_logprobs_whole(model: HookedModel, prompts: list[list[int]], tails: list[list[int]],
                            hooks: Any) -> torch.Tensor:
-    rows = [prompts[i // 2][:-1] + t for i, t in enumerate(tails)]
+    """``_answer_logprobs`` on whole rows (``prompts[j]`` is row ``j``'s prompt)."""
+    rows = [p[:-1] + t for p, t in zip(prompts, tails, strict=True)]
     batch = left_pad_ids(rows, model.tokenizer.pad_token_id, model.device)
     width = batch.input_ids.shape[1]
     steered = torch.zeros_like(batch.attention_mask, dtype=torch.bool)

@@ -96,11 +96,10 @@ def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], ch
     pos_ids, neg_ids, pos_spans, neg_spans = [], [], [], []
     for item in data:
         if isinstance(item, ABItem) and read_at == "answer":  # each choice's text, cloze form
-            prompt, ids_a, ids_b = ab_answer_ids(model.tokenizer, item, chat_template,
-                                                 system_prompt or None)
-            first = item.matching_letter == "A"
-            for answer, ids, spans in ((ids_a if first else ids_b, pos_ids, pos_spans),
-                                       (ids_b if first else ids_a, neg_ids, neg_spans)):
+            prompt, answers = ab_answer_ids(model.tokenizer, item, chat_template,
+                                            system_prompt or None)
+            for answer, ids, spans in ((answers[item.matching_letter], pos_ids, pos_spans),
+                                       (answers[item.not_matching_letter], neg_ids, neg_spans)):
                 ids.append(prompt + answer)
                 spans.append((len(prompt), len(prompt) + len(answer)))
         elif isinstance(item, ABItem):

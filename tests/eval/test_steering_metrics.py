@@ -61,7 +61,8 @@ def test_ab_answer_probability_is_the_softmax_of_mean_answer_logprobs(tiny_model
     tok = model.tokenizer
     probs = ab_answer_probability(model, ITEMS)
     for item, prob in zip(ITEMS, probs):
-        stem, text_a, text_b = item.choices()
+        stem, texts = item.options()
+        text_a, text_b = texts["A"], texts["B"]
         prompt = tok(tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
                                              add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         pair = torch.stack([_mean_logp(model, prompt, tok(t, add_special_tokens=False)["input_ids"])
@@ -89,9 +90,35 @@ def test_ab_answer_probability_steers_only_the_answer(tiny_models):
         == pytest.approx(plain, abs=1e-6)
 
 
-def test_ab_item_choices_need_two_choices():
-    with pytest.raises(ValueError, match="without '\\(A\\) ...'"):
-        ABItem("Pick one: yes or no?", "(A)", "(B)").choices()
+def test_items_with_more_than_two_choices_score_all_of_them(tiny_models):
+    """A matching answer (C) past A and B: both forms normalise over all the item's choices."""
+    model = tiny_models("llama")
+    tok = model.tokenizer
+    question = "How do you feel?\n\nChoices:\n (A) Fine\n (B) Sad\n (C) Angry at them"
+    item = ABItem(question, "(C)", "(A)")
+    stem, texts = item.options()
+    assert stem == "How do you feel?" and texts == {"A": "Fine", "B": "Sad", "C": "Angry at them"}
+    chat = tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
+                                   add_generation_prompt=True)
+    prompt = tok(chat, add_special_tokens=False)["input_ids"]
+    means = torch.stack([_mean_logp(model, prompt, tok(t, add_special_tokens=False)["input_ids"])
+                         for t in texts.values()])
+    both = ab_answer_probability(model, [item, ITEMS[0]])
+    assert both[0] == pytest.approx(means.softmax(-1)[2].item(), rel=1e-4)
+    letters = [tok(x, add_special_tokens=False)["input_ids"][-1] for x in "ABC"]
+    text = tok.apply_chat_template([{"role": "user", "content": item.question}], tokenize=False,
+                                   add_generation_prompt=True) + "("
+    logits = model.forward(torch.tensor([tok(text, add_special_tokens=False)["input_ids"]]))[0, -1]
+    expected = logits[letters].softmax(-1)[2].item()
+    assert ab_probability(model, [item])[0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_ab_item_options_need_the_answers_choices():
+    with pytest.raises(ValueError, match="without its answers' choices"):
+        ABItem("Pick one: yes or no?", "(A)", "(B)").options()
+    with pytest.raises(ValueError, match="without its answers' choices"):
+        ABItem("Pick?\n(A) yes\n(B) no", "(C)", "(A)").options()
+    assert ABItem("Pick one: yes or no?", "(A)", "(B)").letters() == ["A", "B"]
 
 
 def test_profanity_matches_whole_words():

@@ -67,7 +67,8 @@ def test_caa_read_at_answer_averages_each_choice_text_after_the_bare_question(ti
     vector = STEER_METHODS.get("caa")(CAAHParams(layers=[1], read_at="answer")).fit(model, items)
     diffs = []
     for item in items:
-        stem, text_a, text_b = item.choices()
+        stem, texts = item.options()
+        text_a, text_b = texts["A"], texts["B"]
         prompt = tok(tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
                                              add_generation_prompt=True), add_special_tokens=False)["input_ids"]
         means = {}
