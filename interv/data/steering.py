@@ -25,7 +25,7 @@ RTP_CATEGORIES = (
 
 
 # "<stem>\n\nChoices:\n (A) <text>\n (B) <text>..." (the "Choices:" line is optional)
-_OPTION = re.compile(r"\n\s*\(([A-Z])\)\s*")
+_OPTION = re.compile(r"\n\s*\(([A-Z])\)[ \t]*")
 _CHOICES_LABEL = re.compile(r"\n\s*Choices:\s*$")
 
 
@@ -63,6 +63,10 @@ class ABItem:
         if len(found) < 2 or any(letter not in found for letter in letters):
             raise ValueError(f"A/B question without its answers' choices ('(A) ...', '(B) ...' on "
                              f"lines of their own): {self.question[:80]!r}...")
+        empty = [letter for letter, text in found.items() if not text]
+        if empty:
+            raise ValueError(f"A/B question with an empty choice ({', '.join(empty)}): "
+                             f"{self.question[:80]!r}...")
         return _CHOICES_LABEL.sub("", parts[0].strip()).strip(), found
 
     def letters(self) -> list[str]:

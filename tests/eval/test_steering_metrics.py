@@ -118,6 +118,8 @@ def test_ab_item_options_need_the_answers_choices():
         ABItem("Pick one: yes or no?", "(A)", "(B)").options()
     with pytest.raises(ValueError, match="without its answers' choices"):
         ABItem("Pick?\n(A) yes\n(B) no", "(C)", "(A)").options()
+    with pytest.raises(ValueError, match=r"an empty choice \(A\)"):
+        ABItem("Pick?\n(A) \n(B) no", "(B)", "(A)").options()
     assert ABItem("Pick one: yes or no?", "(A)", "(B)").letters() == ["A", "B"]
 
 
