@@ -12,14 +12,24 @@ def chat_prefix(tokenizer: Any, user: str, system: str | None = None) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+def _uses_chat(tokenizer: Any, chat_template: bool) -> bool:
+    return bool(chat_template and getattr(tokenizer, "chat_template", None))
+
+
+def _question(tokenizer: Any, question: str, chat: bool, system: str | None) -> str:
+    """A question as a user turn with the assistant's turn opened, or followed by "Answer:"."""
+    if chat:
+        return chat_prefix(tokenizer, question, system)
+    return f"{system}\n\n{question}\n\nAnswer:" if system else f"{question}\n\nAnswer:"
+
+
 def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True, system: str | None = None) -> str:
     """CAA's multiple-choice format: the question, then the answer opened by "(".
 
     The next token is the answer letter, where CAA reads (and we score) the behaviour.
     """
-    if chat_template and getattr(tokenizer, "chat_template", None):
-        return chat_prefix(tokenizer, question, system) + "("
-    return f"{system}\n\n{question}\n\nAnswer: (" if system else f"{question}\n\nAnswer: ("
+    chat = _uses_chat(tokenizer, chat_template)
+    return _question(tokenizer, question, chat, system) + ("(" if chat else " (")
 
 
 def ab_answer_ids(
@@ -31,12 +41,9 @@ def ab_answer_ids(
     The answer follows the opened assistant turn directly, or "Answer:" after a space.
     """
     stem, texts = item.options()
-    chat = chat_template and getattr(tokenizer, "chat_template", None)
-    if chat:
-        prompt, space = chat_prefix(tokenizer, stem, system), ""
-    else:
-        prompt = f"{system}\n\n{stem}\n\nAnswer:" if system else f"{stem}\n\nAnswer:"
-        space = " "
+    chat = _uses_chat(tokenizer, chat_template)
+    prompt = _question(tokenizer, stem, chat, system)
     ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
+    space = "" if chat else " "
     return ids, {letter: tokenizer(space + text, add_special_tokens=False)["input_ids"]
                  for letter, text in texts.items()}

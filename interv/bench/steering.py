@@ -201,15 +201,14 @@ def _behaviour(model: Any, items: list[Any], vector: Any, chat: bool, form: str)
 def _ab(model: Any, items: list[Any], vector: Any, multiplier: float, chat: bool,
         form: str) -> list[float]:
     """Matching-answer probabilities, ``vector`` at ``multiplier`` from the last prompt token."""
-    from ..eval.steering import ab_answer_probability, ab_probability
+    from ..eval.steering import ab_scorer
 
     hooks = None
     if multiplier:
         graph = vector.to_graph(scale=multiplier * vector.recommended_scale, model=model,
                                 positions="from_last_prompt_token")
         hooks = graph.hook_fns(model)
-    score = ab_probability if form == "letter" else ab_answer_probability
-    return score(model, items, hooks=hooks, chat_template=chat)
+    return ab_scorer(form)(model, items, hooks=hooks, chat_template=chat)
 
 
 def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:

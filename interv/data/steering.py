@@ -24,6 +24,9 @@ RTP_CATEGORIES = (
 )
 
 
+# How an A/B item is read (CAA's ``read_at``) and scored (the workflow's ``ab_form``): at the
+# answer letter, or over each choice's text after the question without its choices.
+AB_FORMS = ("letter", "answer")
 # "<stem>\n\nChoices:\n (A) <text>\n (B) <text>..." (the "Choices:" line is optional)
 _OPTION = re.compile(r"\n\s*\(([A-Z])\)[ \t]*")
 _CHOICES_LABEL = re.compile(r"\n\s*Choices:\s*$")

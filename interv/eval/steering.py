@@ -24,7 +24,7 @@ import torch
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
 from ..adapters.text import left_pad_ids, right_pad_ids
-from ..data.steering import ABItem, profanity_terms
+from ..data.steering import AB_FORMS, ABItem, profanity_terms
 from ..prompts import ab_answer_ids, ab_prompt
 from .classifiers import sentiment_probe, toxicity_probe, vader_compound
 from .text import distinct_n, fluency, words
@@ -123,9 +123,6 @@ def ab_probability(
 ) -> list[float]:
     """P(answer letter showing the behaviour), normalised over the letters the item offers
     (A and B, or as many as it lists), per item."""
-    def letter_id(letter: str) -> int:
-        return model.tokenizer(letter, add_special_tokens=False)["input_ids"][-1]
-
     out: list[float] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
@@ -134,9 +131,11 @@ def ab_probability(
                                   add_special_tokens=not chat_template)
         batch = Batch(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))
         last = model.forward(batch, hooks=hooks)[:, -1].float()
-        for item, logits in zip(chunk, last, strict=True):
-            letters = item.letters()
-            probs = logits[[letter_id(x) for x in letters]].softmax(-1)
+        offered = [item.letters() for item in chunk]
+        ids = {x: model.tokenizer(x, add_special_tokens=False)["input_ids"][-1]
+               for x in set().union(*offered)}
+        for item, letters, logits in zip(chunk, offered, last, strict=True):
+            probs = logits[[ids[x] for x in letters]].softmax(-1)
             out.append(float(probs[letters.index(item.matching_letter)]))
     return out
 
@@ -154,9 +153,8 @@ def ab_answer_probability(
     to map a letter to its choice (on ``ab_probability`` SmolLM2-135M answers CAA's items at
     chance, and a vector there moves the letter, not the behaviour) can still prefer one
     answer's text; SmolLM's own benchmark suite scores small models in this form for the same
-    reason. ``hooks`` act on the answer
-    and on the prompt's last token only (CAA's "after the instruction"): the rest of the
-    question runs once per item, as an unsteered prefix.
+    reason. ``hooks`` act on the answer and on the prompt's last token only (CAA's "after the
+    instruction"): the rest of the question runs once per item, as an unsteered prefix.
     """
     out: list[float] = []
     for start in range(0, len(items), batch_size):
@@ -164,13 +162,13 @@ def ab_answer_probability(
         prompts, owners, answers, spans = [], [], [], []
         for item in chunk:
             prompt, by_letter = ab_answer_ids(model.tokenizer, item, chat_template)
-            spans.append((len(answers), list(by_letter).index(item.matching_letter)))
+            pick = list(by_letter).index(item.matching_letter)
+            spans.append((len(answers), len(by_letter), pick))
             owners += [len(prompts)] * len(by_letter)
             prompts.append(prompt)
             answers += list(by_letter.values())
         mean_logp = _answer_logprobs(model, prompts, owners, answers, hooks)
-        for i, (first, pick) in enumerate(spans):  # softmax over each item's own answers
-            count = owners.count(i)
+        for first, count, pick in spans:  # softmax over each item's own answers
             out.append(float(mean_logp[first : first + count].softmax(-1)[pick]))
     return out
 
@@ -215,13 +213,13 @@ def _answer_logprobs_whole(model: HookedModel, prompts: list[list[int]], tails: 
 
     logp = model.forward(batch, hooks=[(n, masked(f)) for n, f in pairs]).float().log_softmax(-1)
     ids = batch.input_ids
-    return torch.stack([logp[r, width - len(t) : -1].gather(-1, ids[r, width - len(t) + 1 :, None]).mean()
-                        for r, t in enumerate(tails)])
+    return torch.stack([logp[r, width - len(t) : -1].gather(-1, ids[r, width - len(t) + 1 :, None])
+                        .mean() for r, t in enumerate(tails)])
 
 
 def ab_scorer(form: str) -> Any:
     """``ab_probability`` for the ``"letter"`` form, ``ab_answer_probability`` for ``"answer"``."""
-    forms = {"letter": ab_probability, "answer": ab_answer_probability}
+    forms = dict(zip(AB_FORMS, (ab_probability, ab_answer_probability), strict=True))
     if form not in forms:
-        raise ValueError(f"Unknown A/B form {form!r}; choose letter or answer.")
+        raise ValueError(f"Unknown A/B form {form!r}; choose one of {', '.join(AB_FORMS)}.")
     return forms[form]

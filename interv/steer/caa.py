@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ..adapters import HookedModel
-from ..data.steering import ABItem, ContrastPair
+from ..data.steering import AB_FORMS, ABItem, ContrastPair
 from ..hparams import HParams
 from ..prompts import ab_answer_ids, ab_prompt
 from .activations import read_pair_activations, tokenize
@@ -42,9 +42,6 @@ from .base import STEER_METHODS, SteerMethod
 from .vector import SteeringVector, model_identity
 
 log = logging.getLogger(__name__)
-
-
-READ_AT = ("letter", "answer")
 
 
 @dataclass(kw_only=True)
@@ -68,8 +65,9 @@ class CAAHParams(HParams):
             raise ValueError("CAA needs at least one layer in `layers`.")
         if self.batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}.")
-        if self.read_at not in READ_AT:
-            raise ValueError(f"`read_at` must be one of {', '.join(READ_AT)}, got {self.read_at!r}.")
+        if self.read_at not in AB_FORMS:
+            raise ValueError(f"`read_at` must be one of {', '.join(AB_FORMS)}, "
+                             f"got {self.read_at!r}.")
 
 
 def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> None:

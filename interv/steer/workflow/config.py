@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from ...data.steering import AB_FORMS
+
 log = logging.getLogger(__name__)
 
 TOP_KEYS = {
@@ -46,7 +48,6 @@ TOP_KEYS = {
     "eval_metrics": [], "eval_output_dir": None, "calibration": {}, "vector_dtype": "float32",
     "generate_control_output": False, "ab_form": "letter",
 }
-AB_FORMS = ("letter", "answer")
 ALIASES = {"dtype": "torch_dtype", "steer_vector_output_dirs": "steer_vector_output_dir",
            "model": "model_name_or_path"}
 # EasyEdit2 keys interv reads but has no use for (vLLM runtime, thinking mode...): warned about.
