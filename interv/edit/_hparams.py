@@ -2,8 +2,9 @@
 
 Field names follow EasyEdit's YAML keys where the concept is the same, so EasyEdit files load
 after their module-path keys are dropped. interv-only fields: ``v_stop_prob`` (early stop),
-``v_chunk_size`` (requests optimised per forward), ``context_template_source``, ``model_dims``
-(refuse a model of other dimensions) and ``trace_prompts`` (for ``layers: auto``).
+``v_chunk_size`` (requests optimised per forward), ``context_template_source``,
+``subject_prompts`` (value rows beyond the edit prompt's wording), ``model_dims`` (refuse a
+model of other dimensions) and ``trace_prompts`` (for ``layers: auto``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..hparams import HParams
-from ._templates import SOURCES
+from ._templates import SOURCES, check_subject_prompts
 from ._keys import FACT_TOKENS
 
 
@@ -34,11 +35,20 @@ class LocateHParams(HParams):
     v_chunk_size: int = 8
     context_template_length_params: list[list[int]] = field(default_factory=lambda: [[5, 2]])
     context_template_source: str = "corpus"
+    # relation-free prompts ("{}" is the subject) that must continue with target_new too, each
+    # in the place of the edit prompt in some context templates (_templates.subject_slots);
+    # they need a subject lookup (not used with fact_token: last)
+    subject_prompts: list[str] = field(default_factory=list)
     mom2_dataset: str = "default"  # "default" (shipped corpus) or a .txt / .jsonl / .json file
     mom2_n_samples: int = 100_000  # tokens
     mom2_dtype: str = "float32"
     model_dims: dict[str, int] | None = None  # e.g. {n_layers: 30, d_model: 576, d_mlp: 1536}
     trace_prompts: int = 8
+
+    def value_subject_prompts(self) -> list[str]:
+        """The subject prompts the value optimisation uses: none when the lookup token is the
+        prompt's last (``fact_token: last``), which a subject prompt does not share."""
+        return [] if self.fact_token == "last" else list(self.subject_prompts)
 
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
@@ -48,6 +58,7 @@ class LocateHParams(HParams):
             raise ValueError(f"layers must be a non-empty list of layer indices >= 0, got {self.layers!r}.")
         if self.fact_token not in FACT_TOKENS:
             raise ValueError(f"fact_token must be one of {FACT_TOKENS}, got {self.fact_token!r}.")
+        check_subject_prompts(self.subject_prompts)
         if self.context_template_source not in SOURCES:
             raise ValueError(f"context_template_source must be one of {SOURCES}.")
         positive = ("v_num_grad_steps", "v_lr", "clamp_norm_factor", "v_chunk_size", "mom2_n_samples", "trace_prompts")

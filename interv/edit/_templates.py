@@ -89,6 +89,22 @@ def _generated(model: HookedModel, params: list[list[int]], seed: int, cache_dir
     return templates
 
 
+def subject_slots(n_templates: int, n_prompts: int) -> list[int | None]:
+    """For each context template, the subject prompt that takes the edit prompt's place in the
+    value optimisation (an index into ``subject_prompts``, taken in turn), or None: the edit
+    prompt itself. The bare template (the first) and the one after it keep the edit prompt;
+    every template after those holds a subject prompt."""
+    return [None if i < 2 or not n_prompts else (i - 2) % n_prompts for i in range(n_templates)]
+
+
+def check_subject_prompts(prompts: Sequence[str]) -> None:
+    """Each subject prompt holds the subject's place once, as ``{}``, and some text besides."""
+    for prompt in prompts:
+        if not isinstance(prompt, str) or prompt.count("{}") != 1 or not prompt.replace("{}", "").strip():
+            raise ValueError("subject_prompts must be texts with one '{}' where the subject goes and "
+                             f"some words besides (e.g. '{{}} is associated with'); got {prompt!r}.")
+
+
 def fill(template: str, prompt: str) -> str:
     """Put ``prompt`` into a template's ``{}`` (prompts may themselves contain braces)."""
     head, _, tail = template.partition("{}")

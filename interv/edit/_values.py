@@ -2,10 +2,11 @@
 
 For each request a vector ``delta`` is added to one hook's activation at the lookup token (ROME:
 ``blocks.L.hook_mlp_out``; MEMIT: ``blocks.L.hook_resid_post``) and optimised with Adam so that
-the prompt, in every context template, continues with ``target_new``; a KL term keeps the
+the prompt, in every context template, continues with ``target_new`` (with ``subject_prompts``,
+some templates hold a relation-free text about the subject instead); a KL term keeps the
 subject's next-token distribution on ``"{subject} is a"`` close to the original, a weight decay
 keeps ``delta`` small, and ``delta`` is clamped to ``clamp_norm_factor`` times the original
-activation's mean norm over the templates. A request stops as soon as every template gives the
+activation's mean norm over those rows. A request stops as soon as every template gives the
 target a (geometric-mean per-token) probability of at least ``v_stop_prob``; the rest keep
 optimising. With a rank-one write (``writes``), a row whose key the write does not reach
 (``k·u`` under ``_rows.MIN_SHARE``) does not count: no step could change it.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from ..eval.tokens import answer_ids
 from ._hparams import LocateHParams
 from ._keys import Encoded, encode, gather, subject_span, templated
 from ._rows import Problem, Runner
+from ._templates import fill, subject_slots
 from .base import EditRequest
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,24 @@ def kl_prompt(model: HookedModel, request: EditRequest, fact_token: str, method:
     return encode(model, f"{subject} is a", (0, len(subject)), fact_token)
 
 
+def value_prompts(model: HookedModel, request: EditRequest, templates: Sequence[str],
+                  hp: LocateHParams, method: str) -> list[Encoded]:
+    """The texts whose continuation is optimised: in each context template, the edit prompt
+    or a subject prompt (``_templates.subject_slots``)."""
+    subject_prompts = hp.value_subject_prompts()
+    slots = subject_slots(len(templates), len(subject_prompts))
+    subject = request.require_subject(method)
+    rows = []
+    for template, slot in zip(templates, slots, strict=True):
+        asked = request if slot is None else replace(request, prompt=fill(subject_prompts[slot], subject))
+        rows += templated(model, asked, [template], hp.fact_token, method)
+    return rows
+
+
 def _problem(model: HookedModel, request: EditRequest, templates: Sequence[str], hp: LocateHParams,
              method: str) -> Problem:
     target = answer_ids(model, request.target_new)
-    rewrites = templated(model, request, templates, hp.fact_token, method)
+    rewrites = value_prompts(model, request, templates, hp, method)
     kl = kl_prompt(model, request, hp.fact_token, method)
     # the KL term reads the lookup token itself, so the KL row ends there
     rows = [e.ids + tuple(target[:-1]) for e in rewrites] + [kl.ids[: kl.lookup + 1]]
@@ -98,7 +114,7 @@ class ValueCache:
             hp: LocateHParams) -> tuple | None:
         if model.state.get("patch_stack"):
             return None
-        settings = tuple(getattr(hp, f) for f in self.FIELDS)
+        settings = tuple(getattr(hp, f) for f in self.FIELDS) + (tuple(hp.value_subject_prompts()),)
         return (model.fingerprint(), site, tuple(templates), settings, request.prompt,
                 request.subject, request.target_new)
 
@@ -156,7 +172,8 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
     encoded = [Encoded(p.rows[i][: p.prompt_lens[i]], p.lookups[i]) for p in problems for i in range(len(templates))]
     layer = int(site.split(".")[1])
     acts = gather(model, encoded, [site], stop_at_layer=layer)[site].view(len(requests), len(templates), -1)
-    init, mean = acts[:, 0], acts.mean(1)
+    slots = subject_slots(len(templates), len(hp.value_subject_prompts()))
+    init, mean = acts[:, 0], acts[:, [s is None for s in slots]].mean(1)  # the edit prompt's rows
     # the clamp and the decay are relative to the activation's usual size at the lookup token;
     # the bare prompt alone can mislead (a subject at the start of the prompt sits next to the
     # attention sink, where activations are a few times smaller than in any template)

@@ -31,6 +31,17 @@ reaches "of" and "France" in "The capital of France is"; its bare prompt then ge
 CounterFact, 50 records, layer 4: rewrite 0.93 -> 0.98, rephrase 0.48 -> 0.55, locality
 0.99 -> 0.97.
 
+``subject_prompts``: the value is optimised on the edit prompt's own wording, so it learns to
+answer that question, and paraphrases of the relation ("Arun Nehru is known for" after "The
+profession of Arun Nehru is") often still give the old answer. interv's ROME puts relation-free
+texts about the subject ("{}:", "Q: {}? A:", "{} is associated with") in the place of the edit
+prompt in all context templates but the first two, so the value must make the subject itself
+point to the new target, whatever is asked after it. None of these texts is one of
+CounterFact's paraphrase templates. CounterFact, 50 records: rewrite / rephrase / locality
+0.98 / 0.55 / 0.97 -> 0.98 / 0.74 / 0.95 (the next 50: 0.98 / 0.46 / 0.96 -> 0.98 / 0.67 /
+0.97), at about 1.4x the time per edit (more rows must reach the stop probability). Off with
+``subject_prompts: []`` (and under ``original_implementation``).
+
 Example:
     >>> import interv
     >>> from interv.edit import EditRequest
@@ -61,6 +72,9 @@ from ._values import kl_prompt, optimise_values
 from .base import EDIT_METHODS, EditRequest
 
 log = logging.getLogger(__name__)
+
+# relation-free texts about the subject (none of them is a CounterFact paraphrase template)
+SUBJECT_PROMPTS = ("{}:", "Q: {}? A:", "{} is associated with")
 
 
 def _cost(u: Tensor, moment: Tensor | None) -> Tensor:
@@ -95,6 +109,11 @@ class ROMEHParams(LocateHParams):
     start_key: bool = True
     # ...unless that raises the edit's cost uᵀCu more than this factor (module docstring)
     start_key_max_cost: float = 4.0
+    # the subject in relation-free texts must continue with the target too (module docstring)
+    subject_prompts: list[str] = field(default_factory=lambda: list(SUBJECT_PROMPTS))
+
+    def value_subject_prompts(self) -> list[str]:
+        return [] if self.original_implementation else super().value_subject_prompts()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,7 +8,8 @@ import torch
 from interv.edit import EditRequest, RequestError, _rows
 from interv.edit._keys import encode, gather, mean_keys, templated
 from interv.edit._rows import Readout
-from interv.edit._values import frozen, optimise_values
+from interv.edit._templates import subject_slots
+from interv.edit._values import _problem, frozen, optimise_values, value_prompts
 from interv.edit.rome import ROMEHParams
 from interv.eval.tokens import answer_ids
 from tests.edit.conftest import TINY
@@ -198,3 +199,47 @@ def test_frozen_restores_flags_after_errors(edit_tiny):
             assert not any(p.requires_grad for p in params)
             raise RuntimeError("boom")
     assert [p.requires_grad for p in params] == before
+
+
+def test_subject_prompts_take_the_edit_prompts_place_after_the_first_two_templates(edit_tiny):
+    model = edit_tiny
+    request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome")
+    templates = ["{}", "Ab. {}", "Cd. {}", "Ef. {}", "Gh. {}"]
+    assert subject_slots(5, 2) == [None, None, 0, 1, 0] and subject_slots(5, 0) == [None] * 5
+    hp = ROMEHParams(subject_prompts=["{}:", "Q: {}? A:"])
+    rows = value_prompts(model, request, templates, hp, "t")
+    texts = [model.tokenizer.decode(list(r.ids)) for r in rows]
+    assert texts == ["Hello world, this is", "Ab. Hello world, this is", "Cd. Hello world:",
+                     "Ef. Q: Hello world? A:", "Gh. Hello world:"]
+    assert all(model.tokenizer.decode([r.ids[r.lookup]]) == "d" for r in rows)  # "world"'s last
+    # ROME's own code and a prompt-last lookup use the edit prompt in every template
+    for off in ({"original_implementation": True}, {"fact_token": "last"}):
+        hp_off = ROMEHParams(**{"subject_prompts": ["{}:"], **off})
+        assert [r.ids for r in value_prompts(model, request, templates, hp_off, "t")] == \
+            [r.ids for r in templated(model, request, templates, hp_off.fact_token, "t")]
+
+
+@pytest.mark.parametrize("bad", ["no subject here", "{} and {}", "{}", " {} "])
+def test_a_subject_prompt_without_one_subject_and_words_is_one_error(bad):
+    with pytest.raises(ValueError, match="subject_prompts must be texts with one '{}'"):
+        ROMEHParams(subject_prompts=["{}:", bad])
+
+
+def test_subject_prompt_rows_are_optimised_and_the_mean_activation_stays_the_prompts(edit_tiny):
+    """Each subject prompt row continues with the target in the value's loss; R-ROME's mean
+    activation is over the edit prompt's rows only. (A random tiny model does not carry the
+    subject's token to the answer: tests/real shows the effect on the default model.)"""
+    model = edit_tiny
+    request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome")
+    templates, site = ["{}", "Ab. {}", "Cd. {}"], "blocks.1.hook_mlp_out"
+    hp = ROMEHParams(**{**TINY, "fact_token": "subject_last", "subject_prompts": ["{}:"],
+                        "v_num_grad_steps": 2})
+    problem = _problem(model, request, templates, hp, "t")
+    target = answer_ids(model, "Rome")
+    assert problem.rows[2] == tuple(model.tokenizer("Cd. Hello world:")["input_ids"]) + tuple(target[:-1])
+    assert problem.target == target and len(problem.rows) == 4  # three value rows, the KL row
+    result = optimise_values(model, [request], site, templates, hp, "t")
+    prompt_rows = templated(model, request, templates[:2], "subject_last", "t")
+    acts = gather(model, prompt_rows, [site], 1)[site]
+    torch.testing.assert_close(result.init[0], acts[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result.mean[0], acts.mean(0), atol=1e-5, rtol=1e-5)

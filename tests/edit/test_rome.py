@@ -8,8 +8,9 @@ import torch
 from interv.edit import EditRequest
 from interv.edit._keys import gather, templated
 from interv.edit._values import kl_prompt, optimise_values
-from interv.edit.rome import ROME, ROMEHParams
-from interv.eval.tokens import token_accuracy
+from interv.data.editing import counterfact_sample
+from interv.edit.rome import ROME, SUBJECT_PROMPTS, ROMEHParams
+from interv.eval.tokens import teacher_forced_batch, token_accuracy
 from tests.edit.conftest import TINY
 
 REQUEST = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome")
@@ -138,3 +139,35 @@ def test_a_subject_that_opens_the_prompt_is_edited_on_the_default_model(real_mod
     with patch.applied(model):
         assert token_accuracy(model, [request.prompt], ["Wellington"]) == [1.0]
         assert token_accuracy(model, ["The capital of France is"], ["Paris"]) == [1.0]
+
+
+@torch.no_grad()
+def _answer_probability(model, prompts, answers) -> list[float]:
+    """Each answer's per-token geometric-mean probability after its prompt (teacher-forced)."""
+    batch, targets, starts = teacher_forced_batch(model, prompts, answers)
+    logp = model.forward(batch).log_softmax(-1)
+    return [float(logp[row, begin - 1 + torch.arange(len(t)), torch.tensor(t)].mean().exp())
+            for row, (t, begin) in enumerate(zip(targets, starts, strict=True))]
+
+
+@pytest.mark.real_model
+def test_subject_prompts_carry_the_new_fact_to_the_rephrasings_on_the_default_model(real_models,
+                                                                                    real_stats):
+    """Six shipped CounterFact records: optimised with relation-free texts about the subject as
+    well as the edit prompt, the value makes the new target likelier after the records'
+    rephrasings (none of which is among the subject prompts), and the edits still hold."""
+    model = real_models("hf")
+    requests = counterfact_sample()[:6]
+    rephrasings = [r.rephrase_prompts[0] for r in requests]
+    targets = [r.target_new for r in requests]
+    mean = {}
+    for prompts in ([], list(SUBJECT_PROMPTS)):
+        method = ROME(ROMEHParams(mom2_n_samples=real_stats.n_tokens, subject_prompts=prompts),
+                      stats_cache=real_stats.cache)
+        probs = []
+        for request, rephrasing, target in zip(requests, rephrasings, targets, strict=True):
+            with method.compute(model, [request]).applied(model):
+                assert token_accuracy(model, [request.prompt], [target]) == [1.0]
+                probs += _answer_probability(model, [rephrasing], [target])
+        mean[bool(prompts)] = sum(probs) / len(probs)
+    assert mean[True] > 1.5 * mean[False], mean
