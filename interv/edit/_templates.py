@@ -100,9 +100,11 @@ def subject_slots(n_templates: int, n_prompts: int) -> list[int | None]:
 def check_subject_prompts(prompts: Sequence[str]) -> None:
     """Each subject prompt holds the subject's place once, as ``{}``, and some text besides."""
     for prompt in prompts:
-        if not isinstance(prompt, str) or prompt.count("{}") != 1 or not prompt.replace("{}", "").strip():
-            raise ValueError("subject_prompts must be texts with one '{}' where the subject goes and "
-                             f"some words besides (e.g. '{{}} is associated with'); got {prompt!r}.")
+        words = isinstance(prompt, str) and prompt.replace("{}", "").strip()
+        if not words or prompt.count("{}") != 1:
+            raise ValueError("subject_prompts must be texts with one '{}' where the subject goes "
+                             "and some words besides (e.g. '{} is associated with'); "
+                             f"got {prompt!r}.")
 
 
 def fill(template: str, prompt: str) -> str:

@@ -6,7 +6,7 @@ the prompt, in every context template, continues with ``target_new`` (with ``sub
 some templates hold a relation-free text about the subject instead); a KL term keeps the
 subject's next-token distribution on ``"{subject} is a"`` close to the original, a weight decay
 keeps ``delta`` small, and ``delta`` is clamped to ``clamp_norm_factor`` times the original
-activation's mean norm over those rows. A request stops as soon as every template gives the
+activation's mean norm over those rows. A request stops as soon as every row gives the
 target a (geometric-mean per-token) probability of at least ``v_stop_prob``; the rest keep
 optimising. With a rank-one write (``writes``), a row whose key the write does not reach
 (``k·u`` under ``_rows.MIN_SHARE``) does not count: no step could change it.
@@ -82,7 +82,9 @@ def value_prompts(model: HookedModel, request: EditRequest, templates: Sequence[
     subject = request.require_subject(method)
     rows = []
     for template, slot in zip(templates, slots, strict=True):
-        asked = request if slot is None else replace(request, prompt=fill(subject_prompts[slot], subject))
+        asked = request
+        if slot is not None:
+            asked = replace(request, prompt=fill(subject_prompts[slot], subject))
         rows += templated(model, asked, [template], hp.fact_token, method)
     return rows
 

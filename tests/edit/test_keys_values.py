@@ -236,7 +236,8 @@ def test_subject_prompt_rows_are_optimised_and_the_mean_activation_stays_the_pro
                         "v_num_grad_steps": 2})
     problem = _problem(model, request, templates, hp, "t")
     target = answer_ids(model, "Rome")
-    assert problem.rows[2] == tuple(model.tokenizer("Cd. Hello world:")["input_ids"]) + tuple(target[:-1])
+    subject_row = model.tokenizer("Cd. Hello world:")["input_ids"]
+    assert problem.rows[2] == tuple(subject_row) + tuple(target[:-1])
     assert problem.target == target and len(problem.rows) == 4  # three value rows, the KL row
     result = optimise_values(model, [request], site, templates, hp, "t")
     prompt_rows = templated(model, request, templates[:2], "subject_last", "t")
