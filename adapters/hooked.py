@@ -281,7 +281,7 @@ class HookedModel:
         if shallow and (stop_at_layer is None or stop_at_layer >= past.depth):
             raise ValueError(f"past was prefilled up to block {past.depth - 1} only; continue it "
                              f"with run_with_cache(..., stop_at_layer=<= {past.depth - 1}).")
-        return Batch(batch.input_ids, batch.attention_mask, past)
+        return Batch(batch.input_ids, batch.attention_mask, past, batch.segments)
 
     def run_with_hooks(self, inputs: Inputs, fwd_hooks: HookSpec) -> Float[Tensor, "batch pos d_vocab"]:
         return self.forward(inputs, hooks=fwd_hooks)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -38,7 +40,9 @@ def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str |
 def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated: bool = False) -> Batch:
     """Tokenize text (left-padded) or accept token ids / an encoding / a Batch, on ``device``."""
     if isinstance(inputs, Batch):
-        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device), inputs.past)
+        segments = None if inputs.segments is None else inputs.segments.to(device)
+        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device), inputs.past,
+                     segments)
     if isinstance(inputs, Tensor):
         ids = inputs if inputs.dim() == 2 else inputs.unsqueeze(0)
         return Batch(ids.to(device), torch.ones_like(ids, device=device))
@@ -78,6 +82,17 @@ def left_pad_offsets(
 def right_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
     """A right-padded batch of token-id lists: the continuations of a ``Prefix``."""
     return _pad_ids(rows, pad_id, device, left=False)
+
+
+def packed_ids(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Batch, list[int]]:
+    """The rows one after another in a single packed row (``Batch.segments``: row ``i`` is
+    sequence ``i``), and the column of each row's first token. Empty rows take no columns."""
+    ids = [token for row in rows for token in row]
+    segments = [i for i, row in enumerate(rows) for _ in row]
+    starts = list(itertools.accumulate((len(row) for row in rows), initial=0))[:-1]
+    as_row = partial(torch.tensor, device=device, dtype=torch.long)
+    return Batch(as_row([ids]), torch.ones(1, len(ids), device=device, dtype=torch.long),
+                 segments=as_row([segments])), starts
 
 
 def _pad_ids(

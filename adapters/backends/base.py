@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..run import HookContext, HookFn, RunTracker, apply_hook_fns
@@ -19,18 +20,23 @@ HookPlan = Mapping[str, tuple[BoundSite, list[HookFn]]]
 
 @dataclass
 class Prefix:
-    """The keys and values of a left-padded batch of prefixes, for continuing each row later.
+    """The keys and values of a batch of prefixes, for continuing each row later.
 
     A forward whose ``Batch.past`` is a prefix runs only the continuation tokens; row ``i`` of
     the continuation follows row ``i`` of the prefix. The stored tensors are never modified, so
     one prefix serves any number of forwards (e.g. every step of an optimisation whose change
     only affects later positions). Keys and values at padded positions are zeroed: a row whose
     prefix is empty then attends to nothing there.
+
+    A *packed* prefix (prefilled from a packed ``Batch``) holds several sequences in one row,
+    told apart by ``segments``; a packed continuation's sequence ``s`` follows the prefix's
+    sequence ``s``.
     """
 
     layers: list[tuple[Tensor, Tensor]]
     attention_mask: Tensor
     config: Any
+    segments: Tensor | None = None  # packed: the sequence of each position, -1 for padding
 
     @property
     def depth(self) -> int:
@@ -42,13 +48,28 @@ class Prefix:
         return self.attention_mask.long().sum(-1)
 
     def select(self, rows: Tensor) -> Prefix:
-        """The prefixes of ``rows`` (indices into the batch), without the padding columns no
-        kept row uses: continue a subset of the rows without prefilling again."""
+        """The prefixes of ``rows`` (indices into the batch; of a packed prefix: sequences,
+        which are numbered anew in the order given), without the columns no kept row uses:
+        continue a subset of the rows without prefilling again."""
+        if self.segments is not None:
+            return self._select_sequences(rows)
         mask = self.attention_mask[rows]
         used = mask.any(0).nonzero()
         start = int(used.min()) if len(used) else mask.shape[1]
         layers = [(k[rows][:, :, start:], v[rows][:, :, start:]) for k, v in self.layers]
         return Prefix(layers, mask[:, start:], self.config)
+
+    def _select_sequences(self, rows: Tensor) -> Prefix:
+        assert self.segments is not None
+        if len(set(rows.tolist())) != len(rows):
+            raise ValueError("A packed prefix cannot repeat a sequence; select each one once.")
+        renumber = torch.full((int(self.segments.max()) + 2,), -1, dtype=torch.long,
+                              device=self.segments.device)
+        renumber[rows] = torch.arange(len(rows), device=rows.device)
+        segments = renumber[self.segments]  # padding (-1) reads the last entry: -1
+        cols = (segments >= 0).any(0).nonzero()[:, 0]
+        layers = [(k[:, :, cols], v[:, :, cols]) for k, v in self.layers]
+        return Prefix(layers, self.attention_mask[:, cols], self.config, segments[:, cols])
 
     def cache(self) -> Any:
         from transformers import DynamicCache
@@ -59,28 +80,69 @@ class Prefix:
 @dataclass
 class Batch:
     """Token ids and mask of a batch with mask-derived position ids: left-padded, or, after a
-    ``past`` prefix, right-padded continuations (positions count on from each prefix)."""
+    ``past`` prefix, right-padded continuations (positions count on from each prefix).
+
+    A *packed* batch (``segments``) holds several sequences in each row, each attending only
+    to itself (and to its own part of a packed ``past``); positions count within each
+    sequence. Padding-free batches of rows of very different lengths cost only their tokens.
+    """
 
     input_ids: Tensor
     attention_mask: Tensor
     past: Prefix | None = None
+    segments: Tensor | None = None  # packed: the sequence of each position, -1 for padding
 
     @property
     def position_ids(self) -> Tensor:
+        if self.segments is not None:
+            return self._packed_positions()
         positions = (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return positions if self.past is None else positions + self.past.lengths[:, None]
 
-    def model_kwargs(self) -> dict[str, Any]:
+    def _packed_positions(self) -> Tensor:
+        assert self.segments is not None
+        past = None if self.past is None else self.past.segments
+        n = int(self.segments.max()) + 1 if past is None else max(int(self.segments.max()),
+                                                                  int(past.max())) + 1
+        onehot = F.one_hot(self.segments.clamp(min=0), n) * (self.segments >= 0)[..., None]
+        positions = (onehot.cumsum(1) * onehot).sum(-1) - 1  # the count so far in each sequence
+        if past is not None:
+            before = (F.one_hot(past.clamp(min=0), n) * (past >= 0)[..., None]).sum(1)
+            positions = positions + (onehot * before[:, None, :]).sum(-1)
+        return positions.clamp(min=0)
+
+    def model_kwargs(self, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+        """Keyword arguments of a transformers forward (a packed batch's 4D mask in ``dtype``,
+        the model's)."""
         kwargs: dict[str, Any] = {
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
             "position_ids": self.position_ids,
         }
+        if self.segments is not None:
+            kwargs["attention_mask"] = self._packed_mask(dtype)
+        elif self.past is not None and self.past.segments is not None:
+            raise ValueError("A packed prefix is continued by a packed batch (Batch.segments).")
+        elif self.past is not None:
+            kwargs["attention_mask"] = torch.cat([self.past.attention_mask, self.attention_mask], -1)
         if self.past is not None:
-            mask = torch.cat([self.past.attention_mask, self.attention_mask], -1)
-            kwargs["attention_mask"] = mask
             kwargs["past_key_values"] = self.past.cache()
         return kwargs
+
+    def _packed_mask(self, dtype: torch.dtype) -> Tensor:
+        """``[batch, 1, query, key]``, additive (0 or the dtype's minimum, which every attention
+        implementation reads alike): a token sees the earlier tokens of its own sequence."""
+        assert self.segments is not None
+        if self.past is not None and self.past.segments is None:
+            raise ValueError("A packed batch continues a packed prefix; prefill a packed batch.")
+        queries = self.segments
+        keys = queries if self.past is None else torch.cat([self.past.segments, queries], -1)
+        offset = keys.shape[1] - queries.shape[1]
+        positions = torch.arange(keys.shape[1], device=keys.device)
+        causal = positions[None, :] <= positions[offset:, None]
+        seen = (queries[:, :, None] == keys[:, None, :]) & causal
+        hidden = torch.tensor(torch.finfo(dtype).min, dtype=dtype, device=keys.device)
+        return torch.zeros((), dtype=dtype, device=keys.device).where(seen, hidden)[:, None]
 
 
 class StopForward(Exception):
@@ -119,7 +181,7 @@ class ModuleRunner:
     def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
         with self.installed(plan):
             try:
-                return self.hf_model(**batch.model_kwargs(), use_cache=batch.past is not None).logits
+                return self.hf_model(**batch.model_kwargs(self.hf_model.dtype), use_cache=batch.past is not None).logits
             except StopForward:
                 return None
 
@@ -133,13 +195,13 @@ class ModuleRunner:
         cache = DynamicCache(config=self.hf_model.config)
         with self.installed(plan):
             try:
-                self.hf_model(**batch.model_kwargs(), past_key_values=cache, use_cache=True)
+                self.hf_model(**batch.model_kwargs(self.hf_model.dtype), past_key_values=cache, use_cache=True)
             except StopForward:
                 pass
         keep = batch.attention_mask.bool()[:, None, :, None]
         layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0))
                   for k, v in _cache_tensors(cache)]
-        return Prefix(layers, batch.attention_mask, self.hf_model.config)
+        return Prefix(layers, batch.attention_mask, self.hf_model.config, batch.segments)
 
     def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
         with self.installed(plan):

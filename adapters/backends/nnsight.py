@@ -53,7 +53,7 @@ class NNsightBackend:
     def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
         ordered = self._ordered(plan)
         try:
-            with self.envoy.trace(batch.model_kwargs(), use_cache=False):
+            with self.envoy.trace(batch.model_kwargs(self.hf_model.dtype), use_cache=False):
                 self._intervene(ordered)
                 logits = self.envoy.output.logits.save()
         except StopForward:

@@ -3,8 +3,11 @@ its lookup tokens: the engine of the value optimisation in ``_values``.
 
 The tokens before a row's lookup token cannot see ``delta``, so their keys and values are
 computed once (``HookedModel.prefill``) and every step runs only the rest of each row; when some
-problems finish, the others continue the same prefix rows (``_Layout.select``). Logits are read
-only at the positions the losses need (``Readout``).
+problems finish, the others continue the same prefix (``Prefix.select``). The rows' rests are
+packed into one sequence (``Batch.segments``), as they are of very different lengths (ROME's
+subject prompts end after one to three tokens, the edit prompt runs several words): right-padded
+to the longest, 30% of a ROME step's tokens were padding. Logits are read only at the positions
+the losses need (``Readout``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..adapters import HookContext, HookedModel
-from ..adapters.backends import Batch, StopForward
-from ..adapters.text import right_pad_ids
+from ..adapters.backends import Batch, Prefix, StopForward
+from ..adapters.text import packed_ids
 from ._keys import left_pad
 
 log = logging.getLogger(__name__)
@@ -35,46 +38,23 @@ class Problem:
     target: list[int]
     write: Tensor | None = None  # u of a rank-one edit u deltaᵀ that delta enters through
 
-    def tail(self) -> int:
-        """The most tokens a row runs from its lookup token on."""
-        return max(len(row) - lookup for row, lookup in zip(self.rows, self.lookups, strict=True))
-
 
 @dataclass
 class _Layout:
     """One forward over some problems' rows: the batch (whole rows left-padded, or, after a
-    ``past`` prefix, the rows from their lookup token on, right-padded), the column of each
-    row's lookup token, the positions whose logits the losses read, and which rows and reads
-    belong to each problem (``spans``, ``read_spans``: ``(start, stop)``)."""
+    packed prefix of the tokens before each lookup, the rows from their lookup token on,
+    packed into one sequence), where each row's lookup token sits (``delta_rows``,
+    ``delta_cols``), the positions whose logits the losses read, and which rows belong to
+    each problem (``spans``: ``(start, stop)``)."""
 
     batch: Batch
     owner: Tensor  # row -> index of its problem
     writes: Tensor | None  # row -> its problem's u (rank-one writes only)
+    delta_rows: Tensor
     delta_cols: Tensor
     read_rows: Tensor
     read_cols: Tensor
     spans: list[tuple[int, int]]
-    read_spans: list[tuple[int, int]]
-
-    def select(self, keep: Sequence[int]) -> _Layout:
-        """The layout of problems ``keep`` only (in that order), continuing the same prefix
-        rows: a request that finished needs no new prefill for the others (split layouts)."""
-        if self.batch.past is None:
-            raise ValueError("select() continues a prefix; lay out whole rows afresh instead.")
-        rows = torch.cat([torch.arange(*self.spans[j]) for j in keep])
-        reads = torch.cat([torch.arange(*self.read_spans[j]) for j in keep])
-        renumber = torch.full((len(self.owner),), -1, dtype=torch.long)
-        renumber[rows] = torch.arange(len(rows))
-        sizes = [self.spans[j][1] - self.spans[j][0] for j in keep]
-        read_sizes = [self.read_spans[j][1] - self.read_spans[j][0] for j in keep]
-        mask = self.batch.attention_mask[rows]
-        width = int(mask.any(0).nonzero().max()) + 1  # the longest kept continuation
-        past = self.batch.past.select(rows)
-        batch = Batch(self.batch.input_ids[rows, :width], mask[:, :width], past)
-        return _Layout(batch, torch.arange(len(keep)).repeat_interleave(torch.tensor(sizes)),
-                       None if self.writes is None else self.writes[rows], self.delta_cols[rows],
-                       renumber[self.read_rows[reads]], self.read_cols[reads],
-                       _spans(sizes), _spans(read_sizes))
 
 
 def _spans(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -82,33 +62,36 @@ def _spans(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
 
 
-def _layout(model: HookedModel, problems: Sequence[Problem], split: bool) -> _Layout:
+def _layout(model: HookedModel, problems: Sequence[Problem], split: bool,
+            past: Prefix | None = None) -> _Layout:
+    """Whole rows left-padded, or (``split``) the tokens from each lookup on, packed, after the
+    tokens before it, prefilled (or ``past``: those rows of an earlier prefill)."""
     rows = [row for p in problems for row in p.rows]
     owner = torch.tensor([j for j, p in enumerate(problems) for _ in p.rows])
     writes = None if problems[0].write is None else torch.stack([p.write for p in problems])[owner]
     lookups = [lookup for p in problems for lookup in p.lookups]
     if split:  # tokens before the lookup do not see delta: their keys and values are computed once
         heads = [r[:lk] for r, lk in zip(rows, lookups, strict=True)]
-        tails = [r[lk:] for r, lk in zip(rows, lookups, strict=True)]
-        batch = right_pad_ids(tails, model.tokenizer.pad_token_id, model.device)
-        batch.past = model.prefill(left_pad(model, heads)[0])
-        shifts = [-lk for lk in lookups]
+        batch, starts = packed_ids([r[lk:] for r, lk in zip(rows, lookups, strict=True)], model.device)
+        if past is None and any(heads):
+            past = model.prefill(packed_ids(heads, model.device)[0])
+        batch.past = past
+        where, shifts = [0] * len(rows), [s - lk for s, lk in zip(starts, lookups, strict=True)]
     else:
-        batch, shifts = left_pad(model, rows)
-    read_r, read_c, r, read_sizes = [], [], 0, []
+        (batch, shifts), where = left_pad(model, rows), list(range(len(rows)))
+    read_r, read_c, r = [], [], 0
     for p in problems:  # each rewriting row's target predictions, then the KL row's lookup
-        read_sizes.append(len(p.prompt_lens) * len(p.target) + 1)
         for k, length in enumerate(p.prompt_lens):
             start = shifts[r + k] + length - 1
-            read_r += [r + k] * len(p.target)
+            read_r += [where[r + k]] * len(p.target)
             read_c += list(range(start, start + len(p.target)))
         kl_row = r + len(p.prompt_lens)
-        read_r.append(kl_row)
+        read_r.append(where[kl_row])
         read_c.append(shifts[kl_row] + p.lookups[-1])
         r += len(p.rows)
     delta_cols = torch.tensor([s + lk for s, lk in zip(shifts, lookups, strict=True)])
-    return _Layout(batch, owner, writes, delta_cols, torch.tensor(read_r), torch.tensor(read_c),
-                   _spans([len(p.rows) for p in problems]), _spans(read_sizes))
+    return _Layout(batch, owner, writes, torch.tensor(where), delta_cols, torch.tensor(read_r),
+                   torch.tensor(read_c), _spans([len(p.rows) for p in problems]))
 
 
 # a row whose key gets less than this share of a rank-one write cannot be written by it (ROME's
@@ -125,9 +108,10 @@ class Runner:
 
     Since delta enters at the lookup token, the tokens before it are the same at every step;
     their keys and values are computed once (``HookedModel.prefill``) and each step runs only
-    the tokens from the lookup on, about a third of each row. When some problems finish, the
-    rest continue the rows of that prefix. The first layout is checked against a whole-row
-    forward; on a mismatch or a backend without ``prefill`` every step runs whole rows.
+    the tokens from the lookup on, about a third of each row, packed into one sequence. When
+    some problems finish, the rest continue the rows of that prefix. The first layout is checked
+    against a whole-row forward; on a mismatch or a backend without ``prefill`` (or without
+    packed attention masks) every step runs whole rows.
     """
 
     def __init__(self, model: HookedModel, site: str, key_site: str | None = None):
@@ -158,8 +142,10 @@ class Runner:
     def _lay_out(self, problems: Sequence[Problem]) -> _Layout:
         ids = [id(p) for p in problems]
         if self.split and self._prefilled is not None and set(ids) <= set(self._prefilled[0]):
-            laid, layout = self._prefilled
-            return layout.select([laid.index(i) for i in ids])
+            laid, layout = self._prefilled  # continue those problems' rows of the same prefix
+            rows = torch.cat([torch.arange(*layout.spans[laid.index(i)]) for i in ids])
+            past = layout.batch.past
+            return _layout(self.model, problems, True, None if past is None else past.select(rows))
         layout = _layout(self.model, problems, bool(self.split))
         if self.split:
             self._prefilled = (ids, layout)
@@ -169,16 +155,16 @@ class Runner:
              readout: Readout | None = None) -> Tensor:
         """Deltas enter at each row's lookup token (with rank-one writes: times ``k·u`` there)."""
         stacked = torch.stack(list(deltas))[layout.owner]
-        rows = torch.arange(len(layout.owner))
+        at = (layout.delta_rows, layout.delta_cols)
         keys: list[Tensor] = []
 
         def add_delta(act: Tensor, ctx: HookContext) -> Tensor:
             added = stacked
             if layout.writes is not None:
-                shares = (keys[0][rows, layout.delta_cols] * layout.writes).sum(-1, keepdim=True)
+                shares = (keys[0][at] * layout.writes).sum(-1, keepdim=True)
                 self.shares = shares.detach()[:, 0]
                 added = stacked * shares
-            return act + act.new_zeros(act.shape).index_put((rows, layout.delta_cols), added)
+            return act + act.new_zeros(act.shape).index_put(at, added)
 
         hooks = {self.site: add_delta}
         if layout.writes is not None:

@@ -182,11 +182,9 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
     scale = acts.norm(dim=-1).mean(1)
     deltas = [torch.zeros_like(init[i], requires_grad=True) for i in range(len(requests))]
     steps, probs = [0] * len(requests), [0.0] * len(requests)
-    # chunks of requests whose rows continue for similar lengths after the lookup pad least
-    order = sorted(range(len(requests)), key=lambda i: problems[i].tail())
     with frozen(model):
         for begin in range(0, len(requests), hp.v_chunk_size):
-            idx = order[begin : begin + hp.v_chunk_size]
+            idx = list(range(begin, min(begin + hp.v_chunk_size, len(requests))))
             _optimise_chunk(model, [problems[i] for i in idx], [deltas[i] for i in idx],
                             scale[idx], (site, writes[0] if writes else None), hp, steps, probs, idx)
     for i, request in enumerate(requests):

@@ -128,8 +128,16 @@ def test_reusing_prefix_keys_values_optimises_the_same_values(edit_tiny, monkeyp
         monkeypatch.setattr(_rows, "_layout", lambda *a: seen.append(a[2]) or real(*a))
         results[split] = optimise_values(edit_tiny, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "t")
         assert seen == [split]  # one layout for all steps (no request finished early)
-    torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
+    _assert_same_values(results[True].delta, results[False].delta)
     assert results[True].probs == pytest.approx(results[False].probs, abs=1e-4)
+
+
+def _assert_same_values(got, expected):
+    """Equal up to float rounding, relative to each value's size: Adam's steps (lr 20) carry
+    the rounding of a packed forward to ~1e-6 of the value's norm, a coordinate near zero
+    included."""
+    for a, b in zip(got, expected, strict=True):
+        assert float((a - b).norm()) <= 1e-5 * float(b.norm())
 
 
 def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkeypatch):
@@ -143,21 +151,21 @@ def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkey
                             ROMEHParams(**{**TINY, "v_num_grad_steps": 1}), "t").probs
     low, high = sorted(first)[1:]
     hp = ROMEHParams(**{**TINY, "v_stop_prob": (low + high) / 2, "v_num_grad_steps": 5})
-    results, real = {}, _rows._layout
+    results, real = {}, edit_tiny.prefill
     for split in (True, False):
         monkeypatch.setitem(_rows._CHECKED, edit_tiny, split)
-        seen = []
-        monkeypatch.setattr(_rows, "_layout", lambda *a: seen.append(a[2]) or real(*a))
+        prefills = []
+        monkeypatch.setattr(edit_tiny, "prefill", lambda *a, **k: prefills.append(1) or real(*a, **k))
         results[split] = optimise_values(edit_tiny, requests, site, templates, hp, "t")
-        assert seen == ([True] if split else [False] * len(seen)) and seen
+        assert len(prefills) == split  # one prefill, whatever finishes when
     assert min(results[True].steps) == 1 < max(results[True].steps)  # one finished at once
     assert results[True].steps == results[False].steps
-    torch.testing.assert_close(results[True].delta, results[False].delta, atol=1e-4, rtol=1e-3)
+    _assert_same_values(results[True].delta, results[False].delta)
 
 
-def test_chunks_are_formed_by_row_length_and_values_return_in_request_order(edit_tiny):
-    """The request with the longer rows comes first but is chunked second; each value still
-    belongs to its own request (equal to optimising it alone)."""
+def test_values_optimised_in_chunks_return_in_request_order(edit_tiny):
+    """Each request in its own chunk: each value still belongs to its own request (equal to
+    optimising it alone)."""
     long = EditRequest(prompt="Hello world, this is a long way", subject="Hello world", target_new="Rome")
     short = EditRequest(prompt="So the cat", subject="the cat", target_new="mat")
     hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 3, "v_stop_prob": 1.0, "v_chunk_size": 1,
