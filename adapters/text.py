@@ -84,15 +84,33 @@ def right_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: tor
     return _pad_ids(rows, pad_id, device, left=False)
 
 
-def packed_ids(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Batch, list[int]]:
-    """The rows one after another in a single packed row (``Batch.segments``: row ``i`` is
-    sequence ``i``), and the column of each row's first token. Empty rows take no columns."""
-    ids = [token for row in rows for token in row]
-    segments = [i for i, row in enumerate(rows) for _ in row]
-    starts = list(itertools.accumulate((len(row) for row in rows), initial=0))[:-1]
-    as_row = partial(torch.tensor, device=device, dtype=torch.long)
-    return Batch(as_row([ids]), torch.ones(1, len(ids), device=device, dtype=torch.long),
-                 segments=as_row([segments])), starts
+def packed_ids(
+    rows: Sequence[Sequence[int]], device: torch.device, sizes: Sequence[int] | None = None
+) -> tuple[Batch, list[tuple[int, int]]]:
+    """The rows one after another in the rows of a packed batch: the first ``sizes[0]`` rows in
+    batch row 0 (``Batch.segments`` 0, 1, ...), the next ``sizes[1]`` in batch row 1 (again
+    numbered from 0), and so on (all in one by default), right-padded to the longest (segment
+    -1). Also returns where each row starts (batch row, column). Empty rows take no columns."""
+    sizes = [len(rows)] if sizes is None else list(sizes)
+    if sum(sizes) != len(rows) or min(sizes, default=1) < 0:
+        raise ValueError(f"sizes {sizes} must be counts that add up to the {len(rows)} rows.")
+    lines: list[list[int]] = []
+    segments: list[list[int]] = []
+    starts: list[tuple[int, int]] = []
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    for b, (begin, end) in enumerate(itertools.pairwise(bounds)):
+        line, owner = [], []
+        for i in range(begin, end):
+            starts.append((b, len(line)))
+            line += rows[i]
+            owner += [i - begin] * len(rows[i])
+        lines.append(line)
+        segments.append(owner)
+    width = max(len(line) for line in lines)
+    as_tensor = partial(torch.tensor, device=device, dtype=torch.long)
+    ids = as_tensor([line + [0] * (width - len(line)) for line in lines])
+    seg = as_tensor([owner + [-1] * (width - len(owner)) for owner in segments])
+    return Batch(ids, (seg >= 0).long(), segments=seg), starts
 
 
 def _pad_ids(

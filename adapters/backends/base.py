@@ -28,15 +28,15 @@ class Prefix:
     only affects later positions). Keys and values at padded positions are zeroed: a row whose
     prefix is empty then attends to nothing there.
 
-    A *packed* prefix (prefilled from a packed ``Batch``) holds several sequences in one row,
-    told apart by ``segments``; a packed continuation's sequence ``s`` follows the prefix's
-    sequence ``s``.
+    A *packed* prefix (prefilled from a packed ``Batch``) holds several sequences in each row,
+    told apart by ``segments``; in a packed continuation, sequence ``s`` of row ``i`` follows
+    sequence ``s`` of the prefix's row ``i``.
     """
 
     layers: list[tuple[Tensor, Tensor]]
     attention_mask: Tensor
     config: Any
-    segments: Tensor | None = None  # packed: the sequence of each position, -1 for padding
+    segments: Tensor | None = None  # packed: each position's sequence in its row; -1: padding
 
     @property
     def depth(self) -> int:
@@ -48,28 +48,18 @@ class Prefix:
         return self.attention_mask.long().sum(-1)
 
     def select(self, rows: Tensor) -> Prefix:
-        """The prefixes of ``rows`` (indices into the batch; of a packed prefix: sequences,
-        which are numbered anew in the order given), without the columns no kept row uses:
-        continue a subset of the rows without prefilling again."""
-        if self.segments is not None:
-            return self._select_sequences(rows)
+        """The prefixes of ``rows`` (indices into the batch), without the columns no kept row
+        uses: continue a subset of the rows without prefilling again."""
         mask = self.attention_mask[rows]
-        used = mask.any(0).nonzero()
-        start = int(used.min()) if len(used) else mask.shape[1]
-        layers = [(k[rows][:, :, start:], v[rows][:, :, start:]) for k, v in self.layers]
-        return Prefix(layers, mask[:, start:], self.config)
-
-    def _select_sequences(self, rows: Tensor) -> Prefix:
-        assert self.segments is not None
-        if len(set(rows.tolist())) != len(rows):
-            raise ValueError("A packed prefix cannot repeat a sequence; select each one once.")
-        renumber = torch.full((int(self.segments.max()) + 2,), -1, dtype=torch.long,
-                              device=self.segments.device)
-        renumber[rows] = torch.arange(len(rows), device=rows.device)
-        segments = renumber[self.segments]  # padding (-1) reads the last entry: -1
-        cols = (segments >= 0).any(0).nonzero()[:, 0]
-        layers = [(k[:, :, cols], v[:, :, cols]) for k, v in self.layers]
-        return Prefix(layers, self.attention_mask[:, cols], self.config, segments[:, cols])
+        if self.segments is None:
+            used = mask.any(0).nonzero()
+            cols = torch.arange(int(used.min()) if len(used) else mask.shape[1], mask.shape[1])
+        else:
+            cols = (self.segments[rows] >= 0).any(0).nonzero()[:, 0]
+        cols = cols.to(mask.device)
+        layers = [(k[rows][:, :, cols], v[rows][:, :, cols]) for k, v in self.layers]
+        segments = None if self.segments is None else self.segments[rows][:, cols]
+        return Prefix(layers, mask[:, cols], self.config, segments)
 
     def cache(self) -> Any:
         from transformers import DynamicCache
@@ -82,15 +72,16 @@ class Batch:
     """Token ids and mask of a batch with mask-derived position ids: left-padded, or, after a
     ``past`` prefix, right-padded continuations (positions count on from each prefix).
 
-    A *packed* batch (``segments``) holds several sequences in each row, each attending only
-    to itself (and to its own part of a packed ``past``); positions count within each
-    sequence. Padding-free batches of rows of very different lengths cost only their tokens.
+    A *packed* batch (``segments``, numbered within each row) holds several sequences in each
+    row, each attending only to itself (and to its own part of the row's packed ``past``);
+    positions count within each sequence. Rows of very different lengths then cost their
+    tokens, not the longest row's length times their number.
     """
 
     input_ids: Tensor
     attention_mask: Tensor
     past: Prefix | None = None
-    segments: Tensor | None = None  # packed: the sequence of each position, -1 for padding
+    segments: Tensor | None = None  # packed: each position's sequence in its row; -1: padding
 
     @property
     def position_ids(self) -> Tensor:

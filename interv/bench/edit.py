@@ -1,9 +1,10 @@
 """Knowledge editing on CounterFact: quality (EasyEdit metrics) and seconds per edit.
 
-Sections (``--methods``, comma-separated): ``rome`` (single edits, each reverted before the
-next), ``memit``, ``alphaedit``, ``emmet`` (one batch of ``--batch-n`` records), ``sequential``
-(``--seq-n`` AlphaEdit edits applied one after another, ``--seq-batch`` at a time, with the
-hyperparameters of ``recipes/edit/alphaedit-sequential-smollm2.yaml``) and ``stats``
+Sections (``--methods``, comma-separated): ``rome`` (independent single edits, each scored
+with its own patch alone; computed ``v_chunk_size`` at a time as ``interv edit`` does, and the
+first ``--alone`` also one per call), ``memit``, ``alphaedit``, ``emmet`` (one batch of
+``--batch-n`` records), ``sequential`` (``--seq-n`` AlphaEdit edits applied one after another,
+``--seq-batch`` at a time, with the hyperparameters of ``recipes/edit/alphaedit-sequential-smollm2.yaml``) and ``stats``
 (computing one layer's statistics from ``--stats-tokens`` tokens into a fresh cache). Batch
 locality is measured on neighbourhood prompts that mention no edited subject, and also on the
 prompts of CounterFact records outside the batch (``locality_other_facts``). At the end every
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
     parser.add_argument("--n", type=int, default=50, help="ROME single edits")
     parser.add_argument("--batch-n", type=int, default=100, help="records per MEMIT/AlphaEdit/EMMET batch")
+    parser.add_argument("--alone", type=int, default=10,
+                        help="ROME records also timed one edit per call (single-edit latency)")
     parser.add_argument("--seq-n", type=int, default=200, help="sequential AlphaEdit edits")
     parser.add_argument("--seq-batch", type=int, default=1, help="edits per sequential step")
     parser.add_argument("--seq-first", type=int, default=50, help="rewrite is reported on the first N")
@@ -155,21 +158,35 @@ def _timed_warm(model: HookedModel, method: Any, requests: list[EditRequest]) ->
 
 
 def _rome(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """Independent single edits, each scored on the model with its patch alone. They are
+    computed as ``interv edit`` computes them, ``v_chunk_size`` at a time (``compute_each``:
+    ``seconds_per_edit``); the first ``--alone`` are also timed one call each
+    (``seconds_per_edit_alone``: the wait for a single edit)."""
     requests = counterfact(args.n)
     method = make_method("rome", args)
     warm = _timed_warm(model, method, requests)
     pre = evaluate(model, requests)
-    posts, times = [], []
-    for i, request in enumerate(requests):
+    posts, total = [], 0.0
+    group = method.independent_group
+    for begin in range(0, len(requests), group):
+        part = requests[begin : begin + group]
         start = time.perf_counter()
-        patch = method.compute(model, [request])
-        times.append(time.perf_counter() - start)
-        with patch.applied(model):
-            posts.append(evaluate(model, [request], reference=[pre[i]])[0])
+        patches = method.compute_each(model, part)
+        total += time.perf_counter() - start
+        for i, patch in enumerate(patches, start=begin):
+            with patch.applied(model):
+                posts.append(evaluate(model, [requests[i]], reference=[pre[i]])[0])
+    alone = []
+    for request in requests[: args.alone]:
+        start = time.perf_counter()
+        method.compute(model, [request])
+        alone.append(time.perf_counter() - start)
     return {"n": len(requests), "pre": summarize(pre), "post": summarize(posts),
-            "seconds_per_edit": round(statistics.mean(times), 3),
-            "seconds_per_edit_median": round(statistics.median(times), 3),
-            "seconds_load_stats": round(warm, 2), "hparams": method.hparams.to_dict()}
+            "seconds_per_edit": round(total / len(requests), 3), "edits_per_call": group,
+            "seconds_per_edit_alone": round(statistics.mean(alone), 3) if alone else None,
+            "seconds_per_edit_alone_median": round(statistics.median(alone), 3) if alone else None,
+            "n_alone": len(alone), "seconds_load_stats": round(warm, 2),
+            "hparams": method.hparams.to_dict()}
 
 
 def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) -> list[EditRequest]:

@@ -4,9 +4,11 @@ its lookup tokens: the engine of the value optimisation in ``_values``.
 The tokens before a row's lookup token cannot see ``delta``, so their keys and values are
 computed once (``HookedModel.prefill``) and every step runs only the rest of each row; when some
 problems finish, the others continue the same prefix (``Prefix.select``). The rows' rests are
-packed into one sequence (``Batch.segments``), as they are of very different lengths (ROME's
-subject prompts end after one to three tokens, the edit prompt runs several words): right-padded
-to the longest, 30% of a ROME step's tokens were padding. Logits are read only at the positions
+packed into one sequence per problem (``Batch.segments``), as they are of very different lengths
+(ROME's subject prompts end after one to three tokens, the edit prompt runs several words):
+right-padded to the longest, 30% of a ROME step's tokens were padding. (All problems in one
+sequence would attend over every problem's prefixes: with four ROME requests, the attention
+took a fifth of each step.) Logits are read only at the positions
 the losses need (``Readout``).
 """
 
@@ -43,7 +45,7 @@ class Problem:
 class _Layout:
     """One forward over some problems' rows: the batch (whole rows left-padded, or, after a
     packed prefix of the tokens before each lookup, the rows from their lookup token on,
-    packed into one sequence), where each row's lookup token sits (``delta_rows``,
+    packed into one sequence per problem), where each row's lookup token sits (``delta_rows``,
     ``delta_cols``), the positions whose logits the losses read, and which rows belong to
     each problem (``spans``: ``(start, stop)``)."""
 
@@ -71,12 +73,16 @@ def _layout(model: HookedModel, problems: Sequence[Problem], split: bool,
     writes = None if problems[0].write is None else torch.stack([p.write for p in problems])[owner]
     lookups = [lookup for p in problems for lookup in p.lookups]
     if split:  # tokens before the lookup do not see delta: their keys and values are computed once
+        # one batch row per problem: a row attends to its own problem's prefixes only
+        sizes = [len(p.rows) for p in problems]
         heads = [r[:lk] for r, lk in zip(rows, lookups, strict=True)]
-        batch, starts = packed_ids([r[lk:] for r, lk in zip(rows, lookups, strict=True)], model.device)
+        tails = [r[lk:] for r, lk in zip(rows, lookups, strict=True)]
+        batch, starts = packed_ids(tails, model.device, sizes)
         if past is None and any(heads):
-            past = model.prefill(packed_ids(heads, model.device)[0])
+            past = model.prefill(packed_ids(heads, model.device, sizes)[0])
         batch.past = past
-        where, shifts = [0] * len(rows), [s - lk for s, lk in zip(starts, lookups, strict=True)]
+        where = [b for b, _ in starts]
+        shifts = [col - lk for (_, col), lk in zip(starts, lookups, strict=True)]
     else:
         (batch, shifts), where = left_pad(model, rows), list(range(len(rows)))
     read_r, read_c, r = [], [], 0
@@ -108,7 +114,7 @@ class Runner:
 
     Since delta enters at the lookup token, the tokens before it are the same at every step;
     their keys and values are computed once (``HookedModel.prefill``) and each step runs only
-    the tokens from the lookup on, about a third of each row, packed into one sequence. When
+    the tokens from the lookup on, about a third of each row, packed per problem. When
     some problems finish, the rest continue the rows of that prefix. The first layout is checked
     against a whole-row forward; on a mismatch or a backend without ``prefill`` (or without
     packed attention masks) every step runs whole rows.
@@ -143,9 +149,8 @@ class Runner:
         ids = [id(p) for p in problems]
         if self.split and self._prefilled is not None and set(ids) <= set(self._prefilled[0]):
             laid, layout = self._prefilled  # continue those problems' rows of the same prefix
-            rows = torch.cat([torch.arange(*layout.spans[laid.index(i)]) for i in ids])
-            past = layout.batch.past
-            return _layout(self.model, problems, True, None if past is None else past.select(rows))
+            past, keep = layout.batch.past, torch.tensor([laid.index(i) for i in ids])
+            return _layout(self.model, problems, True, None if past is None else past.select(keep))
         layout = _layout(self.model, problems, bool(self.split))
         if self.split:
             self._prefilled = (ids, layout)

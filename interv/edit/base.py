@@ -81,6 +81,16 @@ class EditMethod(ABC):
     def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet:
         """The patch that writes ``requests`` into ``model`` (not applied)."""
 
+    def compute_each(self, model: HookedModel, requests: Sequence[EditRequest]) -> list[PatchSet]:
+        """Independent edits: for each request the patch ``compute(model, [request])`` makes on
+        the model as it is. Methods that can share work between them (ROME) override this."""
+        return [self.compute(model, [request]) for request in requests]
+
+    @property
+    def independent_group(self) -> int:
+        """How many independent edits ``compute_each`` is best given at once."""
+        return 1
+
     def check_layers(self, model: HookedModel, layers: Sequence[int]) -> None:
         bad = [layer for layer in layers if not 0 <= layer < model.cfg.n_layers]
         if bad:

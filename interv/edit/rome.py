@@ -68,7 +68,7 @@ from ..patch import PatchSet, WeightPatch
 from ._common import LocateMethod
 from ._hparams import LocateHParams
 from ._keys import gather, templated
-from ._values import kl_prompt, optimise_values
+from ._values import ValueResult, kl_prompt, optimise_values
 from .base import EDIT_METHODS, EditRequest
 
 log = logging.getLogger(__name__)
@@ -139,13 +139,14 @@ class ROME(LocateMethod):
 
     def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet:
         self.check(model, requests)
-        layer = self.resolve_layers(model, requests, 1)[0]
-        inverse_of = self.second_moment(model, [layer])[layer] if self.hparams.mom2_adjustment else None
+        layer, moment = self._layer(model, requests)
         patches: list[WeightPatch] = []
         applied: list[PatchSet] = []
         try:
             for i, request in enumerate(requests):
-                patches.append(self._edit(model, request, layer, inverse_of))
+                direction = self._direction(model, request, layer, moment)
+                values = self._values(model, [request], layer, [direction])
+                patches.append(self._patch(layer, direction, values, 0))
                 if i < len(requests) - 1:  # later requests are computed on top of earlier ones
                     applied.append(PatchSet([patches[-1]]).apply(model))
         finally:
@@ -153,7 +154,29 @@ class ROME(LocateMethod):
                 done.revert(model)
         return self.patch_set(model, requests, patches)
 
-    def _edit(self, model: HookedModel, request: EditRequest, layer: int, moment: Tensor | None) -> WeightPatch:
+    def compute_each(self, model: HookedModel, requests: Sequence[EditRequest]) -> list[PatchSet]:
+        """Independent edits, each the patch ``compute(model, [request])`` makes: the values
+        are optimised together, ``v_chunk_size`` requests per forward, so the weights each step
+        reads serve several edits (CounterFact on SmolLM2, 2 CPU cores: see the README)."""
+        self.check(model, requests)
+        layer, moment = self._layer(model, requests)
+        directions = [self._direction(model, request, layer, moment) for request in requests]
+        values = self._values(model, requests, layer, directions)
+        return [self.patch_set(model, [request], [self._patch(layer, direction, values, i)])
+                for i, (request, direction) in enumerate(zip(requests, directions, strict=True))]
+
+    @property
+    def independent_group(self) -> int:
+        return self.hparams.v_chunk_size
+
+    def _layer(self, model: HookedModel,
+               requests: Sequence[EditRequest]) -> tuple[int, Tensor | None]:
+        layer = self.resolve_layers(model, requests, 1)[0]
+        moment = self.second_moment(model, [layer])[layer] if self.hparams.mom2_adjustment else None
+        return layer, moment
+
+    def _direction(self, model: HookedModel, request: EditRequest, layer: int,
+                   moment: Tensor | None) -> _Direction:
         hp = self.hparams
         templates = self.templates(model)
         post = f"blocks.{layer}.mlp.hook_post"
@@ -163,34 +186,53 @@ class ROME(LocateMethod):
         key_avg, key_prompt = keys[:-1].mean(0), keys[0]
         prompt_keys = not hp.original_implementation and hp.enable_prompt_keys
         key = key_prompt if hp.original_implementation or prompt_keys else key_avg
-        if hp.key_gains and not hp.original_implementation:
-            # ΔW = u rᵀ adds (k·u) r to the output of any key k: each row gets (k·u) delta at
-            # its lookup token while optimising, and r = delta. With start_key, u is the
-            # least-C-norm direction with k·u = 1 for the averaged key and the subject's key at
-            # the start of a text (the KL prompt's)
-            u = shared_key_direction(key[None], moment)
-            if hp.start_key and hp.fact_token != "last":  # "last": the KL key is not the subject's
-                both = shared_key_direction(torch.stack([key, keys[-1]]), moment)
-                cost = float(_cost(both, moment) / _cost(u, moment))
-                if cost <= hp.start_key_max_cost:
-                    u = both
-                else:
-                    log.info("rome: %r: writing the key at the start of a text would cost %.1fx; "
-                             "edited in context only", request.subject, cost)
-            u = u.to(keys.dtype)
-            writes = (post, [u])
-        else:
+        if not hp.key_gains or hp.original_implementation:
             u = key_prompt if prompt_keys else key_avg
             if moment is not None:
                 u = inverse_times(moment, u[None])[0]
-            u, writes = u / u.norm(), None
-        values = optimise_values(model, [request], f"blocks.{layer}.hook_mlp_out", templates, hp, self.name,
-                                 self.value_cache, writes)
+            return _Direction(u / u.norm(), key, gains=False)
+        # ΔW = u rᵀ adds (k·u) r to the output of any key k: each row gets (k·u) delta at its
+        # lookup token while optimising, and r = delta. With start_key, u is the least-C-norm
+        # direction with k·u = 1 for the averaged key and the subject's key at the start of a
+        # text (the KL prompt's)
+        u = shared_key_direction(key[None], moment)
+        if hp.start_key and hp.fact_token != "last":  # "last": the KL key is not the subject's
+            both = shared_key_direction(torch.stack([key, keys[-1]]), moment)
+            cost = float(_cost(both, moment) / _cost(u, moment))
+            if cost <= hp.start_key_max_cost:
+                u = both
+            else:
+                log.info("rome: %r: writing the key at the start of a text would cost %.1fx; "
+                         "edited in context only", request.subject, cost)
+        return _Direction(u.to(keys.dtype), key, gains=True)
+
+    def _values(self, model: HookedModel, requests: Sequence[EditRequest], layer: int,
+                directions: Sequence[_Direction]) -> ValueResult:
+        writes = None
+        if directions[0].gains:
+            writes = (f"blocks.{layer}.mlp.hook_post", [d.u for d in directions])
+        values = optimise_values(model, requests, f"blocks.{layer}.hook_mlp_out",
+                                 self.templates(model), self.hparams, self.name, self.value_cache,
+                                 writes)
         self.last_values = values
-        delta, init, mean = values.delta[0], values.init[0], values.mean[0]
-        if writes is not None or hp.original_implementation or prompt_keys:
+        return values
+
+    def _patch(self, layer: int, direction: _Direction, values: ValueResult, i: int) -> WeightPatch:
+        hp = self.hparams
+        delta, init, mean = values.delta[i], values.init[i], values.mean[i]
+        if direction.gains or hp.original_implementation or hp.enable_prompt_keys:
             residual = delta  # target = output(key) + delta
         else:  # R-ROME: the averaged key must produce output(prompt) + delta
             residual = init + delta - mean
-        U, V = rank_one_update(u, key, residual)
+        U, V = rank_one_update(direction.u, direction.key, residual)
         return WeightPatch(f"blocks.{layer}.mlp.W_out", U=U.float(), V=V.to(torch.float32))
+
+
+@dataclass
+class _Direction:
+    """One request's edit direction ``u`` (``ΔW = u rᵀ``), the key it is computed for, and
+    whether the value is optimised with each row's share ``k·u`` (``key_gains``)."""
+
+    u: Tensor
+    key: Tensor
+    gains: bool

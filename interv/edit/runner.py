@@ -6,7 +6,9 @@ Protocol (EasyEdit's, with PR #687's sequential fix):
 1. ``pre`` metrics for every request, on the model as it is (batched, once).
 2. Requests are edited one at a time (``batch_size=1``) or in chunks of ``batch_size`` for a
    batchable method; each chunk's patch is applied and the chunk is scored right after its
-   own edit (``post``, locality against ``pre``).
+   own edit (``post``, locality against ``pre``). Independent single edits are computed a few
+   at a time where the method can share work between them (``EditMethod.compute_each``); each
+   patch is the one its request would get alone.
 3. ``sequential=False``: the patch is reverted after scoring, so every edit is judged against
    the unedited model. ``sequential=True``: patches stay applied and later edits build on them.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,19 +74,13 @@ def run_edits(
     patches: list[PatchSet] = []
     applied: list[PatchSet] = []
     edit_total = eval_post = 0.0
-    chunks = [
-        range(i, min(i + batch_size, len(requests))) for i in range(0, len(requests), batch_size)
-    ]
     try:
-        for chunk in tqdm(chunks, desc=f"{method.name} edits", disable=not progress):
-            part = [requests[i] for i in chunk]
-            start = time.perf_counter()
-            patch = method.compute(model, part)
-            took = time.perf_counter() - start
+        computed = _patches(model, method, requests, sequential, batch_size, progress)
+        for chunk, patch, took in computed:
             edit_total += took
             applied.append(patch.apply(model))
             start = time.perf_counter()
-            post = evaluate(model, part, reference=[pre[i] for i in chunk])
+            post = evaluate(model, [requests[i] for i in chunk], reference=[pre[i] for i in chunk])
             eval_post += time.perf_counter() - start
             if not sequential:
                 applied.pop().revert(model)
@@ -107,6 +103,40 @@ def run_edits(
         edit_total=edit_total, per_edit=edit_total / max(1, len(requests)), eval_post=eval_post
     )
     return RunResult(records, patches, sequential, seconds)
+
+
+def _patches(
+    model: HookedModel,
+    method: EditMethod,
+    requests: Sequence[EditRequest],
+    sequential: bool,
+    batch_size: int,
+    progress: bool,
+) -> Iterator[tuple[range, PatchSet, float]]:
+    """Each chunk of requests with its patch and the seconds it took. Independent single edits
+    (not ``sequential``) are computed ``method.independent_group`` at a time with
+    ``compute_each``, each taking an equal share of the group's time; the next group is computed
+    when the caller has reverted the last patch, so every edit still starts from the unedited
+    model."""
+    group = 1 if sequential or batch_size > 1 else max(1, method.independent_group)
+    size = batch_size * group
+    bar = tqdm(total=len(requests), desc=f"{method.name} edits", disable=not progress)
+    with bar:
+        for begin in range(0, len(requests), size):
+            chunk = range(begin, min(begin + size, len(requests)))
+            part = [requests[i] for i in chunk]
+            start = time.perf_counter()
+            if group == 1:
+                patch = method.compute(model, part)
+                took = time.perf_counter() - start
+                bar.update(len(chunk))
+                yield chunk, patch, took
+                continue
+            patches = method.compute_each(model, part)
+            took = (time.perf_counter() - start) / len(part)
+            for i, patch in zip(chunk, patches, strict=True):
+                bar.update(1)
+                yield range(i, i + 1), patch, took
 
 
 def _check_run(method: EditMethod, n: int, batch_size: int, pre: Sequence[Result] | None) -> None:

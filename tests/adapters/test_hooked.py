@@ -266,57 +266,62 @@ def test_prefix_select_continues_a_subset_of_rows(tiny_models, backend):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("backend", ["hf", "transformer_lens"])
-def test_packed_rows_equal_whole_rows(tiny_models, family, backend):
-    """Rows packed into one sequence (``Batch.segments``) see only themselves: whole, or after
-    a packed prefill of their beginnings, each row's logits equal its own left-padded row's."""
+@pytest.mark.parametrize("sizes", [None, [2, 1]])  # all rows in one sequence, or in two
+def test_packed_rows_equal_whole_rows(tiny_models, family, backend, sizes):
+    """Rows packed into sequences (``Batch.segments``) see only themselves: whole, or after a
+    packed prefill of their beginnings, each row's logits equal its own left-padded row's."""
     from interv.adapters.text import left_pad_ids, packed_ids
 
     model = tiny_models(family, backend)
     rows, splits = _prefix_rows(model)
     with torch.no_grad():
         expected = model.forward(left_pad_ids(rows, 0, model.device))
-        packed, starts = packed_ids(rows, model.device)
+        packed, starts = packed_ids(rows, model.device, sizes)
         got_whole = model.forward(packed)
+        heads = packed_ids([r[:s] for r, s in zip(rows, splits)], model.device, sizes)[0]
         try:
-            past = model.prefill(packed_ids([r[:s] for r, s in zip(rows, splits)], model.device)[0])
+            past = model.prefill(heads)
         except NotImplementedError:
             pytest.skip(f"{family} has a sliding-window cache, which prefill does not support")
-        cont, cont_starts = packed_ids([r[s:] for r, s in zip(rows, splits)], model.device)
+        cont, cont_starts = packed_ids([r[s:] for r, s in zip(rows, splits)], model.device, sizes)
         cont.past = past
         got_tail = model.forward(cont)
-    assert got_whole.shape[:2] == (1, sum(map(len, rows)))  # no padding
+    lengths = [len(rows[0]) + len(rows[1]), len(rows[2])] if sizes else [sum(map(len, rows))]
+    assert got_whole.shape[:2] == (len(lengths), max(lengths))  # padding only to the longest
     width, scale = expected.shape[1], float(expected.abs().max())
     for i, (row, split) in enumerate(zip(rows, splits, strict=True)):
         ref = expected[i, width - len(row) :]
-        assert torch.allclose(got_whole[0, starts[i] : starts[i] + len(row)], ref, atol=1e-4 * scale)
-        tail = got_tail[0, cont_starts[i] : cont_starts[i] + len(row) - split]
+        (b, col), (cb, ccol) = starts[i], cont_starts[i]
+        assert torch.allclose(got_whole[b, col : col + len(row)], ref, atol=1e-4 * scale)
+        tail = got_tail[cb, ccol : ccol + len(row) - split]
         assert torch.allclose(tail, ref[split:], atol=1e-4 * scale)
 
 
-def test_packed_prefix_select_renumbers_sequences(tiny_models):
-    """Selected sequences of a packed prefix continue as if only they had been prefilled, in
-    the order asked for; a packed prefix needs a packed continuation."""
+def test_packed_prefix_select_keeps_rows(tiny_models):
+    """Selected rows of a packed prefix (here one sequence per row, the middle one empty)
+    continue as if only they had been prefilled, in the order asked for; the columns only
+    dropped rows used go; a packed prefix needs a packed continuation."""
     from interv.adapters.text import packed_ids, right_pad_ids
 
     model = tiny_models("llama")
     rows, splits = _prefix_rows(model)
     heads = [r[:s] for r, s in zip(rows, splits, strict=True)]
     tails = [r[s:] for r, s in zip(rows, splits, strict=True)]
-    keep = [2, 1, 0]
+    keep = [1, 0]
     with torch.no_grad():
-        past = model.prefill(packed_ids(heads, model.device)[0])
-        chosen = past.select(torch.tensor(keep[:2]))
-        alone = model.prefill(packed_ids([heads[i] for i in keep[:2]], model.device)[0])
-        cont, starts = packed_ids([tails[i] for i in keep[:2]], model.device)
+        past = model.prefill(packed_ids(heads, model.device, [1, 1, 1])[0])
+        chosen = past.select(torch.tensor(keep))
+        alone = model.prefill(packed_ids([heads[i] for i in keep], model.device, [1, 1])[0])
+        cont = packed_ids([tails[i] for i in keep], model.device, [1, 1])[0]
         got = model.forward(Batch(cont.input_ids, cont.attention_mask, chosen, cont.segments))
         expected = model.forward(Batch(cont.input_ids, cont.attention_mask, alone, cont.segments))
-    assert chosen.attention_mask.shape[1] == splits[2] + splits[1] < past.attention_mask.shape[1]
+    assert chosen.attention_mask.shape[1] == splits[0] < past.attention_mask.shape[1]
     torch.testing.assert_close(chosen.segments, alone.segments)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
-    with pytest.raises(ValueError, match="cannot repeat a sequence"):
-        past.select(torch.tensor([0, 0]))
     with pytest.raises(ValueError, match="continued by a packed batch"):
-        model.forward(right_pad_ids([[9]], 0, model.device), past=past)
+        model.forward(right_pad_ids([[9]] * 3, 0, model.device), past=past)
+    with pytest.raises(ValueError, match="must be counts that add up to the 3 rows"):
+        packed_ids(rows, model.device, [1, 1])
 
 
 def test_prefill_errors(tiny_models):

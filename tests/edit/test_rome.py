@@ -97,6 +97,26 @@ def test_several_requests_are_edited_one_after_another(edit_tiny, stats_cache):
         assert token_accuracy(model, [REQUEST.prompt, OTHER.prompt], ["Rome", "mat"]) == [1.0, 1.0]
 
 
+@pytest.mark.parametrize("variant", [{}, OLD_KEYS])  # with and without the edit's gains
+def test_independent_edits_computed_together_equal_each_computed_alone(edit_tiny, stats_cache,
+                                                                       variant):
+    """compute_each optimises the values of several requests in one forward per step; each
+    patch is the one compute() makes for its request alone, on the unedited model."""
+    model = edit_tiny
+    third = EditRequest(prompt="A red fox ran", subject="A red fox", target_new=" far away")
+    requests = [REQUEST, OTHER, third]
+    hp = ROMEHParams(**{**TINY, "layers": [1], "v_chunk_size": 2, **variant})
+    method = ROME(hp, stats_cache=stats_cache)
+    together = method.compute_each(model, requests)
+    assert method.independent_group == 2
+    for request, patch in zip(requests, together, strict=True):
+        (alone,) = method.compute(model, [request]).patches
+        (got,) = patch.patches
+        assert patch.requests == [request.to_dict()] and got.weight == alone.weight
+        expected = alone.dense()
+        assert float((got.dense() - expected).norm()) <= 1e-4 * float(expected.norm())
+
+
 def test_hparams_validation():
     with pytest.raises(ValueError, match="ROME edits one layer"):
         ROMEHParams(layers=[3, 4])

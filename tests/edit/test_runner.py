@@ -68,6 +68,43 @@ def test_non_sequential_restores_and_sequential_keeps(fresh_tiny):
     assert weights_hash(model) == original
 
 
+class Grouped(Shift):
+    """Independent edits computed three at a time, each shift as large as its prompt is long."""
+
+    batchable = False
+    independent_group = 3
+
+    def compute(self, model, requests):
+        (request,) = requests
+        delta = torch.full_like(model.weight("blocks.1.mlp.W_out"), 0.01 * len(request.prompt))
+        return self.patch_set(model, requests, [WeightPatch("blocks.1.mlp.W_out", delta=delta)])
+
+    def compute_each(self, model, requests):
+        self.calls.append(len(requests))
+        return [self.compute(model, [r]) for r in requests]
+
+
+def test_independent_edits_are_computed_in_groups_and_scored_one_by_one(fresh_tiny):
+    """Non-sequential single edits go to compute_each a group at a time (3 + 1 here); each is
+    scored with its own patch alone, and every record carries an equal share of its group's
+    time. Sequential runs compute one edit per call, on top of the earlier ones."""
+    model = fresh_tiny("llama")
+    original = weights_hash(model)
+    requests = [*REQUESTS, EditRequest(prompt="Four", target_new="w")]
+    method = Grouped()
+    result = run_edits(model, method, requests, evaluate)
+    assert method.calls == [3, 1] and weights_hash(model) == original
+    assert [r["case_id"] for r in result.records] == [0, 1, 2, 3]
+    assert len({r["time"] for r in result.records[:3]}) == 1
+    for record, request, patch in zip(result.records, requests, result.patches, strict=True):
+        assert patch.requests == [request.to_dict()]
+        with patch.applied(model):
+            again = evaluate(model, [request], reference=[record["pre"]])
+        assert again[0] == record["post"]
+    run_edits(model, method, requests, evaluate, sequential=True)
+    assert method.calls == [3, 1]  # compute(), not compute_each()
+
+
 def test_each_edit_is_scored_on_its_own_model_state(fresh_tiny):
     model = fresh_tiny("llama")
     pre = evaluate(model, REQUESTS)
