@@ -40,6 +40,10 @@ class Problem:
     target: list[int]
     write: Tensor | None = None  # u of a rank-one edit u deltaᵀ that delta enters through
 
+    def tokens(self) -> int:
+        """How many tokens a step runs for this problem (its rows from their lookup on)."""
+        return sum(len(row) - lookup for row, lookup in zip(self.rows, self.lookups, strict=True))
+
 
 @dataclass
 class _Layout:

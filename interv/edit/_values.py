@@ -182,9 +182,12 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
     scale = acts.norm(dim=-1).mean(1)
     deltas = [torch.zeros_like(init[i], requires_grad=True) for i in range(len(requests))]
     steps, probs = [0] * len(requests), [0.0] * len(requests)
+    # each request's rows are one packed row of the forward, padded to the chunk's longest:
+    # requests of similar lengths share a chunk
+    order = sorted(range(len(requests)), key=lambda i: problems[i].tokens())
     with frozen(model):
         for begin in range(0, len(requests), hp.v_chunk_size):
-            idx = list(range(begin, min(begin + hp.v_chunk_size, len(requests))))
+            idx = order[begin : begin + hp.v_chunk_size]
             _optimise_chunk(model, [problems[i] for i in idx], [deltas[i] for i in idx],
                             scale[idx], (site, writes[0] if writes else None), hp, steps, probs, idx)
     for i, request in enumerate(requests):

@@ -163,9 +163,9 @@ def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkey
     _assert_same_values(results[True].delta, results[False].delta)
 
 
-def test_values_optimised_in_chunks_return_in_request_order(edit_tiny):
-    """Each request in its own chunk: each value still belongs to its own request (equal to
-    optimising it alone)."""
+def test_chunks_are_formed_by_row_length_and_values_return_in_request_order(edit_tiny):
+    """The request with the longer rows comes first but is chunked second; each value still
+    belongs to its own request (equal to optimising it alone)."""
     long = EditRequest(prompt="Hello world, this is a long way", subject="Hello world", target_new="Rome")
     short = EditRequest(prompt="So the cat", subject="the cat", target_new="mat")
     hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 3, "v_stop_prob": 1.0, "v_chunk_size": 1,
