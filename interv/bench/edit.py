@@ -4,11 +4,12 @@ Sections (``--methods``, comma-separated): ``rome`` (independent single edits, e
 with its own patch alone; computed ``v_chunk_size`` at a time as ``interv edit`` does, and the
 first ``--alone`` also one per call), ``memit``, ``alphaedit``, ``emmet`` (one batch of
 ``--batch-n`` records), ``sequential`` (``--seq-n`` AlphaEdit edits applied one after another,
-``--seq-batch`` at a time, with the hyperparameters of ``recipes/edit/alphaedit-sequential-smollm2.yaml``) and ``stats``
-(computing one layer's statistics from ``--stats-tokens`` tokens into a fresh cache). Batch
-locality is measured on neighbourhood prompts that mention no edited subject, and also on the
-prompts of CounterFact records outside the batch (``locality_other_facts``). At the end every
-patch is reverted and the weights' hash is compared with the original.
+``--seq-batch`` at a time, with the hyperparameters of
+``recipes/edit/alphaedit-sequential-smollm2.yaml``) and ``stats`` (computing one layer's
+statistics from ``--stats-tokens`` tokens into a fresh cache). Batch locality is measured on
+neighbourhood prompts that mention no edited subject, and also on the prompts of CounterFact
+records outside the batch (``locality_other_facts``). At the end every patch is reverted and
+the weights' hash is compared with the original.
 """
 
 from __future__ import annotations
