@@ -43,11 +43,18 @@ class SecondMoment:
 
 
 def _sym_solve(A: Float[Tensor, "d d"], B: Float[Tensor, "d m"]) -> Float[Tensor, "d m"]:
-    """Solve ``A X = B`` for a symmetric positive (semi)definite ``A`` (Cholesky, LU fallback)."""
+    """Solve ``A X = B`` for a symmetric positive (semi)definite ``A`` (Cholesky, least squares
+    when ``A`` is singular)."""
     factor, info = torch.linalg.cholesky_ex(A)
     if int(info) == 0:
         return torch.cholesky_solve(B, factor)
-    return torch.linalg.lstsq(A, B).solution
+    return _least_squares(A, B)
+
+
+def _least_squares(A: Tensor, B: Tensor) -> Tensor:
+    """The minimum-norm least-squares solution by SVD (``gelsd``). The default driver on CPU,
+    ``gelsy``, returned zeros for a singular ``A`` in about one call in six (MKL, 2-core Xeon)."""
+    return torch.linalg.lstsq(A, B, driver="gelsd" if A.device.type == "cpu" else None).solution
 
 
 # per live second moment (by id): a weak reference to it, the tensor version the factor was
@@ -65,7 +72,7 @@ def moment_solve(C: Float[Tensor, "d d"], B: Float[Tensor, "d m"]) -> Float[Tens
         forget = weakref.ref(C, lambda _, key=id(C): _FACTORS.pop(key, None))
         entry = _FACTORS[id(C)] = (forget, C._version, factor if int(info) == 0 else None)
     if entry[2] is None:
-        return torch.linalg.lstsq(C.double(), B.double()).solution
+        return _least_squares(C.double(), B.double())
     return torch.cholesky_solve(B.double(), entry[2])
 
 

@@ -54,6 +54,18 @@ def test_moment_solve_reuses_the_factor_until_the_moment_changes(monkeypatch):
     torch.testing.assert_close(moment_solve(singular, b), b)  # least squares when not definite
 
 
+def test_singular_moments_are_solved_the_same_every_time():
+    """The least-squares fallback gives the minimum-norm solution on every call (LAPACK's
+    default CPU driver returned zeros here in about one call in six)."""
+    singular = torch.zeros(3, 3, dtype=torch.float64)
+    singular[0, 0] = 1.0
+    b = torch.tensor([[2.0], [0.0], [0.0]], dtype=torch.float64)
+    key = singular[:1]  # MEMIT with no preservation: (KᵀK)⁻¹Kᵀ, KᵀK singular
+    for _ in range(60):
+        torch.testing.assert_close(moment_solve(singular, b), b)
+        torch.testing.assert_close(memit_update(key, b[:1], singular, 0.0)[0], key.T)
+
+
 def test_rank_one_update_maps_the_key_to_its_target():
     X, C, W = _data()
     key, residual = X[0], torch.randn(W.shape[1], dtype=torch.float64)
