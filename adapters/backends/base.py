@@ -75,7 +75,8 @@ class Batch:
     A *packed* batch (``segments``, numbered within each row) holds several sequences in each
     row, each attending only to itself (and to its own part of the row's packed ``past``);
     positions count within each sequence. Rows of very different lengths then cost their
-    tokens, not the longest row's length times their number.
+    tokens, not the longest row's length times their number. (Hook contexts' ``ctx.run``
+    positions count a packed row's columns, not positions within its sequences.)
     """
 
     input_ids: Tensor
@@ -93,8 +94,7 @@ class Batch:
     def _packed_positions(self) -> Tensor:
         assert self.segments is not None
         past = None if self.past is None else self.past.segments
-        n = int(self.segments.max()) + 1 if past is None else max(int(self.segments.max()),
-                                                                  int(past.max())) + 1
+        n = 1 + max(int(s.max()) for s in (self.segments, past) if s is not None)
         onehot = F.one_hot(self.segments.clamp(min=0), n) * (self.segments >= 0)[..., None]
         positions = (onehot.cumsum(1) * onehot).sum(-1) - 1  # the count so far in each sequence
         if past is not None:
@@ -172,7 +172,8 @@ class ModuleRunner:
     def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
         with self.installed(plan):
             try:
-                return self.hf_model(**batch.model_kwargs(self.hf_model.dtype), use_cache=batch.past is not None).logits
+                kwargs = batch.model_kwargs(self.hf_model.dtype)
+                return self.hf_model(**kwargs, use_cache=batch.past is not None).logits
             except StopForward:
                 return None
 

@@ -8,8 +8,8 @@ packed into one sequence per problem (``Batch.segments``), as they are of very d
 (ROME's subject prompts end after one to three tokens, the edit prompt runs several words):
 right-padded to the longest, 30% of a ROME step's tokens were padding. (All problems in one
 sequence would attend over every problem's prefixes: with four ROME requests, the attention
-took a fifth of each step.) Logits are read only at the positions
-the losses need (``Readout``).
+took a fifth of each step.) Logits are read only at the positions the losses need
+(``Readout``).
 """
 
 from __future__ import annotations
