@@ -110,10 +110,11 @@ class Batch:
             "attention_mask": self.attention_mask,
             "position_ids": self.position_ids,
         }
+        if self.past is not None and (self.past.segments is None) != (self.segments is None):
+            raise ValueError("A packed prefix is continued by a packed batch (Batch.segments) "
+                             "and a padded one by a padded batch; prefill the same layout.")
         if self.segments is not None:
             kwargs["attention_mask"] = self._packed_mask(dtype)
-        elif self.past is not None and self.past.segments is not None:
-            raise ValueError("A packed prefix is continued by a packed batch (Batch.segments).")
         elif self.past is not None:
             kwargs["attention_mask"] = torch.cat([self.past.attention_mask, self.attention_mask], -1)
         if self.past is not None:
@@ -124,10 +125,9 @@ class Batch:
         """``[batch, 1, query, key]``, additive (0 or the dtype's minimum, which every attention
         implementation reads alike): a token sees the earlier tokens of its own sequence."""
         assert self.segments is not None
-        if self.past is not None and self.past.segments is None:
-            raise ValueError("A packed batch continues a packed prefix; prefill a packed batch.")
         queries = self.segments
-        keys = queries if self.past is None else torch.cat([self.past.segments, queries], -1)
+        past = None if self.past is None else self.past.segments
+        keys = queries if past is None else torch.cat([past, queries], -1)
         offset = keys.shape[1] - queries.shape[1]
         positions = torch.arange(keys.shape[1], device=keys.device)
         causal = positions[None, :] <= positions[offset:, None]

@@ -31,6 +31,7 @@ import torch
 from ..adapters import HookedModel
 from ..data.editing import counterfact
 from ..edit import EDIT_METHODS, EditRequest
+from ..edit.runner import run_edits
 from ..eval.editing import evaluate, summarize
 from ..patch import PatchSet
 
@@ -167,23 +168,16 @@ def _rome(model: HookedModel, args: argparse.Namespace, section: str) -> dict[st
     method = make_method("rome", args)
     warm = _timed_warm(model, method, requests)
     pre = evaluate(model, requests)
-    posts, total = [], 0.0
-    group = method.independent_group
-    for begin in range(0, len(requests), group):
-        part = requests[begin : begin + group]
-        start = time.perf_counter()
-        patches = method.compute_each(model, part)
-        total += time.perf_counter() - start
-        for i, patch in enumerate(patches, start=begin):
-            with patch.applied(model):
-                posts.append(evaluate(model, [requests[i]], reference=[pre[i]])[0])
+    result = run_edits(model, method, requests, evaluate, pre=pre)
     alone = []
     for request in requests[: args.alone]:
         start = time.perf_counter()
         method.compute(model, [request])
         alone.append(time.perf_counter() - start)
-    return {"n": len(requests), "pre": summarize(pre), "post": summarize(posts),
-            "seconds_per_edit": round(total / len(requests), 3), "edits_per_call": group,
+    return {"n": len(requests), "pre": summarize(pre),
+            "post": summarize([record["post"] for record in result.records]),
+            "seconds_per_edit": round(result.seconds["per_edit"], 3),
+            "edits_per_call": method.independent_group,
             "seconds_per_edit_alone": round(statistics.mean(alone), 3) if alone else None,
             "seconds_per_edit_alone_median": round(statistics.median(alone), 3) if alone else None,
             "n_alone": len(alone), "seconds_load_stats": round(warm, 2),
