@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A CPU build of torch, installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: install install-test demo test bench
+.PHONY: install install-test demo test lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ demo: install
 	$(BIN)/interv model pull
 	$(BIN)/interv demo
 
-# The whole suite. pytest exits 5 when it collected no tests: that is a failure, not a pass.
-test: install-test
+# Lint, then the whole suite. pytest exits 5 when it collected no tests: that is a failure.
+test: install-test lint
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	exit $$status
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/interv bench forward --json results/bench-forward.json
@@ -36,3 +40,4 @@ bench: install
 	$(BIN)/interv bench steering --json results/bench-steering.json
 	$(BIN)/interv bench edit --json results/bench-edit.json
 	$(BIN)/interv bench sae --json results/bench-sae.json
+	$(BIN)/interv bench data --json results/bench-data.json

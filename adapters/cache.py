@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from .names import UnknownNameError
@@ -28,7 +29,7 @@ class ActivationCache(Mapping[str, Tensor]):
     def __len__(self) -> int:
         return len(self._acts)
 
-    def stack(self, template: str) -> Tensor:
+    def stack(self, template: str) -> Float[Tensor, "layer batch pos *features"]:
         """Stack a per-layer hook over the cached layers: ``stack("blocks.{i}.hook_resid_post")``
         gives ``[n_cached_layers, batch, pos, ...]`` in layer order."""
         names = [n for n in self._acts if _matches(template, n)]

@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import GenerationConfig
 
+from interv.errors import ConfigError
+
 
 def generation_config(
     tokenizer: Any,
@@ -18,11 +20,11 @@ def generation_config(
     extra: dict[str, Any],
 ) -> GenerationConfig:
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+        raise ConfigError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
     known = set(GenerationConfig().to_dict())
     unknown = sorted(set(extra) - known)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown generation parameter(s) {', '.join(unknown)}; pass fields of "
             "transformers.GenerationConfig (e.g. repetition_penalty, num_beams)."
         )

@@ -13,8 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,16 +22,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interv.errors import ConfigError, StopForward
+
+from . import identity, names
+from .applied import AppliedPatches
 from .architectures import architecture_for
-from .backends import (
-    Backend,
-    Batch,
-    HookPlan,
-    Prefix,
-    StopForward,
-    build_backend,
-    canonical_backend,
-)
+from .backends import Backend, Batch, HookPlan, Prefix, build_backend, canonical_backend
 from .cache import ActivationCache
 from .config import ModelConfig
 from .generation import generation_config
@@ -55,7 +49,8 @@ class HookSource(Protocol):
 
 
 def read_config(hf_config: Any, architecture: str, name: str, parallel: bool) -> ModelConfig:
-    """Canonical dimensions from a ``transformers`` config (GPT-2 names resolve via attribute_map)."""
+    """Canonical dimensions from a ``transformers`` config (GPT-2 names resolve via
+    attribute_map)."""
     d_model = hf_config.hidden_size
     n_heads = hf_config.num_attention_heads
     d_mlp = getattr(hf_config, "intermediate_size", None) or getattr(hf_config, "n_inner", None)
@@ -97,11 +92,15 @@ class HookedModel:
         # Native names of every saved tensor, for save_pretrained on backends that rewrap modules.
         self._native_state = hf_model.state_dict(keep_vars=True)
         self._tracker = RunTracker()
-        self._backend: Backend = build_backend(self.backend_name, hf_model, tokenizer, arch, self._tracker)
+        self._backend: Backend = build_backend(
+            self.backend_name, hf_model, tokenizer, arch, self._tracker
+        )
         self._context_hooks: list[tuple[str, HookFn]] = []
-        self._fingerprint = self._compute_fingerprint()
-        # Bookkeeping other layers keep per model (e.g. the stack of applied weight patches).
-        self.state: dict[str, Any] = {}
+        # The weights' identity as loaded, before any patch changes them.
+        self._sample = identity.sample_values(self.weight("embed.W_E"))
+        self._fingerprint = identity.fingerprint(self.cfg, self._sample)
+        self._legacy_fingerprint = identity.legacy_fingerprint(self.cfg, self.weight("embed.W_E"))
+        self.patches = AppliedPatches()  # weight patches applied to this model, oldest first
 
     # ----------------------------------------------------------------- names and weights
     @property
@@ -128,7 +127,7 @@ class HookedModel:
     def weight_names(self) -> list[str]:
         return self._weights.names()
 
-    def weight(self, name: str) -> Tensor:
+    def weight(self, name: str) -> Float[Tensor, "..."]:
         """The live weight in canonical orientation (see ``interv.adapters.layouts``).
 
         The tensor is a view of the model's parameter: writing into it changes the model. With
@@ -136,7 +135,7 @@ class HookedModel:
         """
         return self._weights.view(name)
 
-    def native_weight(self, name: str) -> tuple[str, Tensor]:
+    def native_weight(self, name: str) -> tuple[str, Float[Tensor, "..."]]:
         """The native parameter path and parameter behind a canonical weight name."""
         return self._weights.native(name)
 
@@ -161,7 +160,8 @@ class HookedModel:
         return self._hooks.shape(name)
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Save the live weights as a normal ``transformers`` checkpoint (config, safetensors, tokenizer).
+        """Save the live weights as a normal ``transformers`` checkpoint (config, safetensors,
+        tokenizer).
 
         Works on every backend: tensors are saved under the native names the model had when it
         was loaded (the TransformerLens bridge renames wrapped modules), tied embeddings once.
@@ -173,16 +173,18 @@ class HookedModel:
         return folder
 
     def fingerprint(self) -> str:
-        """Identifies the model's weights as loaded (architecture, dims, embedding sample)."""
+        """Identifies the model's weights as loaded, the same for every dtype and device that
+        holds them at float32 or bfloat16 precision (see ``interv.adapters.identity``)."""
         return self._fingerprint
 
-    def _compute_fingerprint(self) -> str:
-        dims = {k: v for k, v in self.cfg.to_dict().items() if k != "name"}
-        digest = hashlib.sha256(json.dumps(dims, sort_keys=True).encode())
-        embed = self.weight("embed.W_E").detach()
-        sample = embed[:: max(1, embed.shape[0] // 256)].float().cpu().contiguous()
-        digest.update(sample.numpy().tobytes())
-        return digest.hexdigest()[:16]
+    def weight_sample(self) -> tuple[Float[Tensor, " n"], str]:
+        """The weight values that identify this model (read when it was loaded) and the dtype
+        they were read at; ``interv.record.ModelRecord`` compares them."""
+        return self._sample.clone(), identity.dtype_name(self.dtype)
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint files written before interv 0.2 carry (dtype-specific)."""
+        return self._legacy_fingerprint
 
     def to(self, device: str | torch.device) -> HookedModel:
         self._backend.to(torch.device(device))
@@ -199,7 +201,9 @@ class HookedModel:
             plan.setdefault(name, (site, []))[1].append(fn)
         return plan
 
-    def _with_graph(self, graph: HookSource | None, hooks: HookSpec | None) -> list[tuple[str, Any]]:
+    def _with_graph(
+        self, graph: HookSource | None, hooks: HookSpec | None
+    ) -> list[tuple[str, Any]]:
         pairs = list(graph.hook_fns(self)) if graph is not None else []
         if hooks is not None:
             pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)
@@ -275,15 +279,21 @@ class HookedModel:
         if past is None:
             return batch
         if batch.input_ids.shape[0] != past.attention_mask.shape[0]:
-            raise ValueError(f"past holds {past.attention_mask.shape[0]} prefixes but inputs have "
-                             f"{batch.input_ids.shape[0]} rows; pass one continuation per prefix.")
+            raise ConfigError(
+                f"past holds {past.attention_mask.shape[0]} prefixes but inputs have "
+                f"{batch.input_ids.shape[0]} rows; pass one continuation per prefix."
+            )
         shallow = past.depth < self.cfg.n_layers
         if shallow and (stop_at_layer is None or stop_at_layer >= past.depth):
-            raise ValueError(f"past was prefilled up to block {past.depth - 1} only; continue it "
-                             f"with run_with_cache(..., stop_at_layer=<= {past.depth - 1}).")
+            raise ConfigError(
+                f"past was prefilled up to block {past.depth - 1} only; continue it "
+                f"with run_with_cache(..., stop_at_layer=<= {past.depth - 1})."
+            )
         return Batch(batch.input_ids, batch.attention_mask, past, batch.segments)
 
-    def run_with_hooks(self, inputs: Inputs, fwd_hooks: HookSpec) -> Float[Tensor, "batch pos d_vocab"]:
+    def run_with_hooks(
+        self, inputs: Inputs, fwd_hooks: HookSpec
+    ) -> Float[Tensor, "batch pos d_vocab"]:
         return self.forward(inputs, hooks=fwd_hooks)
 
     def run_with_cache(
@@ -302,10 +312,16 @@ class HookedModel:
         which saves the cost of the layers above the deepest one you need. With a ``graph`` the
         cache holds the activations after the graph's interventions at each hook.
         """
-        wanted = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
+        wanted = (
+            self.hook_names()
+            if names is None
+            else [names]
+            if isinstance(names, str)
+            else list(names)
+        )
         store: dict[str, Tensor] = {}
 
-        def record(act: Tensor, ctx: HookContext) -> None:
+        def record(act: Float[Tensor, "batch pos *features"], ctx: HookContext) -> None:
             store[ctx.name] = act.detach().clone()
 
         extra: list[tuple[str, HookFn]] = [(n, record) for n in wanted]
@@ -319,10 +335,11 @@ class HookedModel:
 
     def _stop_hook_name(self, layer: int) -> str:
         if not 0 <= layer < self.cfg.n_layers:
-            raise ValueError(
-                f"stop_at_layer={layer} is out of range; the model has layers 0..{self.cfg.n_layers - 1}."
+            raise ConfigError(
+                f"stop_at_layer={layer} is out of range; the model has layers "
+                f"0..{self.cfg.n_layers - 1}."
             )
-        return f"blocks.{layer}.hook_resid_post"
+        return names.hook("resid_post", layer)
 
     def generate(
         self,

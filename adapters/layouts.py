@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from jaxtyping import Float
 from torch import Tensor
 
 from .config import ModelConfig
@@ -76,7 +77,9 @@ _OPS: dict[str, LayoutOp] = {
 }
 
 
-def canonical_view(param: Tensor, layout: tuple[str, ...], cfg: ModelConfig) -> Tensor:
+def canonical_view(
+    param: Float[Tensor, "..."], layout: tuple[str, ...], cfg: ModelConfig
+) -> Float[Tensor, "..."]:
     """Apply layout ops (``"T"``, ``"heads"``, ``"third:1"``...) to a native parameter."""
     view = param
     for op in layout:
@@ -87,4 +90,3 @@ def canonical_view(param: Tensor, layout: tuple[str, ...], cfg: ModelConfig) -> 
 
 def known_ops() -> list[str]:
     return sorted(_OPS)
-

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interv.errors import HookError
 
 
 @dataclass
@@ -38,7 +41,7 @@ class RunState:
     def generating(self) -> bool:
         return self.step > 0
 
-    def sequence_ids(self) -> Tensor | None:
+    def sequence_ids(self) -> Int[Tensor, "batch pos"] | None:
         """Token ids of the whole sequence so far ``[batch, past + cur]`` (None if unknown)."""
         if not self._id_chunks:
             return None
@@ -80,7 +83,9 @@ class RunTracker:
             # transformers drops an all-ones mask (one unpadded prompt): the KV cache says how
             # many tokens came before this forward.
             cached = _cache_length(kwargs.get("past_key_values"))
-            mask = torch.ones(current.shape[0], cached + cur_len, dtype=torch.long, device=current.device)
+            mask = torch.ones(
+                current.shape[0], cached + cur_len, dtype=torch.long, device=current.device
+            )
         total = mask.shape[1]
         past = total - cur_len
         state = self.state
@@ -106,7 +111,9 @@ def _cache_length(cache: Any) -> int:
     return int(length()) if callable(length) else 0
 
 
-def apply_hook_fns(act: Tensor, fns: list[HookFn], ctx: HookContext) -> Tensor:
+def apply_hook_fns(
+    act: Float[Tensor, "batch pos *features"], fns: list[HookFn], ctx: HookContext
+) -> Float[Tensor, "batch pos *features"]:
     """Run hook functions in order; a function returning a tensor replaces the activation."""
     for fn in fns:
         result = fn(act, ctx)
@@ -114,7 +121,7 @@ def apply_hook_fns(act: Tensor, fns: list[HookFn], ctx: HookContext) -> Tensor:
             continue
         if not isinstance(result, Tensor) or result.shape != act.shape:
             got = tuple(result.shape) if isinstance(result, Tensor) else type(result).__name__
-            raise ValueError(
+            raise HookError(
                 f"A hook function at {ctx.name!r} returned {got}; it must return None or a "
                 f"tensor of the activation's shape {tuple(act.shape)}."
             )

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor, nn
+
+from interv.errors import ConfigError, UnknownNameError, UnsupportedArchitectureError
 
 from .architectures import Architecture
 from .config import ModelConfig
 from .layouts import canonical_view
-from .names import UnknownNameError, template_of
+from .names import template_of
 
 # Feature dimensions of each hook's activation ``[batch, pos, *features]``; d_model unless listed.
 _FEATURES: dict[str, tuple[str, ...]] = {
@@ -112,9 +115,10 @@ class WeightTable:
                     self._creatable[layer_name] = (param_path, spec.zeros, spec.layout)
                 if spec.optional:
                     continue
-                raise KeyError(
+                raise UnsupportedArchitectureError(
                     f"Architecture {arch.name!r} maps {layer_name!r} to {param_path!r}, "
-                    "which this model does not have; the table entry is wrong for it."
+                    "which this model does not have; the table entry is wrong for it (fix it "
+                    f"in adapters/architectures/, or mark the weight optional)."
                 )
             self._specs[layer_name] = (params[param_path], spec.layout, param_path)
 
@@ -127,11 +131,11 @@ class WeightTable:
         except KeyError:
             raise UnknownNameError("weight", name, self._specs) from None
 
-    def view(self, name: str) -> Tensor:
+    def view(self, name: str) -> Float[Tensor, "..."]:
         param, layout, _ = self._spec(name)
         return canonical_view(param, layout, self._cfg)
 
-    def native(self, name: str) -> tuple[str, Tensor]:
+    def native(self, name: str) -> tuple[str, Float[Tensor, "..."]]:
         """The native parameter path and parameter behind a canonical weight."""
         param, _, path = self._spec(name)
         return path, param
@@ -165,7 +169,7 @@ class WeightTable:
     def remove(self, name: str) -> None:
         """Remove a weight ``ensure`` created, restoring the module as it was loaded."""
         if name not in self._created:
-            raise ValueError(f"{name!r} was not created by interv, so it cannot be removed.")
+            raise ConfigError(f"{name!r} was not created by interv, so it cannot be removed.")
         path = self._specs.pop(name)[2]
         module_path, _, attr = path.rpartition(".")
         setattr(self._root.get_submodule(module_path), attr, None)

@@ -8,7 +8,10 @@ from functools import partial
 from typing import Any
 
 import torch
+from jaxtyping import Int
 from torch import Tensor
+
+from interv.errors import ConfigError
 
 from .backends import Batch
 
@@ -23,7 +26,7 @@ def ensure_pad_token(tokenizer: Any) -> None:
 
 def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str | None) -> list[str]:
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise ConfigError(
             "chat_template=True, but this tokenizer has no chat template; "
             "pass chat_template=False or load an instruction-tuned model."
         )
@@ -37,12 +40,15 @@ def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str |
     return texts
 
 
-def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated: bool = False) -> Batch:
+def to_batch(
+    tokenizer: Any, inputs: Inputs, device: torch.device, *, templated: bool = False
+) -> Batch:
     """Tokenize text (left-padded) or accept token ids / an encoding / a Batch, on ``device``."""
     if isinstance(inputs, Batch):
         segments = None if inputs.segments is None else inputs.segments.to(device)
-        return Batch(inputs.input_ids.to(device), inputs.attention_mask.to(device), inputs.past,
-                     segments)
+        return Batch(
+            inputs.input_ids.to(device), inputs.attention_mask.to(device), inputs.past, segments
+        )
     if isinstance(inputs, Tensor):
         ids = inputs if inputs.dim() == 2 else inputs.unsqueeze(0)
         return Batch(ids.to(device), torch.ones_like(ids, device=device))
@@ -53,7 +59,7 @@ def to_batch(tokenizer: Any, inputs: Inputs, device: torch.device, *, templated:
         return Batch(ids.to(device), mask.to(device))
     texts = [inputs] if isinstance(inputs, str) else list(inputs)
     if not texts:
-        raise ValueError("inputs is empty; pass at least one prompt.")
+        raise ConfigError("inputs is empty; pass at least one prompt.")
     ensure_pad_token(tokenizer)
     encoded = tokenizer(
         texts,
@@ -93,7 +99,7 @@ def packed_ids(
     -1). Also returns where each row starts (batch row, column). Empty rows take no columns."""
     sizes = [len(rows)] if sizes is None else list(sizes)
     if sum(sizes) != len(rows) or min(sizes, default=1) < 0:
-        raise ValueError(f"sizes {sizes} must be counts that add up to the {len(rows)} rows.")
+        raise ConfigError(f"sizes {sizes} must be counts that add up to the {len(rows)} rows.")
     lines: list[list[int]] = []
     segments: list[list[int]] = []
     starts: list[tuple[int, int]] = []
@@ -128,5 +134,5 @@ def _pad_ids(
     )
 
 
-def decode_new(tokenizer: Any, ids: Tensor, prompt_length: int) -> list[str]:
+def decode_new(tokenizer: Any, ids: Int[Tensor, "batch pos"], prompt_length: int) -> list[str]:
     return tokenizer.batch_decode(ids[:, prompt_length:], skip_special_tokens=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConfigError
+
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -21,7 +23,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use 'cpu' or 'auto'.")
+        raise ConfigError(
+            f"device={str(device)!r} was requested but CUDA is not available; use 'cpu' or 'auto'."
+        )
     return resolved
 
 
@@ -34,4 +38,6 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     try:
         return _DTYPES[dtype.lower().removeprefix("torch.")]
     except KeyError:
-        raise ValueError(f"Unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}.") from None
+        raise ConfigError(
+            f"Unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}."
+        ) from None

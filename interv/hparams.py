@@ -1,9 +1,22 @@
 """Hyperparameter dataclasses: one per method, YAML/dict round trips implemented once.
 
 A method declares ``@dataclass(kw_only=True) class ROMEHParams(HParams)`` with typed fields and
-defaults for the default model, and validates values in ``__post_init__`` with ``ValueError``.
-Unknown keys are rejected (a typo must fail), except through ``from_dict(strict=False)``, which
-the EasyEdit-compatible facade uses to warn about keys interv does not need.
+defaults for the default model, and validates values in ``__post_init__`` with ``ConfigError``
+(a ``ValueError``). Unknown keys are rejected with the closest valid key named (a typo must
+fail), except through ``from_dict(strict=False)``, which the EasyEdit-compatible facade uses to
+warn about keys interv does not need. The steering workflow's top-level config
+(``interv.steer.workflow.config.SteerConfig``) is one of these too.
+
+Example:
+    >>> from dataclasses import dataclass
+    >>> @dataclass(kw_only=True)
+    ... class Toy(HParams):
+    ...     layers: list[int] = None
+    >>> Toy.from_dict({"layerz": [1]})  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    interv.errors.UnknownKeyError: Toy: unknown key 'layerz'. Did you mean 'layers'?
+    Valid keys: layers.
 """
 
 from __future__ import annotations
@@ -16,6 +29,9 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
+
+from .errors import ConfigError, UnknownKeyError
+from .files import read_yaml
 
 H = TypeVar("H", bound="HParams")
 
@@ -31,34 +47,37 @@ class HParams:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls: type[H], data: dict[str, Any], *, strict: bool = True) -> H:
+    def from_dict(
+        cls: type[H], data: dict[str, Any], *, strict: bool = True, source: str = ""
+    ) -> H:
+        """Validated hyperparameters from a mapping; ``source`` (a file name) prefixes errors."""
         data = dict(data)
-        declared = data.pop("method", None) or data.pop("alg_name", None)
-        if declared and cls.method and str(declared).lower() != cls.method:
-            raise ValueError(
-                f"These hyperparameters are for method {declared!r}, not {cls.method!r}."
-            )
+        where = source or cls.__name__
+        if cls.method:  # a method's file may name it; a config's keys may be called "method"
+            declared = data.pop("method", None) or data.pop("alg_name", None)
+            if declared and str(declared).lower() != cls.method:
+                raise ConfigError(
+                    f"{where}: these hyperparameters are for method {declared!r}, "
+                    f"not {cls.method!r}."
+                )
         known = set(cls.field_names())
         unknown = sorted(set(data) - known)
+        if unknown and strict:
+            raise UnknownKeyError(where, unknown[0], known)
         if unknown:
-            message = (
-                f"Unknown {cls.__name__} key(s): {', '.join(unknown)}. "
-                f"Valid keys: {', '.join(sorted(known))}."
+            warnings.warn(
+                f"{where}: unknown key(s) {', '.join(unknown)}, ignored. Valid keys: "
+                f"{', '.join(sorted(known))}.",
+                stacklevel=2,
             )
-            if strict:
-                raise ValueError(message)
-            warnings.warn(message + " They are ignored.", stacklevel=2)
         hints = typing.get_type_hints(cls)
         values = {k: _coerce(hints.get(k), v) for k, v in data.items() if k in known}
         return cls(**values)
 
     @classmethod
     def from_yaml(cls: type[H], path: str | Path, *, strict: bool = True) -> H:
-        with open(path) as handle:
-            data = yaml.safe_load(handle) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of hyperparameters.")
-        return cls.from_dict(data, strict=strict)
+        data = read_yaml(path, "hyperparameter YAML file")
+        return cls.from_dict(data, strict=strict, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method} if self.method else {}

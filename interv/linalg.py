@@ -15,6 +15,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .errors import EditError
+
 
 class SecondMoment:
     """Streaming ``E[x xᵀ]`` and ``E[x]``: fp32 products per batch, fp64 running sums."""
@@ -33,12 +35,12 @@ class SecondMoment:
 
     def moment(self) -> Float[Tensor, "d d"]:
         if self.count == 0:
-            raise ValueError("No samples were added to the second moment.")
+            raise EditError("No samples were added to the second moment.")
         return self._outer / self.count
 
     def mean(self) -> Float[Tensor, " d"]:
         if self.count == 0:
-            raise ValueError("No samples were added to the second moment.")
+            raise EditError("No samples were added to the second moment.")
         return self._sum / self.count
 
 
@@ -66,11 +68,12 @@ _FACTORS: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
 def moment_solve(C: Float[Tensor, "d d"], B: Float[Tensor, "d m"]) -> Float[Tensor, "d m"]:
     """``C⁻¹ B`` in float64 for a second moment ``C`` that is solved with many times; its
     Cholesky factor is computed once per tensor (again if it was modified in place)."""
-    entry = _FACTORS.get(id(C))
+    key = id(C)
+    entry = _FACTORS.get(key)
     if entry is None or entry[0]() is not C or entry[1] != C._version:
         factor, info = torch.linalg.cholesky_ex(C.double())
-        forget = weakref.ref(C, lambda _, key=id(C): _FACTORS.pop(key, None))
-        entry = _FACTORS[id(C)] = (forget, C._version, factor if int(info) == 0 else None)
+        forget = weakref.ref(C, lambda _: _FACTORS.pop(key, None))
+        entry = _FACTORS[key] = (forget, C._version, factor if int(info) == 0 else None)
     if entry[2] is None:
         return _least_squares(C.double(), B.double())
     return torch.cholesky_solve(B.double(), entry[2])
@@ -84,10 +87,11 @@ def inverse_times(C: Float[Tensor, "d d"], K: Float[Tensor, "n d"]) -> Float[Ten
 def rank_one_update(
     u: Float[Tensor, " d_in"], key: Float[Tensor, " d_in"], residual: Float[Tensor, " d_out"]
 ) -> tuple[Float[Tensor, "d_in 1"], Float[Tensor, "d_out 1"]]:
-    """ROME: ``ΔW = u rᵀ`` with ``r = residual / (key · u)``, so ``key @ (W + ΔW) = key @ W + residual``."""
+    """ROME: ``ΔW = u rᵀ`` with ``r = residual / (key · u)``, so
+    ``key @ (W + ΔW) = key @ W + residual``."""
     scale = torch.dot(key.double(), u.double())
     if scale.abs() < 1e-12:
-        raise ValueError("The edit key is orthogonal to the update direction; cannot write it.")
+        raise EditError("The edit key is orthogonal to the update direction; cannot write it.")
     r = residual.double() / scale
     return u.double()[:, None], r[:, None]
 
@@ -135,7 +139,9 @@ def emmet_update(
     ``ΔW = C'⁻¹ Kᵀ D⁻¹ R``.
     """
     K64 = K.double()
-    Cp = weight * C.double() + norm_lambda * torch.eye(C.shape[0], dtype=torch.float64, device=C.device)
+    Cp = weight * C.double() + norm_lambda * torch.eye(
+        C.shape[0], dtype=torch.float64, device=C.device
+    )
     CinvKt = _sym_solve(Cp, K64.T)  # [d_in, n]
     D = K64 @ CinvKt + emmet_lambda * torch.eye(K.shape[0], dtype=torch.float64, device=K.device)
     U = torch.linalg.solve(D, CinvKt.T).T  # C'⁻¹ Kᵀ D⁻¹ (D symmetric)

@@ -8,10 +8,13 @@ import torch
 
 from .adapters import HookedModel
 from .devices import resolve_device, resolve_dtype
+from .errors import ProvisionError
 from .provision import DEFAULT_MODEL, KNOWN_MODELS, ensure_model, known_source
 
 
-def resolve_folder(name_or_path: str | Path | None, home: Path | None = None) -> tuple[str | Path, str]:
+def resolve_folder(
+    name_or_path: str | Path | None, home: Path | None = None
+) -> tuple[str | Path, str]:
     """Where to load from and the model's display name."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
@@ -50,7 +53,7 @@ def load(
         hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as err:
-        raise OSError(
+        raise ProvisionError(
             f"Could not load {name_or_path!r}: it is not a local folder or a model interv can "
             f"provision offline ({', '.join(KNOWN_MODELS)}), and loading it from the Hugging Face "
             f"hub failed: {err}"

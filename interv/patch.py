@@ -3,14 +3,14 @@
 A ``WeightPatch`` changes one canonical weight (``blocks.5.mlp.W_out``) by a dense delta or a
 low-rank one (``U @ V.T``), in the canonical orientation of ``model.weight(name)``. A
 ``PatchSet`` is an ordered group of patches plus provenance (method, requests, hyperparameters,
-the fingerprint of the model it was computed on). Applying keeps a copy of every touched
-weight, so reverting restores the original bytes; patch sets stack and revert last-in,
-first-out. Files are single safetensors files with JSON metadata in the header.
+the record of the model it was computed on). Applying keeps a copy of every touched weight on
+the model's stack of applied patches (``model.patches``), so reverting restores the original
+bytes; patch sets stack and revert last-in, first-out. Files are single safetensors files with
+JSON metadata in the header.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,14 +22,13 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .adapters import HookedModel
-from .files import read_tagged, write_tagged
+from .adapters.applied import Applied
+from .errors import PatchError
+from .files import now, read_tagged, version, write_tagged
+from .record import ModelRecord
 
 FORMAT = "interv.patch"
 FORMAT_VERSION = 1
-
-
-class PatchError(ValueError):
-    """A patch that cannot be applied, reverted or read; the model is left unchanged."""
 
 
 @dataclass(eq=False)
@@ -60,13 +59,13 @@ class WeightPatch:
         assert self.U is not None and self.V is not None
         return (self.U.shape[0], self.V.shape[0])
 
-    def dense(self) -> Tensor:
+    def dense(self) -> Float[Tensor, "..."]:
         if self.delta is not None:
             return self.delta
         assert self.U is not None and self.V is not None
         return self.U @ self.V.T
 
-    def tensors(self) -> dict[str, Tensor]:
+    def tensors(self) -> dict[str, Float[Tensor, "..."]]:
         if self.delta is not None:
             return {"delta": self.delta}
         assert self.U is not None and self.V is not None
@@ -81,59 +80,60 @@ class PatchSet:
     method: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     hparams: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str | None = None  # of the model the patches were computed on
-    created: str = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    )
+    model: ModelRecord | None = None  # the model the patches were computed on
+    created: str = field(default_factory=now)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint of the model the patches were computed on (None if unrecorded)."""
+        return self.model.fingerprint if self.model is not None else None
 
     def __add__(self, other: PatchSet) -> PatchSet:
         """Stack two patch sets into one (applied in order)."""
-        if self.fingerprint and other.fingerprint and self.fingerprint != other.fingerprint:
-            raise PatchError("Cannot stack patch sets computed on different models.")
-        return PatchSet(
-            self.patches + other.patches,
-            method="+".join(m for m in (self.method, other.method) if m),
-            requests=self.requests + other.requests,
-            hparams={"parts": [self.hparams, other.hparams]},
-            fingerprint=self.fingerprint or other.fingerprint,
-        )
+        return PatchSet.combine([self, other], merge=False)
 
     def weights(self) -> list[str]:
         return [p.weight for p in self.patches]
 
     @classmethod
-    def combine(cls, sets: Sequence[PatchSet]) -> PatchSet:
-        """One patch set with the effect of ``sets`` applied in order, one patch per weight.
+    def combine(cls, sets: Sequence[PatchSet], *, merge: bool = True) -> PatchSet:
+        """One patch set with the effect of ``sets`` applied in order, one patch per weight
+        (``merge=False`` keeps every patch, in order, as ``a + b`` does).
 
         Dense deltas on the same weight are summed; low-rank ones are concatenated so the result
         stays low-rank (``[U1 U2] @ [V1 V2].T == U1 @ V1.T + U2 @ V2.T``).
         """
         if not sets:
             raise PatchError("Nothing to combine: no patch sets given.")
-        prints = {s.fingerprint for s in sets if s.fingerprint}
-        if len(prints) > 1:
-            raise PatchError("Cannot combine patch sets computed on different models.")
-        groups: dict[str, list[WeightPatch]] = {}
-        for patch in (p for s in sets for p in s.patches):
-            groups.setdefault(patch.weight, []).append(patch)
+        records = [s.model for s in sets if s.model is not None]
+        if any(not records[0].compatible(r) for r in records[1:]):
+            raise PatchError(
+                "Cannot combine patch sets computed on different models "
+                f"({', '.join(sorted({r.name or r.fingerprint for r in records}))})."
+            )
+        patches = [p for s in sets for p in s.patches]
+        if merge:
+            groups: dict[str, list[WeightPatch]] = {}
+            for patch in patches:
+                groups.setdefault(patch.weight, []).append(patch)
+            patches = [_merge(name, parts) for name, parts in groups.items()]
         hparams = [s.hparams for s in sets]
+        same = merge and all(h == hparams[0] for h in hparams)
         return cls(
-            [_merge(name, parts) for name, parts in groups.items()],
-            method="+".join(dict.fromkeys(s.method for s in sets if s.method)),
+            patches,
+            method="+".join(dict.fromkeys(s.method for s in sets if s.method))
+            if merge
+            else "+".join(s.method for s in sets if s.method),
             requests=[r for s in sets for r in s.requests],
-            hparams=hparams[0] if all(h == hparams[0] for h in hparams) else {"parts": hparams},
-            fingerprint=next(iter(prints), None),
+            hparams=hparams[0] if same else {"parts": hparams},
+            model=records[0] if records else None,
         )
 
     # ------------------------------------------------------------------ applying
     def check(self, model: HookedModel) -> None:
         """Every problem that would stop ``apply``, raised before anything changes."""
-        if self.fingerprint and self.fingerprint != model.fingerprint():
-            raise PatchError(
-                f"This patch was computed on a model with fingerprint {self.fingerprint}, but "
-                f"{model.cfg.name!r} has fingerprint {model.fingerprint()}. Load the model the "
-                "patch was made for, or recompute the edit on this one."
-            )
+        if self.model is not None:
+            self.model.check(model, "This patch")
         for patch in self.patches:
             shape = model.weight_shape(patch.weight)  # unknown names fail here
             if shape != patch.shape:
@@ -141,7 +141,7 @@ class PatchSet:
                     f"Patch on {patch.weight!r} has shape {patch.shape}, but the weight has "
                     f"shape {shape} (canonical orientation)."
                 )
-        if self in _stack(model):
+        if self in model.patches:
             raise PatchError("This patch set is already applied to the model; revert it first.")
 
     def apply(self, model: HookedModel) -> PatchSet:
@@ -152,25 +152,24 @@ class PatchSet:
         """
         self.check(model)
         created = _ensure_weights(model, self.patches)
-        originals = [model.weight(p.weight).detach().clone() for p in self.patches]
+        originals = [(p.weight, model.weight(p.weight).detach().clone()) for p in self.patches]
         _add_deltas(model, self.patches)
-        _stack(model).append(self)
-        _originals(model)[id(self)] = (originals, created)
+        model.patches.push(Applied(self, originals, created))
         return self
 
     def revert(self, model: HookedModel) -> None:
         """Restore the weights this set changed, bit for bit. Only the last applied set can go."""
-        stack = _stack(model)
-        if not stack or stack[-1] is not self:
-            applied = "it was never applied" if self not in stack else "later patches are on top"
+        if model.patches.top() is not self:
+            applied = (
+                "later patches are on top" if self in model.patches else "it was never applied"
+            )
             raise PatchError(f"Cannot revert this patch set: {applied}; revert in reverse order.")
-        originals, created = _originals(model).pop(id(self))
+        entry = model.patches.pop()
         with torch.no_grad():
-            for patch, original in zip(reversed(self.patches), reversed(originals)):
-                model.weight(patch.weight).copy_(original)
-        for name in reversed(created):
+            for weight, original in reversed(entry.originals):
+                model.weight(weight).copy_(original)
+        for name in reversed(entry.created):
             model.drop_weight(name)
-        stack.pop()
 
     @contextmanager
     def applied(self, model: HookedModel) -> Iterator[HookedModel]:
@@ -200,8 +199,9 @@ class PatchSet:
             "requests": self.requests,
             "hparams": self.hparams,
             "fingerprint": self.fingerprint,
+            "model": self.model.to_dict() if self.model is not None else None,
             "created": self.created,
-            "interv_version": _version(),
+            "interv_version": version(),
         }
         return write_tagged(path, tensors, FORMAT, FORMAT_VERSION, meta)
 
@@ -210,7 +210,9 @@ class PatchSet:
         meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "patch", PatchError)
         patches = []
         for i, weight in enumerate(meta["weights"]):
-            parts = {k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"patches.{i}.")}
+            parts = {
+                k.split(".")[-1]: v for k, v in tensors.items() if k.startswith(f"patches.{i}.")
+            }
             if not parts:
                 raise PatchError(f"{path} lists {weight!r} but holds no tensors for it (corrupt).")
             patches.append(WeightPatch(weight, **parts))
@@ -219,7 +221,8 @@ class PatchSet:
             method=meta.get("method", ""),
             requests=meta.get("requests", []),
             hparams=meta.get("hparams", {}),
-            fingerprint=meta.get("fingerprint"),
+            model=ModelRecord.from_dict(meta.get("model"))
+            or ModelRecord.from_fingerprint(meta.get("fingerprint")),
             created=meta.get("created", ""),
         )
 
@@ -236,7 +239,8 @@ class PatchSet:
 
 
 def save_checkpoint(model: HookedModel, folder: str | Path) -> Path:
-    """Save the model with its current weights (patches included) as a ``transformers`` checkpoint."""
+    """Save the model with its current weights (patches included) as a ``transformers``
+    checkpoint."""
     return model.save_pretrained(folder)
 
 
@@ -244,8 +248,11 @@ def _merge(weight: str, parts: list[WeightPatch]) -> WeightPatch:
     if len(parts) == 1:
         return parts[0]
     if all(p.U is not None for p in parts):
-        return WeightPatch(weight, U=torch.cat([p.U for p in parts], 1),  # type: ignore[misc]
-                           V=torch.cat([p.V for p in parts], 1))  # type: ignore[misc]
+        return WeightPatch(
+            weight,
+            U=torch.cat([p.U for p in parts], 1),  # type: ignore[misc]
+            V=torch.cat([p.V for p in parts], 1),
+        )  # type: ignore[misc]
     total = parts[0].dense().float().clone()
     for part in parts[1:]:
         total += part.dense().float()
@@ -267,17 +274,3 @@ def _ensure_weights(model: HookedModel, patches: Sequence[WeightPatch]) -> list[
     """Create the absent optional weights the patches touch; returns the created names."""
     names = dict.fromkeys(p.weight for p in patches)
     return [name for name in names if model.ensure_weight(name)]
-
-
-def _stack(model: HookedModel) -> list[PatchSet]:
-    return model.state.setdefault("patch_stack", [])
-
-
-def _originals(model: HookedModel) -> dict[int, tuple[list[Tensor], list[str]]]:
-    return model.state.setdefault("patch_originals", {})
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__

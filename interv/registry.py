@@ -14,6 +14,8 @@ import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from .errors import ConfigError, UnknownNameError
+
 T = TypeVar("T")
 
 
@@ -32,7 +34,9 @@ class Registry(Generic[T]):
         def add(obj: T) -> T:
             key = name.lower()
             if key in self._items and self._items[key] is not obj:
-                raise ValueError(f"{self.kind} method {key!r} is already registered")
+                raise ConfigError(
+                    f"{self.kind} method {key!r} is already registered; pick another name."
+                )
             self._items[key] = obj
             return obj
 
@@ -54,8 +58,12 @@ class Registry(Generic[T]):
         try:
             return self._items[name.lower()]
         except KeyError:
-            raise KeyError(
-                f"Unknown {self.kind} method {name!r}; known methods: {', '.join(self.names())}."
+            raise UnknownNameError(
+                f"{self.kind} method",
+                name,
+                self.names(),
+                noun="",
+                listing=f"Known methods: {', '.join(self.names())}.",
             ) from None
 
     def names(self) -> list[str]:

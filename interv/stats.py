@@ -4,10 +4,10 @@ ROME, MEMIT, AlphaEdit and EMMET weigh an edit against what a weight normally se
 moment of its inputs over ordinary text (for ``blocks.L.mlp.W_out`` the keys are
 ``blocks.L.mlp.hook_post``). interv streams a corpus through the model once for any number of
 weights, stops the forward after the deepest layer needed, and caches each result on disk under
-``$INTERV_HOME/stats`` keyed by the model fingerprint, the weight, the corpus hash, the token
-count and the context length (safetensors). Following Gupta et al. (2025), about 10·d_in tokens
-suffice, so the default of 100k tokens takes about a minute on a laptop CPU instead of the hours
-a full Wikipedia pass takes.
+``$INTERV_HOME/stats`` keyed by the model fingerprint and dtype, the weight, the corpus hash, the
+token count and the context length (safetensors). Following Gupta et al. (2025), about 10·d_in
+tokens suffice, so the default of 100k tokens takes about a minute on a laptop CPU instead of the
+hours a full Wikipedia pass takes.
 
 Example:
     >>> import interv
@@ -20,9 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,15 +33,16 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .adapters import HookContext, HookedModel
+from .adapters import HookContext, HookedModel, names
 from .adapters.text import left_pad_ids
 from .data.corpus import Corpus, load_corpus
-from .linalg import SecondMoment
+from .errors import ConfigError, DataError, UnknownNameError
+from .linalg import SecondMoment, null_space_projector
 from .paths import interv_home
 
 log = logging.getLogger(__name__)
 
-# weight suffix -> the hook holding its input, and whether that hook is split into heads
+# weight within a block -> the hook holding its input, and whether that hook is split into heads
 _KEY_HOOKS = {
     "mlp.W_out": ("mlp.hook_post", False),
     "mlp.W_in": ("ln2.hook_normalized", False),
@@ -68,27 +69,41 @@ class LayerStats:
 
 def key_hook(model: HookedModel, weight: str) -> tuple[str, int, bool]:
     """The hook whose activation is the input of ``weight``, its layer, and whether it has heads."""
-    match = re.fullmatch(r"blocks\.(\d+)\.(.+)", weight)
-    if match is None or match.group(2) not in _KEY_HOOKS:
-        known = ", ".join(f"blocks.{{L}}.{k}" for k in _KEY_HOOKS)
-        raise ValueError(f"No input statistics for weight {weight!r}; supported: {known}.")
+    template, layer = names.template_of(weight)
+    inside = template.removeprefix(names.BLOCK)
+    if layer is None or inside not in _KEY_HOOKS:
+        known = ", ".join(names.BLOCK + k for k in _KEY_HOOKS)
+        raise ConfigError(f"No input statistics for weight {weight!r}; supported: {known}.")
     model.weight(weight)  # unknown weights (or layers out of range) fail with close matches
-    layer = int(match.group(1))
-    suffix, heads = _KEY_HOOKS[match.group(2)]
-    hook = f"blocks.{layer}.{suffix}"
+    suffix, heads = _KEY_HOOKS[inside]
+    hook = names.hook(suffix, layer)
     if hook not in model.hook_names():
-        raise ValueError(f"{model.cfg.name} has no hook {hook!r}, the input of {weight!r}.")
+        raise UnknownNameError(
+            "hook",
+            hook,
+            model.hook_names(),
+            listing=f"({model.cfg.name} has no input hook for {weight!r}.)",
+        )
     return hook, layer, heads
 
 
 class StatsCache:
-    """Second moments on disk: ``root/<fingerprint>/<weight>/<corpus>-n<tokens>-ctx<len>-<dtype>``."""
+    """Second moments on disk:
+    ``root/<fingerprint>-<model dtype>/<weight>/<corpus>-n<tokens>-ctx<len>-<dtype>``."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else interv_home() / "stats"
 
-    def path(self, fingerprint: str, weight: str, corpus: str, n_tokens: int, seq_len: int, dtype: str) -> Path:
-        return self.root / fingerprint / weight / f"{corpus}-n{n_tokens}-ctx{seq_len}-{dtype}.safetensors"
+    def folder(self, model: HookedModel, weight: str) -> Path:
+        """Where the statistics of one weight of this model, at its dtype, are kept."""
+        precision = str(model.dtype).removeprefix("torch.")
+        return self.root / f"{model.fingerprint()}-{precision}" / weight
+
+    def path(
+        self, model: HookedModel, weight: str, corpus: str, n_tokens: int, seq_len: int, dtype: str
+    ) -> Path:
+        name = f"{corpus}-n{n_tokens}-ctx{seq_len}-{dtype}.safetensors"
+        return self.folder(model, weight) / name
 
     def load(self, path: Path, weight: str, dim: int) -> LayerStats | None:
         if not path.is_file():
@@ -103,7 +118,12 @@ class StatsCache:
             log.warning("Ignoring unreadable statistics file %s (%s); recomputing.", path, err)
             return None
         if tuple(mom2.shape) != (dim, dim):
-            log.warning("Statistics file %s has shape %s, expected %s; recomputing.", path, tuple(mom2.shape), (dim, dim))
+            log.warning(
+                "Statistics file %s has shape %s, expected %s; recomputing.",
+                path,
+                tuple(mom2.shape),
+                (dim, dim),
+            )
             return None
         return LayerStats(weight, mom2, mean, int(meta["count"]), meta["corpus"])
 
@@ -135,7 +155,7 @@ def token_rows(model: HookedModel, corpus: Corpus, n_tokens: int, seq_len: int) 
     if batch and len(stream) < n_tokens:
         stream += _join(tok(batch, add_special_tokens=False)["input_ids"], sep)
     if len(stream) < n_tokens:
-        raise ValueError(
+        raise DataError(
             f"Corpus {corpus.name!r} has only {len(stream)} tokens; ask for at most that many "
             f"(mom2_n_samples / n_tokens) or use a larger corpus."
         )
@@ -164,14 +184,14 @@ def layer_stats(
 ) -> dict[str, LayerStats]:
     """Second moments of the inputs of ``weights``, from the cache or from one corpus pass."""
     if n_tokens <= 0 or seq_len <= 0 or batch_size <= 0:
-        raise ValueError("n_tokens, seq_len and batch_size must be positive.")
+        raise ConfigError("n_tokens, seq_len and batch_size must be positive.")
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
+        raise ConfigError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}.")
     corpus = corpus if isinstance(corpus, Corpus) else load_corpus(corpus)
     cache = cache or StatsCache()
     hooks = {w: key_hook(model, w) for w in weights}
-    digest, fingerprint = corpus.digest(), model.fingerprint()
-    paths = {w: cache.path(fingerprint, w, digest, n_tokens, seq_len, dtype) for w in weights}
+    digest = corpus.digest()
+    paths = {w: cache.path(model, w, digest, n_tokens, seq_len, dtype) for w in weights}
     found: dict[str, LayerStats] = {}
     for w in weights:
         loaded = cache.load(paths[w], w, _input_dim(model, w))
@@ -179,23 +199,44 @@ def layer_stats(
             found[w] = loaded
     missing = [w for w in dict.fromkeys(weights) if w not in found]
     if missing:
-        if model.state.get("patch_stack"):
-            log.warning("Computing statistics on a model with applied patches; they are cached as "
-                        "if for the original model.")
+        if model.patches:
+            log.warning(
+                "Computing statistics on a model with applied patches; they are cached as "
+                "if for the original model."
+            )
         computed, seconds = _collect(
             model, {w: hooks[w] for w in missing}, corpus, n_tokens, seq_len, batch_size, progress
         )
         for w, moment in computed.items():
-            stats = LayerStats(w, moment.moment().to(_DTYPES[dtype]), moment.mean().to(_DTYPES[dtype]),
-                               moment.count, corpus.name, seconds)
-            cache.save(paths[w], stats, {"weight": w, "hook": hooks[w][0], "model": model.cfg.name,
-                                         "corpus_digest": digest, "seq_len": seq_len})
+            stats = LayerStats(
+                w,
+                moment.moment().to(_DTYPES[dtype]),
+                moment.mean().to(_DTYPES[dtype]),
+                moment.count,
+                corpus.name,
+                seconds,
+            )
+            cache.save(
+                paths[w],
+                stats,
+                {
+                    "weight": w,
+                    "hook": hooks[w][0],
+                    "model": model.cfg.name,
+                    "corpus_digest": digest,
+                    "seq_len": seq_len,
+                },
+            )
             found[w] = stats
     return {w: found[w] for w in weights}
 
 
 def _input_dim(model: HookedModel, weight: str) -> int:
-    return int(model.weight(weight).shape[-2]) if not weight.endswith("attn.W_O") else model.cfg.n_heads * model.cfg.d_head
+    return (
+        int(model.weight(weight).shape[-2])
+        if not weight.endswith("attn.W_O")
+        else model.cfg.n_heads * model.cfg.d_head
+    )
 
 
 @torch.no_grad()
@@ -218,16 +259,22 @@ def _collect(
     deepest = max(layer for _, layer, _ in hooks.values())
     mask_holder: list[Tensor] = []
 
-    def accumulate(act: Tensor, ctx: HookContext) -> None:
-        flat = act.flatten(-2) if act.dim() == 4 else act  # per-head hooks: [b, p, h, d] -> [b, p, h*d]
+    def accumulate(act: Float[Tensor, "batch pos *features"], ctx: HookContext) -> None:
+        flat = (
+            act.flatten(-2) if act.dim() == 4 else act
+        )  # per-head hooks: [b, p, h, d] -> [b, p, h*d]
         by_hook[ctx.name].add(flat[mask_holder[0]])
 
-    bar = tqdm(total=n_tokens, unit="tok", desc=f"layer stats ({len(hooks)} weights)", disable=not progress)
+    bar = tqdm(
+        total=n_tokens, unit="tok", desc=f"layer stats ({len(hooks)} weights)", disable=not progress
+    )
     for begin in range(0, len(rows), batch_size):
         chunk = rows[begin : begin + batch_size]
         batch = left_pad_ids(chunk, model.tokenizer.pad_token_id, model.device)
         mask_holder[:] = [batch.attention_mask.bool()]
-        model.run_with_cache(batch, [], hooks={h: accumulate for h in by_hook}, stop_at_layer=deepest)
+        model.run_with_cache(
+            batch, [], hooks={h: accumulate for h in by_hook}, stop_at_layer=deepest
+        )
         bar.update(sum(len(r) for r in chunk))
     bar.close()
     seconds = time.perf_counter() - start
@@ -244,14 +291,10 @@ def null_space(
 ) -> tuple[Float[Tensor, "d d"], int]:
     """AlphaEdit's projector onto the eigen-directions of ``moment`` below ``threshold``, cached
     next to the statistics (keyed by a hash of the moment itself), and its rank."""
-    import hashlib
-
     from safetensors.torch import load_file, save_file
 
-    from .linalg import null_space_projector
-
     digest = hashlib.sha256(moment.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
-    root = (cache or StatsCache()).root / model.fingerprint() / weight
+    root = (cache or StatsCache()).folder(model, weight)
     path = root / f"nullspace-{digest}-t{threshold:g}.safetensors"
     if path.is_file():
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from interv.errors import MissingFileError
+
 
 def recipe_path(name: str) -> Path:
     """A recipe file: an existing path, or a recipe shipped with interv, named with or without
@@ -17,7 +19,7 @@ def recipe_path(name: str) -> Path:
         shipped = Path(str(resources.files(__name__))) / candidate
         if shipped.is_file():
             return shipped
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"No recipe {name!r}: neither a file nor a recipe shipped in interv/recipes."
     )
 

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..adapters.text import left_pad_ids
+from ..errors import SAEError
 from ..paths import interv_home
 from . import corpus
 
@@ -63,7 +64,9 @@ def iter_activations(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(token_windows[i]) for i in chunk)
-        batch = left_pad_ids([token_windows[i] for i in chunk], model.tokenizer.pad_token_id, model.device)
+        batch = left_pad_ids(
+            [token_windows[i] for i in chunk], model.tokenizer.pad_token_id, model.device
+        )
         _, cache = model.run_with_cache(batch, [hook], stop_at_layer=stop)
         acts = cache[hook].flatten(2)
         for row, i in enumerate(chunk):
@@ -141,10 +144,12 @@ def cached(
     return acts
 
 
-def batches(acts: Tensor, batch_size: int, seed: int = 0) -> Iterator[Float[Tensor, "batch d_in"]]:
+def batches(
+    acts: Float[Tensor, "n d_in"], batch_size: int, seed: int = 0
+) -> Iterator[Float[Tensor, "batch d_in"]]:
     """Endless float32 batches, reshuffled every epoch (sae-lens's DataProvider)."""
     if acts.shape[0] < batch_size:
-        raise ValueError(
+        raise SAEError(
             f"Only {acts.shape[0]} activations for a batch of {batch_size}; use more tokens "
             "or a smaller batch."
         )

@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from ..data.corpus import load_corpus
+from ..errors import DataError
 
 DEFAULT = "default"
 
@@ -22,14 +23,14 @@ def load_documents(source: str | Path | None = None, text_field: str | None = No
     docs = [" ".join(doc.split()) for doc in corpus.documents()]
     docs = [doc for doc in docs if doc]
     if not docs:
-        raise ValueError(f"Corpus {corpus.path} holds no text.")
+        raise DataError(f"Corpus {corpus.path} holds no text.")
     return docs
 
 
 def split(docs: list[str], heldout_percent: int = 5) -> tuple[list[str], list[str]]:
     """(training, held-out) documents; a document is held out by the hash of its text."""
     if not 0 < heldout_percent < 100:
-        raise ValueError(f"heldout_percent must be in 1..99, got {heldout_percent}.")
+        raise DataError(f"heldout_percent must be in 1..99, got {heldout_percent}.")
     train, heldout = [], []
     for doc in docs:
         bucket = int.from_bytes(hashlib.sha1(doc.encode()).digest()[:4], "big") % 100

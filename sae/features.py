@@ -1,81 +1,41 @@
 """What an SAE feature means: top-activating contexts, logit lens, activation histogram;
 and which features a text activates, token by token.
 
-Example:
-    >>> import interv, interv.sae  # doctest: +SKIP
-    >>> model = interv.load(); sae = interv.sae.load("smollm2-135m-res12", model=model)
-    >>> report = interv.sae.features.feature_report(model, sae, 7, interv.sae.corpus.load_documents()[:500])
-    >>> print(report.to_text())
+Example (with the default model)::
+
+    import interv, interv.sae
+    model = interv.load(); sae = interv.sae.load("smollm2-135m-res12", model=model)
+    report = interv.sae.features.feature_report(
+        model, sae, 7, interv.sae.corpus.load_documents()[:500])
+    print(report.to_text())
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..errors import SAEError
 from . import activations
-from .errors import SAEError
 from .hooked import HookedSAE
+from .views import Context, FeatureReport, TextReport, histogram
 
-
-@dataclass(frozen=True)
-class Context:
-    """A stretch of text around the token where a feature fired."""
-
-    activation: float
-    tokens: list[str]  # the window's tokens
-    values: list[float]  # the feature's activation at each of them
-    peak: int  # index of the strongest token in ``tokens``
-
-
-@dataclass
-class FeatureReport:
-    feature: int
-    sae_id: str
-    hook: str
-    contexts: list[Context]
-    top_logits: list[tuple[str, float]]
-    bottom_logits: list[tuple[str, float]]
-    activations: Tensor  # every non-zero activation seen (for the histogram)
-    tokens_seen: int
-    frequency: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.frequency = self.activations.numel() / max(self.tokens_seen, 1)
-
-    def to_text(self) -> str:
-        from .views import feature_text
-
-        return feature_text(self)
-
-    def to_html(self) -> str:
-        from .views import feature_html
-
-        return feature_html(self)
-
-
-@dataclass
-class TextReport:
-    sae_id: str
-    hook: str
-    tokens: list[str]
-    top: list[list[tuple[int, float]]]  # per token: (feature, activation), strongest first
-
-    def to_text(self) -> str:
-        from .views import text_text
-
-        return text_text(self)
-
-    def to_html(self) -> str:
-        from .views import text_html
-
-        return text_html(self)
+__all__ = [
+    "Context",
+    "FeatureReport",
+    "TextReport",
+    "direction_logits",
+    "feature_contexts",
+    "feature_report",
+    "histogram",
+    "logit_lens",
+    "text_report",
+]
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -89,8 +49,8 @@ def logit_lens(
     top, bottom = scores.topk(k), (-scores).topk(k)
     decode = model.tokenizer.convert_ids_to_tokens
     return (
-        list(zip(decode(top.indices.tolist()), top.values.tolist())),
-        list(zip(decode(bottom.indices.tolist()), (-bottom.values).tolist())),
+        list(zip(decode(top.indices.tolist()), top.values.tolist(), strict=True)),
+        list(zip(decode(bottom.indices.tolist()), (-bottom.values).tolist(), strict=True)),
     )
 
 
@@ -121,7 +81,7 @@ def feature_contexts(
     window: int = 8,
     max_len: int = 128,
     batch_size: int = 32,
-) -> tuple[list[Context], Tensor, int]:
+) -> tuple[list[Context], Float[Tensor, " n"], int]:
     """The ``k`` contexts where ``feature`` fires most, every non-zero activation, tokens seen."""
     (f,) = sae.check_features([feature])
     token_windows = activations.windows(model, docs, max_len)
@@ -185,15 +145,7 @@ def text_report(model: HookedModel, sae: HookedSAE, text: str, k: int = 5) -> Te
     z = sae.encode(acts).float().cpu()
     top = z.topk(min(k, sae.d_sae), dim=-1)
     rows = [
-        [(int(i), float(v)) for i, v in zip(idx.tolist(), val.tolist()) if v > 0]
-        for idx, val in zip(top.indices, top.values)
+        [(int(i), float(v)) for i, v in zip(idx.tolist(), val.tolist(), strict=True) if v > 0]
+        for idx, val in zip(top.indices, top.values, strict=True)
     ]
     return TextReport(sae.id, sae.hook_name, [model.tokenizer.decode([t]) for t in ids], rows)
-
-
-def histogram(values: Tensor, bins: int = 30) -> tuple[list[int], list[float]]:
-    """Counts and bin edges of the non-zero activations."""
-    if values.numel() == 0:
-        return [], []
-    counts, edges = torch.histogram(values.float(), bins=bins)
-    return [int(c) for c in counts.tolist()], [float(e) for e in edges.tolist()]

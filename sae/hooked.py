@@ -17,8 +17,9 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel, UnknownNameError
-from .errors import SAEError
+from ..adapters import HookedModel
+from ..errors import SAEError, UnknownNameError
+from ..record import ModelRecord
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,18 @@ class HookedSAE:
         return dict(self.sae.cfg.metadata.to_dict())
 
     @property
+    def model(self) -> ModelRecord | None:
+        """The record of the model interv trained this SAE on (None for other SAEs)."""
+        meta = self.metadata
+        record = ModelRecord.from_dict(meta.get("interv_model"))
+        if record is None and meta.get("interv_model_fingerprint"):  # written before 0.2
+            record = ModelRecord(
+                name=str(meta.get("model_name") or ""),
+                fingerprint=str(meta["interv_model_fingerprint"]),
+            )
+        return record
+
+    @property
     def W_dec(self) -> Float[Tensor, "d_sae d_in"]:
         """What one unit of each feature adds to the reconstruction (decoder rows)."""
         W = self.sae.W_dec
@@ -98,9 +111,12 @@ class HookedSAE:
 
     # ------------------------------------------------------------------------ checking
     def check(self, model: HookedModel) -> None:
-        """Raise unless this SAE reads a hook of ``model`` with its width (``d_in``)."""
+        """Raise unless this SAE reads a hook of ``model`` with its width (``d_in``) and, when
+        interv trained it, was trained on this model."""
         if self.hook_name not in model.hook_names():
             raise UnknownNameError("hook", self.hook_name, model.hook_names())
+        if self.model is not None:
+            self.model.check(model, f"SAE {self.id!r}")
         width = math.prod(model.hook_shape(self.hook_name))
         if width != self.d_in:
             raise SAEError(

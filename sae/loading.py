@@ -6,11 +6,12 @@
 hub, so it needs a network). The result is a ``HookedSAE``: the sae-lens SAE plus the
 canonical hook it reads, which is what ``interv.graph.SAEFeature`` expects.
 
-Example:
-    >>> import interv, interv.sae  # doctest: +SKIP
-    >>> model = interv.load()
-    >>> sae = interv.sae.load("smollm2-135m-res12", model=model)
-    >>> sae.hook_name, sae.d_sae
+Example (with the default model)::
+
+    import interv, interv.sae
+    model = interv.load()
+    sae = interv.sae.load("smollm2-135m-res12", model=model)
+    sae.hook_name, sae.d_sae
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..adapters import HookedModel, UnknownNameError
-from .errors import SAEError
+from ..adapters import HookedModel, names
+from ..errors import SAEError, UnknownNameError
 from .hooked import HookedSAE
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,12 @@ CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 
 # Other libraries' names for the same activation -> interv's canonical name.
+# (pattern with the layer as its group, the canonical hook's short name)
 HOOK_ALIASES: tuple[tuple[str, str], ...] = (
-    (r"(?:model\.)?layers\.(\d+)(?:\.output)?", "blocks.{0}.hook_resid_post"),  # HF / sparsify
-    (r"(?:model\.)?layers\.(\d+)\.mlp(?:\.output)?", "blocks.{0}.hook_mlp_out"),
-    (r"(?:model\.)?layers\.(\d+)\.self_attn(?:\.output)?", "blocks.{0}.hook_attn_out"),
-    (r"transformer\.h\.(\d+)", "blocks.{0}.hook_resid_post"),  # GPT-2 HF
+    (r"(?:model\.)?layers\.(\d+)(?:\.output)?", "resid_post"),  # HF / sparsify
+    (r"(?:model\.)?layers\.(\d+)\.mlp(?:\.output)?", "mlp_out"),
+    (r"(?:model\.)?layers\.(\d+)\.self_attn(?:\.output)?", "attn_out"),
+    (r"transformer\.h\.(\d+)", "resid_post"),  # GPT-2 HF
 )
 
 
@@ -49,10 +51,10 @@ def canonical_hook(name: str, model: HookedModel | None = None) -> str:
     paths (``model.layers.8``) are mapped.
     """
     canonical = name
-    for pattern, template in HOOK_ALIASES:
+    for pattern, short in HOOK_ALIASES:
         match = re.fullmatch(pattern, name)
         if match:
-            canonical = template.format(*match.groups())
+            canonical = names.hook(short, int(match.group(1)))
             break
     if model is not None and canonical not in model.hook_names():
         raise UnknownNameError("hook", canonical, model.hook_names())

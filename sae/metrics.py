@@ -14,12 +14,14 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..errors import SAEError
+
 
 @torch.no_grad()
 def evaluate(sae: Any, acts: Float[Tensor, "n d_in"], batch_size: int = 2048) -> dict[str, float]:
     """Explained variance, L0, dead share and MSE of ``sae`` (anything with encode/decode)."""
     if acts.shape[0] == 0:
-        raise ValueError("No activations to evaluate the SAE on.")
+        raise SAEError("No activations to evaluate the SAE on.")
     mean = acts.float().mean(0)
     residual = total = active = 0.0
     fired: Tensor | None = None

@@ -7,11 +7,12 @@ distinct tokens read. TopK (``k`` active features) or JumpReLU (quadratic L0 los
 target ``k``) architectures. The result is a sae-lens folder plus ``training.json`` with the
 held-out explained variance, L0 and dead-feature share.
 
-Example:
-    >>> import interv  # doctest: +SKIP
-    >>> from interv.sae.training import TrainConfig, train
-    >>> cfg = TrainConfig(hook="blocks.12.hook_resid_post", features=2048, tokens=1_000_000)
-    >>> sae, report = train(interv.load(), cfg, "my_sae")
+Example (with the default model)::
+
+    import interv
+    from interv.sae.training import TrainConfig, train
+    cfg = TrainConfig(hook="blocks.12.hook_resid_post", features=2048, tokens=1_000_000)
+    sae, report = train(interv.load(), cfg, "my_sae")
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import torch
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
 from ..hparams import HParams
+from ..record import ModelRecord
 from . import activations, corpus
 from .hooked import HookedSAE
 from .loading import canonical_hook, load_from_disk, width
@@ -65,18 +68,18 @@ class TrainConfig(HParams):
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(
+            raise ConfigError(
                 f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}."
             )
         for name in ("features", "k", "tokens", "batch_size", "max_len", "heldout_tokens"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}.")
         if self.k > self.features:
-            raise ValueError(f"k={self.k} exceeds features={self.features}.")
+            raise ConfigError(f"k={self.k} exceeds features={self.features}.")
         if self.distinct_tokens < 0 or self.lr <= 0 or not 0 <= self.lr_decay_fraction <= 1:
-            raise ValueError("distinct_tokens must be >= 0, lr > 0, lr_decay_fraction in [0, 1].")
+            raise ConfigError("distinct_tokens must be >= 0, lr > 0, lr_decay_fraction in [0, 1].")
         if self.save_dtype not in ("float16", "bfloat16", "float32"):
-            raise ValueError(
+            raise ConfigError(
                 f"save_dtype must be float16, bfloat16 or float32, not {self.save_dtype!r}."
             )
 
@@ -131,12 +134,26 @@ def train(
     return loaded, report
 
 
-def _read(model: HookedModel, hook: str, docs: list[str], n_tokens: int, cfg: TrainConfig,
-          cache_dir: Path | None, progress: bool) -> Tensor:
+def _read(
+    model: HookedModel,
+    hook: str,
+    docs: list[str],
+    n_tokens: int,
+    cfg: TrainConfig,
+    cache_dir: Path | None,
+    progress: bool,
+) -> Tensor:
     """Activations at ``hook`` for up to ``n_tokens`` distinct tokens of ``docs`` (cached)."""
-    return activations.cached(model, hook, docs, n_tokens, max_len=cfg.max_len,
-                              batch_size=cfg.read_batch_size, cache_dir=cache_dir,
-                              progress=progress)
+    return activations.cached(
+        model,
+        hook,
+        docs,
+        n_tokens,
+        max_len=cfg.max_len,
+        batch_size=cfg.read_batch_size,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
 
 
 def _training_sae(model: HookedModel, hook: str, cfg: TrainConfig) -> Any:
@@ -151,7 +168,7 @@ def _training_sae(model: HookedModel, hook: str, cfg: TrainConfig) -> Any:
         prepend_bos=bool(model.tokenizer("a")["input_ids"][0] == model.tokenizer.bos_token_id),
         seqpos_slice=[activations.SKIP_FIRST, None],
         dataset=cfg.corpus,
-        interv_model_fingerprint=model.fingerprint(),
+        interv_model=ModelRecord.of(model).to_dict(),
     )
     common = dict(
         d_in=width(model, hook),

@@ -1,16 +1,69 @@
-"""Text and HTML views of feature and text reports (the HTML embeds a matplotlib PNG)."""
+"""Feature and text reports and their text and HTML views (the HTML embeds a matplotlib PNG)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+import torch
+from jaxtyping import Float
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .features import Context, FeatureReport, TextReport
+
+@dataclass(frozen=True)
+class Context:
+    """A stretch of text around the token where a feature fired."""
+
+    activation: float
+    tokens: list[str]  # the window's tokens
+    values: list[float]  # the feature's activation at each of them
+    peak: int  # index of the strongest token in ``tokens``
+
+
+@dataclass
+class FeatureReport:
+    feature: int
+    sae_id: str
+    hook: str
+    contexts: list[Context]
+    top_logits: list[tuple[str, float]]
+    bottom_logits: list[tuple[str, float]]
+    activations: Tensor  # every non-zero activation seen (for the histogram)
+    tokens_seen: int
+    frequency: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.frequency = self.activations.numel() / max(self.tokens_seen, 1)
+
+    def to_text(self) -> str:
+        return feature_text(self)
+
+    def to_html(self) -> str:
+        return feature_html(self)
+
+
+@dataclass
+class TextReport:
+    sae_id: str
+    hook: str
+    tokens: list[str]
+    top: list[list[tuple[int, float]]]  # per token: (feature, activation), strongest first
+
+    def to_text(self) -> str:
+        return text_text(self)
+
+    def to_html(self) -> str:
+        return text_html(self)
+
+
+def histogram(values: Float[Tensor, " n"], bins: int = 30) -> tuple[list[int], list[float]]:
+    """Counts and bin edges of the non-zero activations."""
+    if values.numel() == 0:
+        return [], []
+    counts, edges = torch.histogram(values.float(), bins=bins)
+    return [int(c) for c in counts.tolist()], [float(e) for e in edges.tolist()]
 
 
 def _show(token: str) -> str:
@@ -24,8 +77,6 @@ def _marked(context: Context) -> str:
 
 
 def feature_text(report: FeatureReport) -> str:
-    from .features import histogram
-
     lines = [
         f"Feature {report.feature} of SAE {report.sae_id!r} at {report.hook}",
         f"fires on {report.frequency:.2%} of {report.tokens_seen} tokens"
@@ -48,9 +99,10 @@ def feature_text(report: FeatureReport) -> str:
     if counts:
         lines.append("activation histogram (non-zero):")
         peak = max(counts)
-        for count, lo, hi in zip(counts, edges, edges[1:]):
+        for count, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
             lines.append(
-                f"  {lo:7.2f}-{hi:7.2f} {'#' * max(1, round(30 * count / peak)) if count else ''} {count}"
+                f"  {lo:7.2f}-{hi:7.2f} "
+                f"{'#' * max(1, round(30 * count / peak)) if count else ''} {count}"
             )
     return "\n".join(lines)
 
@@ -58,7 +110,7 @@ def feature_text(report: FeatureReport) -> str:
 def text_text(report: TextReport) -> str:
     lines = [f"Top features per token, SAE {report.sae_id!r} at {report.hook}"]
     width = max((len(_show(t)) for t in report.tokens), default=1)
-    for token, top in zip(report.tokens, report.top):
+    for token, top in zip(report.tokens, report.top, strict=True):
         cells = "  ".join(f"{f}:{v:.2f}" for f, v in top) or "-"
         lines.append(f"  {_show(token)!s:<{width}}  {cells}")
     return "\n".join(lines)
@@ -88,7 +140,7 @@ def _span(token: str, value: float, peak: float, note: str = "") -> str:
     )
 
 
-def histogram_png(values: Tensor, title: str = "") -> bytes:
+def histogram_png(values: Float[Tensor, " n"], title: str = "") -> bytes:
     """A PNG histogram of the non-zero activations (matplotlib, no display needed)."""
     import matplotlib
 
@@ -117,7 +169,7 @@ def feature_html(report: FeatureReport) -> str:
     if report.top_logits:
         rows = "".join(
             f"<tr><td>{html.escape(a)}</td><td>{x:+.2f}</td><td>{html.escape(b)}</td><td>{y:+.2f}</td></tr>"
-            for (a, x), (b, y) in zip(report.top_logits, report.bottom_logits)
+            for (a, x), (b, y) in zip(report.top_logits, report.bottom_logits, strict=True)
         )
         parts.append(
             f"<h2>Logit lens</h2><table><tr><th>promotes</th><th></th><th>suppresses</th>"
@@ -125,7 +177,7 @@ def feature_html(report: FeatureReport) -> str:
         )
     parts.append("<h2>Top-activating contexts</h2>")
     for c in report.contexts:
-        spans = "".join(_span(t, v, c.activation) for t, v in zip(c.tokens, c.values))
+        spans = "".join(_span(t, v, c.activation) for t, v in zip(c.tokens, c.values, strict=True))
         parts.append(f"<div class='ctx'><b>{c.activation:.2f}</b> {spans}</div>")
     if not report.contexts:
         parts.append("<p>The feature never fired on this text.</p>")
@@ -139,11 +191,12 @@ def text_html(report: TextReport) -> str:
     peak = max((top[0][1] for top in report.top if top), default=0.0)
     spans = "".join(
         _span(token, top[0][1] if top else 0.0, peak, "".join(f"\n{f}: {v:.2f}" for f, v in top))
-        for token, top in zip(report.tokens, report.top)
+        for token, top in zip(report.tokens, report.top, strict=True)
     )
     rows = "".join(
-        f"<tr><td>{html.escape(_show(t))}</td><td>{', '.join(f'{f} ({v:.2f})' for f, v in top)}</td></tr>"
-        for t, top in zip(report.tokens, report.top)
+        f"<tr><td>{html.escape(_show(t))}</td>"
+        f"<td>{', '.join(f'{f} ({v:.2f})' for f, v in top)}</td></tr>"
+        for t, top in zip(report.tokens, report.top, strict=True)
     )
     body = (
         f"<p>SAE <b>{html.escape(report.sae_id)}</b> at <code>{html.escape(report.hook)}</code>. "

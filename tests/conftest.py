@@ -9,6 +9,21 @@ from interv.adapters import HookedModel
 from tests.tiny import FAMILIES, build_tiny
 
 BACKENDS = ("hf", "transformer_lens", "nnsight")
+SAE_WORDS = (
+    "the cat sat on the mat and the dog ran to the park while birds sang loudly "
+    "good great happy awful bad sad numbers one two three four five"
+).split()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_benchmark_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Tests read only what the repository and the package hold: ``INTERV_DATA`` points to an
+    empty folder, so every data file comes from the bundled subsets (benchmarks read the full
+    sets, ``interv bench data`` checks the bundle against them)."""
+    empty = tmp_path_factory.mktemp("no_benchmark_data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INTERV_DATA", str(empty))
+        yield empty
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +80,41 @@ def real_models(real_model_dir: Path):
         return built[backend]
 
     return get
+
+
+def tiny_corpus(path: Path, n_docs: int = 120) -> Path:
+    """A small text corpus of random word sequences (seeded), written to ``path``."""
+    import random
+
+    rng = random.Random(0)
+    docs = [
+        " ".join(rng.choice(SAE_WORDS) for _ in range(rng.randint(8, 30))) for _ in range(n_docs)
+    ]
+    path.write_text("\n\n".join(docs))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sae_run(tiny_models, tmp_path_factory: pytest.TempPathFactory):
+    """``(model, sae, report, folder)``: a TopK SAE on blocks.1.hook_resid_post of the tiny
+    Llama, trained in-session (seconds) with interv's trainer on ``tiny_corpus``."""
+    from interv.sae.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("sae")
+    model = tiny_models("llama")
+    cfg = TrainConfig(
+        hook="blocks.1.hook_resid_post",
+        features=64,
+        k=4,
+        tokens=12_000,
+        distinct_tokens=0,
+        corpus=str(tiny_corpus(root / "corpus.txt")),
+        heldout_percent=10,
+        heldout_tokens=500,
+        batch_size=256,
+        lr=3e-3,
+        lr_warm_up_steps=5,
+        dead_feature_window=20,
+    )
+    sae, report = train(model, cfg, root / "tiny_sae", progress=False, cache_dir=root / "cache")
+    return model, sae, report, root / "tiny_sae"

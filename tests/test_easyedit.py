@@ -1,4 +1,5 @@
-"""The EasyEdit-compatible facade: hparams files, BaseEditor.edit/batch_edit, EasyEdit's metric dicts."""
+"""The EasyEdit-compatible facade: hparams files, BaseEditor.edit/batch_edit, EasyEdit's metric
+dicts."""
 
 from __future__ import annotations
 
@@ -159,7 +160,9 @@ def test_classes_are_generated_from_the_registry(fake_rome, tmp_path):
 
 
 def test_unknown_methods_and_classes_are_clear_errors(tmp_path):
-    with pytest.raises(ImportError, match="no MENDHyperParams.*Available: .*FTHyperParams.*ROMEHyperParams"):
+    with pytest.raises(
+        ImportError, match="no MENDHyperParams.*Available: .*FTHyperParams.*ROMEHyperParams"
+    ):
         from interv.easyedit import MENDHyperParams  # noqa: F401
     path = tmp_path / "mend.yaml"
     path.write_text("alg_name: MEND\nmodel_name: m\n")

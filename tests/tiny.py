@@ -50,19 +50,32 @@ VOCAB = len(byte_tokenizer())
 
 
 def _configs() -> dict[str, object]:
-    ids = dict(vocab_size=VOCAB, bos_token_id=VOCAB - 2, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 3)
+    ids = dict(
+        vocab_size=VOCAB, bos_token_id=VOCAB - 2, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 3
+    )
     return {
         "llama": LlamaConfig(**_SMALL, num_key_value_heads=2, max_position_embeddings=128, **ids),
         "qwen2": Qwen2Config(**_SMALL, num_key_value_heads=2, max_position_embeddings=128, **ids),
         "gpt2": GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **ids),
         "gpt_neox": GPTNeoXConfig(**_SMALL, rotary_pct=0.5, max_position_embeddings=128, **ids),
         "gpt_neox_sequential": GPTNeoXConfig(
-            **_SMALL, rotary_pct=0.5, use_parallel_residual=False, max_position_embeddings=128, **ids
+            **_SMALL,
+            rotary_pct=0.5,
+            use_parallel_residual=False,
+            max_position_embeddings=128,
+            **ids,
         ),
-        "gemma": GemmaConfig(**_SMALL, num_key_value_heads=1, head_dim=8, max_position_embeddings=128, **ids),
+        "gemma": GemmaConfig(
+            **_SMALL, num_key_value_heads=1, head_dim=8, max_position_embeddings=128, **ids
+        ),
         "gemma2": Gemma2Config(
-            **_SMALL, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
-            sliding_window=64, final_logit_softcapping=None, **ids,
+            **_SMALL,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=128,
+            sliding_window=64,
+            final_logit_softcapping=None,
+            **ids,
         ),
     }
 

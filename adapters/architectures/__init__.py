@@ -6,6 +6,8 @@ it to ``_ENTRIES`` below.
 
 from __future__ import annotations
 
+from interv.errors import UnsupportedArchitectureError
+
 from .gemma import GEMMA, GEMMA2
 from .gpt2 import GPT2
 from .gpt_neox import GPT_NEOX
@@ -15,8 +17,9 @@ from .spec import Architecture, Site, WeightSpec
 _ENTRIES: tuple[Architecture, ...] = (LLAMA, GPT2, GPT_NEOX, GEMMA, GEMMA2)
 
 
-class UnsupportedArchitectureError(ValueError):
-    """The model's family has no entry in the architecture table."""
+def all_architectures() -> tuple[Architecture, ...]:
+    """Every entry of the table."""
+    return _ENTRIES
 
 
 def supported_model_types() -> list[str]:
@@ -41,6 +44,7 @@ __all__ = [
     "Site",
     "UnsupportedArchitectureError",
     "WeightSpec",
+    "all_architectures",
     "architecture_for",
     "supported_model_types",
 ]

@@ -1,4 +1,5 @@
-"""GPT-2: learned positions, LayerNorm with bias, fused QKV in a Conv1D (weights stored [in, out])."""
+"""GPT-2: learned positions, LayerNorm with bias, fused QKV in a Conv1D (weights stored
+[in, out])."""
 
 from __future__ import annotations
 

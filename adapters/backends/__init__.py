@@ -7,9 +7,14 @@ from typing import Any
 
 from torch import nn
 
+from interv.errors import ConfigError, StopForward
+
 from ..architectures import Architecture
 from ..run import RunTracker
-from .base import Backend, Batch, HookPlan, Prefix, StopForward
+from .base import Backend, Batch, HookPlan, Prefix
+from .hf import HFBackend
+from .nnsight import NNsightBackend
+from .transformer_lens import TransformerLensBackend
 
 BACKENDS = ("hf", "transformer_lens", "nnsight")
 _ALIASES = {"tl": "transformer_lens", "transformerlens": "transformer_lens", "transformers": "hf"}
@@ -18,7 +23,7 @@ _ALIASES = {"tl": "transformer_lens", "transformerlens": "transformer_lens", "tr
 def canonical_backend(name: str) -> str:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in BACKENDS:
-        raise ValueError(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
+        raise ConfigError(f"Unknown backend {name!r}; choose one of {', '.join(BACKENDS)}.")
     return key
 
 
@@ -27,15 +32,9 @@ def build_backend(
 ) -> Backend:
     key = canonical_backend(name)
     if key == "hf":
-        from .hf import HFBackend
-
         return HFBackend(hf_model, tracker)
     if key == "transformer_lens":
-        from .transformer_lens import TransformerLensBackend
-
         return TransformerLensBackend(hf_model, tokenizer, arch, tracker)
-    from .nnsight import NNsightBackend
-
     return NNsightBackend(hf_model, tokenizer, tracker)
 
 

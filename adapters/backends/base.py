@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -9,7 +10,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interv.errors import ConfigError, StopForward, UnsupportedError
 
 from ..run import HookContext, HookFn, RunTracker, apply_hook_fns
 from ..sites import BoundSite
@@ -44,10 +48,10 @@ class Prefix:
         return len(self.layers)
 
     @property
-    def lengths(self) -> Tensor:
+    def lengths(self) -> Int[Tensor, " batch"]:
         return self.attention_mask.long().sum(-1)
 
-    def select(self, rows: Tensor) -> Prefix:
+    def select(self, rows: Int[Tensor, " rows"]) -> Prefix:
         """The prefixes of ``rows`` (indices into the batch), without the columns no kept row
         uses: continue a subset of the rows without prefilling again."""
         mask = self.attention_mask[rows]
@@ -85,7 +89,7 @@ class Batch:
     segments: Tensor | None = None  # packed: each position's sequence in its row; -1: padding
 
     @property
-    def position_ids(self) -> Tensor:
+    def position_ids(self) -> Int[Tensor, "batch pos"]:
         if self.segments is not None:
             return self._packed_positions()
         positions = (self.attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -111,12 +115,16 @@ class Batch:
             "position_ids": self.position_ids,
         }
         if self.past is not None and (self.past.segments is None) != (self.segments is None):
-            raise ValueError("A packed prefix is continued by a packed batch (Batch.segments) "
-                             "and a padded one by a padded batch; prefill the same layout.")
+            raise ConfigError(
+                "A packed prefix is continued by a packed batch (Batch.segments) "
+                "and a padded one by a padded batch; prefill the same layout."
+            )
         if self.segments is not None:
             kwargs["attention_mask"] = self._packed_mask(dtype)
         elif self.past is not None:
-            kwargs["attention_mask"] = torch.cat([self.past.attention_mask, self.attention_mask], -1)
+            kwargs["attention_mask"] = torch.cat(
+                [self.past.attention_mask, self.attention_mask], -1
+            )
         if self.past is not None:
             kwargs["past_key_values"] = self.past.cache()
         return kwargs
@@ -136,20 +144,18 @@ class Batch:
         return torch.zeros((), dtype=dtype, device=keys.device).where(seen, hidden)[:, None]
 
 
-class StopForward(Exception):
-    """Raised by a hook to end a forward early (``stop_at_layer``); caught by the backend."""
-
-
 @runtime_checkable
 class Backend(Protocol):
     name: str
     hf_model: nn.Module  # the transformers model whose parameters are live
 
-    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
+    def forward(self, batch: Batch, plan: HookPlan) -> Float[Tensor, "batch pos d_vocab"] | None:
         """Logits ``[batch, pos, d_vocab]``, or None when a hook raised ``StopForward``."""
         ...
 
-    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
+    def generate(
+        self, batch: Batch, plan: HookPlan, generation: dict[str, Any]
+    ) -> Int[Tensor, "batch pos"]:
         """Prompt and generated token ids, ``[batch, prompt + new]``."""
         ...
 
@@ -160,16 +166,17 @@ class Backend(Protocol):
     def to(self, device: Any) -> None: ...
 
 
-class ModuleRunner:
+class ModuleRunner(ABC):
     """Forward and generation for backends that run ``hf_model`` itself while their hooks are
     installed (``hf`` and ``transformer_lens``); subclasses provide ``installed(plan)``."""
 
     hf_model: nn.Module
 
+    @abstractmethod
     def installed(self, plan: HookPlan) -> AbstractContextManager[None]:
-        raise NotImplementedError
+        """A context in which the plan's hook functions run at their sites."""
 
-    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
+    def forward(self, batch: Batch, plan: HookPlan) -> Float[Tensor, "batch pos d_vocab"] | None:
         with self.installed(plan):
             try:
                 kwargs = batch.model_kwargs(self.hf_model.dtype)
@@ -182,20 +189,25 @@ class ModuleRunner:
         from transformers import DynamicCache
 
         if batch.past is not None:
-            raise ValueError("prefill takes a batch without a past prefix.")
+            raise ConfigError("prefill takes a batch without a past prefix.")
         # our own cache object, so the blocks run before a StopForward keep their keys and values
         cache = DynamicCache(config=self.hf_model.config)
         with self.installed(plan):
             try:
-                self.hf_model(**batch.model_kwargs(self.hf_model.dtype), past_key_values=cache, use_cache=True)
+                self.hf_model(
+                    **batch.model_kwargs(self.hf_model.dtype), past_key_values=cache, use_cache=True
+                )
             except StopForward:
                 pass
         keep = batch.attention_mask.bool()[:, None, :, None]
-        layers = [(k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0))
-                  for k, v in _cache_tensors(cache)]
+        layers = [
+            (k.masked_fill(~keep, 0.0), v.masked_fill(~keep, 0.0)) for k, v in _cache_tensors(cache)
+        ]
         return Prefix(layers, batch.attention_mask, self.hf_model.config, batch.segments)
 
-    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
+    def generate(
+        self, batch: Batch, plan: HookPlan, generation: dict[str, Any]
+    ) -> Int[Tensor, "batch pos"]:
         with self.installed(plan):
             return self.hf_model.generate(
                 input_ids=batch.input_ids, attention_mask=batch.attention_mask, **generation
@@ -206,13 +218,18 @@ def _cache_tensors(cache: Any) -> list[tuple[Tensor, Tensor]]:
     """The filled layers' keys and values (the blocks before a stop), full attention only."""
     layers = getattr(cache, "layers", None)
     if layers is None or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
-        raise NotImplementedError(
+        raise UnsupportedError(
             f"prefill supports full-attention KV caches only, not {type(cache).__name__}."
         )
     return [(layer.keys, layer.values) for layer in layers if layer.is_initialized]
 
 
-def run_site(site: BoundSite, fns: list[HookFn], tracker: RunTracker, act: Tensor) -> Tensor:
+def run_site(
+    site: BoundSite,
+    fns: list[HookFn],
+    tracker: RunTracker,
+    act: Float[Tensor, "batch pos *features"],
+) -> Float[Tensor, "batch pos *features"]:
     """Apply hook functions to one site's activation, viewing heads where the site says so."""
     ctx = HookContext(site.name, site.layer, tracker.state)
     if not site.heads:

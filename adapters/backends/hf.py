@@ -1,4 +1,5 @@
-"""The ``hf`` backend: plain ``transformers`` modules with torch forward hooks (the fast default)."""
+"""The ``hf`` backend: plain ``transformers`` modules with torch forward hooks (the fast
+default)."""
 
 from __future__ import annotations
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from jaxtyping import Float, Int
 from torch import Tensor, nn
+
+from interv.errors import StopForward, UnsupportedError
 
 from ..run import HookFn, RunTracker
 from ..sites import BoundSite
-from .base import Batch, HookPlan, Prefix, StopForward, run_site
+from .base import Batch, HookPlan, Prefix, run_site
 
 
 class NNsightBackend:
@@ -50,7 +53,7 @@ class NNsightBackend:
     def _ordered(plan: HookPlan) -> list[tuple[BoundSite, list[HookFn]]]:
         return sorted(plan.values(), key=lambda item: item[0].order)
 
-    def forward(self, batch: Batch, plan: HookPlan) -> Tensor | None:
+    def forward(self, batch: Batch, plan: HookPlan) -> Float[Tensor, "batch pos d_vocab"] | None:
         ordered = self._ordered(plan)
         try:
             with self.envoy.trace(batch.model_kwargs(self.hf_model.dtype), use_cache=False):
@@ -60,7 +63,9 @@ class NNsightBackend:
             return None
         return logits
 
-    def generate(self, batch: Batch, plan: HookPlan, generation: dict[str, Any]) -> Tensor:
+    def generate(
+        self, batch: Batch, plan: HookPlan, generation: dict[str, Any]
+    ) -> Int[Tensor, "batch pos"]:
         ordered = self._ordered(plan)
         inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
         with warnings.catch_warnings():
@@ -76,7 +81,7 @@ class NNsightBackend:
         return ids
 
     def prefill(self, batch: Batch, plan: HookPlan) -> Prefix:
-        raise NotImplementedError("The nnsight backend does not reuse prefix keys and values.")
+        raise UnsupportedError("The nnsight backend does not reuse prefix keys and values.")
 
     def to(self, device: Any) -> None:
         self.hf_model.to(device)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jaxtyping import Float
 from torch import Tensor, nn
 
 from ..architectures import Architecture
@@ -36,7 +37,9 @@ _BRIDGE_NAMES = {
 class TransformerLensBackend(ModuleRunner):
     name = "transformer_lens"
 
-    def __init__(self, hf_model: nn.Module, tokenizer: Any, arch: Architecture, tracker: RunTracker):
+    def __init__(
+        self, hf_model: nn.Module, tokenizer: Any, arch: Architecture, tracker: RunTracker
+    ):
         from transformer_lens.model_bridge import TransformerBridge
 
         self.hf_model = hf_model
@@ -58,7 +61,9 @@ class TransformerLensBackend(ModuleRunner):
         # The bridge already presents attn.hook_z per head.
         flat = dataclasses.replace(site, heads=0)
 
-        def hook(act: Tensor, hook: Any) -> Tensor:
+        def hook(
+            act: Float[Tensor, "batch pos *features"], hook: Any
+        ) -> Float[Tensor, "batch pos *features"]:
             new = run_site(flat, fns, self._tracker, act)
             if site.inplace and new is not act:
                 act.copy_(new)

@@ -13,10 +13,11 @@ else the model's own top prediction. ROME edits the layer where the MLP effect p
 Example:
     >>> import interv
     >>> from interv.analysis.causal_trace import causal_trace
-    >>> from interv.edit import EditRequest
+    >>> from interv.requests import EditRequest
     >>> model = interv.load()  # doctest: +SKIP
-    >>> trace = causal_trace(model, [EditRequest(prompt="The Eiffel Tower is in the city of",
-    ...                                          subject="Eiffel Tower", target_new="x")])  # doctest: +SKIP
+    >>> trace = causal_trace(model, [  # doctest: +SKIP
+    ...     EditRequest(prompt="The Eiffel Tower is in the city of", subject="Eiffel Tower",
+    ...                 target_new="x")])
     >>> trace.best_layer("mlp"), trace.plot("trace.png")  # doctest: +SKIP
 """
 
@@ -30,18 +31,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookContext, HookedModel
-from ..edit._keys import encode, subject_span
-from ..edit.base import EditRequest
-from ..eval.tokens import answer_ids
+from ..adapters import HookContext, HookedModel, names
+from ..errors import ConfigError
+from ..requests import EditRequest
+from ..tokens import answer_ids, encode
 
 KINDS = ("resid", "mlp")
-_SITES = {"resid": "blocks.{l}.hook_resid_post", "mlp": "blocks.{l}.hook_mlp_out"}
+_SITES = {"resid": "resid_post", "mlp": "mlp_out"}  # the hook each kind restores
 
 
 @dataclass
 class CausalTrace:
-    """Indirect effects ``[n_prompts, n_layers]`` per kind, plus clean and corrupted probabilities."""
+    """Indirect effects ``[n_prompts, n_layers]`` per kind, plus clean and corrupted
+    probabilities."""
 
     prompts: list[str]
     answers: list[str]
@@ -83,13 +85,19 @@ class CausalTrace:
         import matplotlib.pyplot as plt
 
         kinds = list(self.effects)
-        fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 1.2 + 0.3 * (len(self.prompts) + 1)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(kinds),
+            figsize=(5 * len(kinds), 1.2 + 0.3 * (len(self.prompts) + 1)),
+            squeeze=False,
+        )
         labels = [p if len(p) < 40 else p[:37] + "..." for p in self.prompts] + ["mean"]
-        for ax, kind in zip(axes[0], kinds):
+        for ax, kind in zip(axes[0], kinds, strict=True):
             grid = torch.cat([self.effects[kind], self.mean_effect(kind)[None]]).numpy()
             image = ax.imshow(grid, aspect="auto", cmap="Purples" if kind == "mlp" else "Blues")
-            ax.set_title(f"restoring {kind}" + (f" (window {self.window})" if kind == "mlp" else ""))
+            ax.set_title(
+                f"restoring {kind}" + (f" (window {self.window})" if kind == "mlp" else "")
+            )
             ax.set_xlabel("layer")
             ax.set_yticks(range(len(labels)), labels, fontsize=7)
             fig.colorbar(image, ax=ax, label="P(answer) restored - corrupted")
@@ -115,11 +123,11 @@ def causal_trace(
     """Trace each request's prompt (its ``subject`` is corrupted); see the module docstring."""
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
-        raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {list(kinds)}.")
+        raise ConfigError(f"kinds must be a non-empty subset of {KINDS}, got {list(kinds)}.")
     if samples < 1 or noise <= 0:
-        raise ValueError("samples must be >= 1 and noise > 0.")
+        raise ConfigError("samples must be >= 1 and noise > 0.")
     if not requests:
-        raise ValueError("causal_trace needs at least one prompt with a subject.")
+        raise ConfigError("causal_trace needs at least one prompt with a subject.")
     window = window or max(1, model.cfg.n_layers // 6)
     generator = torch.Generator().manual_seed(seed)
     rows: dict[str, list[Tensor]] = {k: [] for k in kinds}
@@ -132,21 +140,29 @@ def causal_trace(
         corrupted.append(traced[2])
         answers.append(traced[3])
     effects = {k: torch.stack(v) for k, v in rows.items()}
-    return CausalTrace([r.prompt for r in requests], answers, effects, torch.tensor(clean),
-                       torch.tensor(corrupted), window)
+    return CausalTrace(
+        [r.prompt for r in requests],
+        answers,
+        effects,
+        torch.tensor(clean),
+        torch.tensor(corrupted),
+        window,
+    )
 
 
 @torch.no_grad()
 def _trace_one(model, request, kinds, samples, noise, window, generator, batch_size):
     n_layers = model.cfg.n_layers
-    start, end = subject_span(request, "causal tracing")
+    start, end = request.subject_span("causal tracing")
     enc = encode(model, request.prompt, (start, end), "subject_last")
     first = encode(model, request.prompt, (start, end), "subject_first").lookup
     ids = torch.tensor([enc.ids], device=model.device)
-    sites = {_SITES[k].format(l=layer) for k in kinds for layer in range(n_layers)}
+    sites = {names.hook(_SITES[k], layer) for k in kinds for layer in range(n_layers)}
     logits, cache = model.run_with_cache(ids, sorted(sites) + ["hook_embed"])
     probs = logits[0, -1].softmax(-1)
-    answer = answer_ids(model, request.ground_truth)[0] if request.ground_truth else int(probs.argmax())
+    answer = (
+        answer_ids(model, request.ground_truth)[0] if request.ground_truth else int(probs.argmax())
+    )
     subject_pos = slice(first, enc.lookup + 1)
     scale = noise * float(cache["hook_embed"][0, subject_pos].std())
     shape = (samples, enc.lookup + 1 - first, model.cfg.d_model)
@@ -156,11 +172,11 @@ def _trace_one(model, request, kinds, samples, noise, window, generator, batch_s
     restore: dict[str, list[int]] = {}
     for row, (kind, layer) in enumerate(plan * samples):
         if kind == "resid":
-            restore.setdefault(_SITES["resid"].format(l=layer), []).append(row)
+            restore.setdefault(names.hook(_SITES["resid"], layer), []).append(row)
         elif kind == "mlp":
             lo, hi = max(0, layer - window // 2), min(n_layers, layer - window // 2 + window)
             for other in range(lo, hi):
-                restore.setdefault(_SITES["mlp"].format(l=other), []).append(row)
+                restore.setdefault(names.hook(_SITES["mlp"], other), []).append(row)
     total = len(plan) * samples
     p_answer = torch.empty(total)
     for begin in range(0, total, batch_size):
@@ -170,14 +186,18 @@ def _trace_one(model, request, kinds, samples, noise, window, generator, batch_s
         p_answer[begin:stop] = out[:, -1].softmax(-1)[:, answer].cpu()
     per_row = p_answer.view(samples, len(plan)).mean(0)
     base = float(per_row[0])
-    effects = {k: per_row[1 + i * n_layers : 1 + (i + 1) * n_layers] - base for i, k in enumerate(kinds)}
+    effects = {
+        k: per_row[1 + i * n_layers : 1 + (i + 1) * n_layers] - base for i, k in enumerate(kinds)
+    }
     return effects, float(probs[answer]), base, model.tokenizer.decode([answer])
 
 
 def _hooks(cache, restore, noises, plan_len, begin, stop, subject_pos, lookup):
     sample_of = torch.arange(begin, stop) // plan_len
 
-    def corrupt(act: Tensor, ctx: HookContext) -> Tensor:
+    def corrupt(
+        act: Float[Tensor, "batch pos *features"], ctx: HookContext
+    ) -> Float[Tensor, "batch pos *features"]:
         act = act.clone()
         act[:, subject_pos] += noises[sample_of].to(act.dtype)
         return act
@@ -191,7 +211,9 @@ def _hooks(cache, restore, noises, plan_len, begin, stop, subject_pos, lookup):
 
 
 def _restorer(clean: Tensor, rows: Tensor, lookup: int):
-    def restore(act: Tensor, ctx: HookContext) -> Tensor:
+    def restore(
+        act: Float[Tensor, "batch pos *features"], ctx: HookContext
+    ) -> Float[Tensor, "batch pos *features"]:
         act = act.clone()
         act[rows, lookup] = clean.to(act.dtype)
         return act

@@ -28,12 +28,16 @@ from typing import Any
 
 import torch
 
-from ..adapters import HookedModel
+from ..adapters import HookedModel, names
 from ..data.editing import counterfact
 from ..edit import EDIT_METHODS, EditRequest
 from ..edit.runner import run_edits
+from ..errors import ConfigError
 from ..eval.editing import evaluate, summarize
+from ..loading import load
 from ..patch import PatchSet
+from ..recipes import recipe_path
+from ..stats import StatsCache, layer_stats
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +53,73 @@ TARGETS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--methods", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--methods", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}"
+    )
     parser.add_argument("--n", type=int, default=50, help="ROME single edits")
-    parser.add_argument("--batch-n", type=int, default=100, help="records per MEMIT/AlphaEdit/EMMET batch")
-    parser.add_argument("--alone", type=int, default=10,
-                        help="ROME records also timed one edit per call (single-edit latency)")
+    parser.add_argument(
+        "--batch-n", type=int, default=100, help="records per MEMIT/AlphaEdit/EMMET batch"
+    )
+    parser.add_argument(
+        "--alone",
+        type=int,
+        default=10,
+        help="ROME records also timed one edit per call (single-edit latency)",
+    )
     parser.add_argument("--seq-n", type=int, default=200, help="sequential AlphaEdit edits")
     parser.add_argument("--seq-batch", type=int, default=1, help="edits per sequential step")
-    parser.add_argument("--seq-first", type=int, default=50, help="rewrite is reported on the first N")
+    parser.add_argument(
+        "--seq-first", type=int, default=50, help="rewrite is reported on the first N"
+    )
     parser.add_argument("--stats-tokens", type=int, default=100_000)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                        help="override a hyperparameter, e.g. rome.layers=[5] (repeatable)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="override a hyperparameter, e.g. rome.layers=[5] (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..loading import load
 
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = [s.strip() for s in args.methods.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        raise ValueError(f"Unknown bench edit section(s) {unknown}; choose from {', '.join(SECTIONS)}.")
+        raise ConfigError(
+            f"Unknown bench edit section(s) {unknown}; choose from {', '.join(SECTIONS)}."
+        )
     model = load(args.model, device=args.device, dtype=args.dtype)
     original = weights_hash(model)
     report: dict[str, Any] = {
-        "model": model.cfg.name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "model": model.cfg.name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "platform": platform.platform(),
     }
-    runners = {"stats": _stats, "rome": _rome, "memit": _batch, "alphaedit": _batch, "emmet": _batch,
-               "sequential": _sequential}
+    runners = {
+        "stats": _stats,
+        "rome": _rome,
+        "memit": _batch,
+        "alphaedit": _batch,
+        "emmet": _batch,
+        "sequential": _sequential,
+    }
     for section in sections:
         log.info("bench edit: %s", section)
         report[section] = runners[section](model, args, section)
         _check_targets(report[section], section)
         _write_partial(getattr(args, "json", None), report)
-        log.info("bench edit: %s done: %s", section, {k: report[section].get(k) for k in ("post", "seconds_per_edit")})
+        log.info(
+            "bench edit: %s done: %s",
+            section,
+            {k: report[section].get(k) for k in ("post", "seconds_per_edit")},
+        )
     report["weights_restored"] = weights_hash(model) == original
     return report
 
@@ -103,8 +137,6 @@ def make_method(name: str, args: argparse.Namespace, recipe: str | None = None) 
     overrides for it."""
     import yaml
 
-    from ..recipes import recipe_path
-
     cls = EDIT_METHODS.get(name)
     base = cls.hparams_class()
     if recipe is not None:
@@ -114,7 +146,7 @@ def make_method(name: str, args: argparse.Namespace, recipe: str | None = None) 
         key, sep, value = item.partition("=")
         target, _, field = key.partition(".")
         if not sep or not field:
-            raise ValueError(f"--set {item!r}: use METHOD.KEY=VALUE, e.g. rome.layers=[5].")
+            raise ConfigError(f"--set {item!r}: use METHOD.KEY=VALUE, e.g. rome.layers=[5].")
         if target == name:
             changes[field] = yaml.safe_load(value)
     hparams = cls.hparams_class.from_dict({**base.to_dict(), **changes})
@@ -135,19 +167,26 @@ def _check_targets(result: dict[str, Any], section: str) -> None:
         return
     values = {k: result.get(k, result.get("post", {}).get(k)) for k in targets}
     result["targets"] = targets
-    result["meets_targets"] = all(values[k] is not None and values[k] >= v for k, v in targets.items())
+    result["meets_targets"] = all(
+        values[k] is not None and values[k] >= v for k, v in targets.items()
+    )
 
 
 def _stats(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
-    from ..stats import StatsCache, layer_stats
 
-    weight = f"blocks.{make_method('rome', args).hparams.layers[0]}.mlp.W_out"
+    weight = names.weight("mlp.W_out", make_method("rome", args).hparams.layers[0])
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        layer_stats(model, [weight], n_tokens=args.stats_tokens, cache=StatsCache(Path(tmp)), progress=False)
+        layer_stats(
+            model, [weight], n_tokens=args.stats_tokens, cache=StatsCache(Path(tmp)), progress=False
+        )
         seconds = time.perf_counter() - start
-    return {"weight": weight, "tokens": args.stats_tokens, "seconds": round(seconds, 2),
-            "tokens_per_second": round(args.stats_tokens / seconds, 1)}
+    return {
+        "weight": weight,
+        "tokens": args.stats_tokens,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(args.stats_tokens / seconds, 1),
+    }
 
 
 def _timed_warm(model: HookedModel, method: Any, requests: list[EditRequest]) -> float:
@@ -174,14 +213,18 @@ def _rome(model: HookedModel, args: argparse.Namespace, section: str) -> dict[st
         start = time.perf_counter()
         method.compute(model, [request])
         alone.append(time.perf_counter() - start)
-    return {"n": len(requests), "pre": summarize(pre),
-            "post": summarize([record["post"] for record in result.records]),
-            "seconds_per_edit": round(result.seconds["per_edit"], 3),
-            "edits_per_call": method.independent_group,
-            "seconds_per_edit_alone": round(statistics.mean(alone), 3) if alone else None,
-            "seconds_per_edit_alone_median": round(statistics.median(alone), 3) if alone else None,
-            "n_alone": len(alone), "seconds_load_stats": round(warm, 2),
-            "hparams": method.hparams.to_dict()}
+    return {
+        "n": len(requests),
+        "pre": summarize(pre),
+        "post": summarize([record["post"] for record in result.records]),
+        "seconds_per_edit": round(result.seconds["per_edit"], 3),
+        "edits_per_call": method.independent_group,
+        "seconds_per_edit_alone": round(statistics.mean(alone), 3) if alone else None,
+        "seconds_per_edit_alone_median": round(statistics.median(alone), 3) if alone else None,
+        "n_alone": len(alone),
+        "seconds_load_stats": round(warm, 2),
+        "hparams": method.hparams.to_dict(),
+    }
 
 
 def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) -> list[EditRequest]:
@@ -190,8 +233,10 @@ def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) ->
     subjects = [r.subject for r in requests if r.subject]
     out = []
     for i, request in enumerate(requests):
-        kept = {name: [(p, a) for p, a in pairs if not any(s in p for s in subjects)]
-                for name, pairs in request.locality.items()}
+        kept = {
+            name: [(p, a) for p, a in pairs if not any(s in p for s in subjects)]
+            for name, pairs in request.locality.items()
+        }
         kept = {k: v for k, v in kept.items() if v}
         other = others[i % len(others)]
         kept["other_facts"] = [(other.prompt, other.ground_truth or other.target_new)]
@@ -200,7 +245,10 @@ def _outside_locality(requests: list[EditRequest], others: list[EditRequest]) ->
 
 
 def _locality_split(results: list[dict[str, Any]]) -> dict[str, float]:
-    return {name: round(value, 4) for name, value in summarize(results).get("locality_by_key", {}).items()}
+    return {
+        name: round(value, 4)
+        for name, value in summarize(results).get("locality_by_key", {}).items()
+    }
 
 
 def _batch(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
@@ -215,12 +263,22 @@ def _batch(model: HookedModel, args: argparse.Namespace, section: str) -> dict[s
     seconds = time.perf_counter() - start
     with patch.applied(model):
         post = evaluate(model, probes, reference=pre)
-    summary = summarize([{**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
-                         for r in post])
-    return {"n": len(requests), "pre": summarize(pre), "post": summary,
-            "locality_by_probe": _locality_split(post), "seconds_batch": round(seconds, 2),
-            "seconds_per_edit": round(seconds / len(requests), 3), "seconds_load_stats": round(warm, 2),
-            "hparams": method.hparams.to_dict()}
+    summary = summarize(
+        [
+            {**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
+            for r in post
+        ]
+    )
+    return {
+        "n": len(requests),
+        "pre": summarize(pre),
+        "post": summary,
+        "locality_by_probe": _locality_split(post),
+        "seconds_batch": round(seconds, 2),
+        "seconds_per_edit": round(seconds / len(requests), 3),
+        "seconds_load_stats": round(warm, 2),
+        "hparams": method.hparams.to_dict(),
+    }
 
 
 def _sequential(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
@@ -234,18 +292,33 @@ def _sequential(model: HookedModel, args: argparse.Namespace, section: str) -> d
     start = time.perf_counter()
     try:
         for begin in range(0, len(requests), args.seq_batch):
-            applied.append(method.compute(model, requests[begin : begin + args.seq_batch]).apply(model))
+            applied.append(
+                method.compute(model, requests[begin : begin + args.seq_batch]).apply(model)
+            )
         seconds = time.perf_counter() - start
         post = evaluate(model, probes, reference=pre)
     finally:
         for patch in reversed(applied):
             patch.revert(model)
     first = summarize(post[: args.seq_first])
-    summary = summarize([{**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
-                         for r in post])
-    return {"method": "alphaedit", "n": len(requests), "edits_per_step": args.seq_batch,
-            "pre": summarize(pre), "post": summary, "rewrite_first": first["rewrite_acc"],
-            "first": args.seq_first, "locality": summary.get("locality"),
-            "locality_by_probe": _locality_split(post), "seconds_total": round(seconds, 2),
-            "seconds_per_edit": round(seconds / len(requests), 3), "seconds_load_stats": round(warm, 2),
-            "hparams": method.hparams.to_dict()}
+    summary = summarize(
+        [
+            {**r, "locality": {k: v for k, v in r["locality"].items() if k != "other_facts_acc"}}
+            for r in post
+        ]
+    )
+    return {
+        "method": "alphaedit",
+        "n": len(requests),
+        "edits_per_step": args.seq_batch,
+        "pre": summarize(pre),
+        "post": summary,
+        "rewrite_first": first["rewrite_acc"],
+        "first": args.seq_first,
+        "locality": summary.get("locality"),
+        "locality_by_probe": _locality_split(post),
+        "seconds_total": round(seconds, 2),
+        "seconds_per_edit": round(seconds / len(requests), 3),
+        "seconds_load_stats": round(warm, 2),
+        "hparams": method.hparams.to_dict(),
+    }

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 from ..adapters.backends import BACKENDS
+from ..devices import resolve_device
+from ..loading import load, resolve_folder
 from .timing import interleaved_medians, with_ratios
 
 PROMPTS = [
@@ -31,9 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..devices import resolve_device
-    from ..loading import load, resolve_folder
-
     device = resolve_device(args.device)
     folder, name = resolve_folder(args.model)
     plain = AutoModelForCausalLM.from_pretrained(folder).to(device).eval()
@@ -41,8 +40,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = {b: load(folder, backend=b, device=device) for b in BACKENDS}
     batch = models["hf"].to_batch(PROMPTS)
     single = models["hf"].to_batch(PROMPTS[:1])
-    gen = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
-               pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    gen = dict(
+        max_new_tokens=args.new_tokens,
+        min_new_tokens=args.new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+    )
 
     def plain_forward() -> object:
         with torch.no_grad():
@@ -64,7 +67,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     for label, b in (("generate_batch1", single), ("generate_batch8", batch)):
         setups = {"plain": lambda b=b: plain_generate(b)}
-        setups |= {k: (lambda m=m, b=b: m.backend.generate(b, {}, _config(gen))) for k, m in models.items()}
+        setups |= {
+            k: (lambda m=m, b=b: m.backend.generate(b, {}, _config(gen))) for k, m in models.items()
+        }
         results[label] = with_ratios(interleaved_medians(setups, args.reps), "plain")
     results["new_tokens"] = args.new_tokens
     return results

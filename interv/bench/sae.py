@@ -16,6 +16,18 @@ import argparse
 import time
 from typing import Any
 
+from ..data.steering import convsent_pairs, sentiment_prompts
+from ..devices import resolve_device, resolve_dtype
+from ..eval.steering import text_metrics
+from ..graph import Add, Graph
+from ..loading import load
+from ..sae import DEFAULT_SAE, activations, corpus
+from ..sae import load as load_sae
+from ..sae.metrics import evaluate, without_outliers
+from ..steer.caa import CAA, CAAHParams
+from ..steer.sae_feature import feature_graph
+from ..steer.sta import STA, STAHParams
+
 METRICS = ("distinct", "fluency", "sentiment")
 
 
@@ -37,10 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..devices import resolve_device, resolve_dtype
-    from ..loading import load
-    from ..sae import DEFAULT_SAE
-    from ..sae import load as load_sae
 
     model = load(args.model, device=resolve_device(args.device), dtype=resolve_dtype(args.dtype))
     sae = load_sae(args.sae or DEFAULT_SAE, model=model)
@@ -59,8 +67,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def heldout_quality(model: Any, sae: Any, n_tokens: int) -> dict[str, Any]:
     """All held-out tokens, and without the 1% of largest norm (massive activations)."""
-    from ..sae import activations, corpus
-    from ..sae.metrics import evaluate, without_outliers
 
     _, heldout = corpus.split(corpus.load_documents())
     acts = activations.cached(model, sae.hook_name, heldout, n_tokens, progress=False)
@@ -68,11 +74,6 @@ def heldout_quality(model: Any, sae: Any, n_tokens: int) -> dict[str, Any]:
 
 
 def sentiment_steering(model: Any, sae: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from ..data.steering import convsent_pairs, sentiment_prompts
-    from ..graph import Add, Graph
-    from ..sae.steering import feature_graph
-    from ..steer.caa import CAA, CAAHParams
-    from ..steer.sta import STA, STAHParams
 
     layer = int(sae.hook_name.split(".")[1])
     pairs, prompts = convsent_pairs(args.pairs), sentiment_prompts("neutral", args.prompts)
@@ -124,7 +125,6 @@ def sentiment_steering(model: Any, sae: Any, args: argparse.Namespace) -> dict[s
 
 
 def _metrics(texts: list[str]) -> dict[str, float]:
-    from ..eval.steering import text_metrics
 
     result = text_metrics(texts, METRICS)
     return {

@@ -17,6 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..adapters import architecture_for, names
+from ..devices import resolve_device, resolve_dtype
+from ..graph import Add, Graph
+from ..loading import load, resolve_folder
 from .forward import PROMPTS
 from .timing import interleaved_medians, with_ratios
 
@@ -31,8 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..devices import resolve_device, resolve_dtype
-    from ..loading import resolve_folder
 
     device, dtype = resolve_device(args.device), resolve_dtype(args.dtype)
     folder, name = resolve_folder(args.model)
@@ -72,10 +74,6 @@ class _Setups:
     def __init__(self, folder: Any, device: torch.device, dtype: torch.dtype, new_tokens: int):
         from transformers import AutoModelForCausalLM, GenerationConfig
 
-        from ..adapters import architecture_for
-        from ..graph import Add, Graph
-        from ..loading import load
-
         self.plain = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
         self.model = model = load(folder, backend="hf", device=device, dtype=dtype)
         self.native = _nnsight(folder, dtype, device, model.tokenizer)
@@ -85,11 +83,12 @@ class _Setups:
         self.vectors = {
             i: 0.5 * torch.randn(model.cfg.d_model, generator=g) for i in {self.layer, *layers}
         }
-        self.one = Graph([Add(f"blocks.{self.layer}.hook_resid_post", self.vectors[self.layer])])
-        self.five = Graph([Add(f"blocks.{i}.hook_resid_post", self.vectors[i]) for i in layers])
+        self.one = Graph([Add(names.hook("resid_post", self.layer), self.vectors[self.layer])])
+        self.five = Graph([Add(names.hook("resid_post", i), self.vectors[i]) for i in layers])
         self.folded = self.five.fold(model)
         # The native module whose output is blocks.{layer}.hook_resid_post (raw hook, nnsight).
-        template = architecture_for(model.cfg.model_type).hooks["blocks.{i}.hook_resid_post"].module
+        sites = architecture_for(model.cfg.model_type).hooks
+        template = sites[names.template_of(names.hook("resid_post", 0))[0]].module
         self.path = template.format(i=self.layer)
         self.config = GenerationConfig(
             max_new_tokens=new_tokens,

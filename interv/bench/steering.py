@@ -34,13 +34,30 @@ from typing import Any
 
 import torch
 
+from ..adapters import names
+from ..data.steering import caa_ab, sentiment_prompts
+from ..eval.steering import ab_scorer, text_metrics
+from ..loading import load as load_model
+from ..recipes import recipe_path
+from ..steer.base import STEER_METHODS
+from ..steer.caa import CAAHParams, contrast_texts
+from ..steer.library import find, load
+from ..steer.workflow import BaseVectorGenerator
+from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
 from .timing import interleaved_medians
 
 log = logging.getLogger(__name__)
 
 SENTIMENT = ("sentiment_positive", "sentiment_negative")
-BEHAVIOURS = ("refusal", "sycophancy", "hallucination", "corrigibility", "survival_instinct",
-              "myopic_reward", "coordinate_other_ais")
+BEHAVIOURS = (
+    "refusal",
+    "sycophancy",
+    "hallucination",
+    "corrigibility",
+    "survival_instinct",
+    "myopic_reward",
+    "coordinate_other_ais",
+)
 FORMS = {
     "letter": "P(matching letter) after '(' (CAA's format)",
     "answer": "P(matching answer's text) after the bare question (cloze form)",
@@ -56,41 +73,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-ab", type=int, default=100, help="held-out A/B items per behaviour")
     parser.add_argument("--n-pairs", type=int, default=100, help="A/B pairs for the speed test")
     parser.add_argument("--reps", type=int, default=3, help="timing repetitions")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: sentiment,behaviours,speed")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: sentiment,behaviours,speed"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ..loading import load
 
-    model = load(args.model, device=args.device, dtype=args.dtype)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    report: dict[str, Any] = {"model": model.cfg.name, "torch": torch.__version__,
-                              "threads": torch.get_num_threads(), "platform": platform.platform()}
+    report: dict[str, Any] = {
+        "model": model.cfg.name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
     if "sentiment" not in skip:
         report["sentiment"] = sentiment(model, args.n_prompts, args.seed, args.layer, args.scale)
     if "behaviours" not in skip:
         report["behaviours"] = behaviours(model, args.n_ab)
     if "speed" not in skip:
         report["speed"] = caa_speed(model, args.n_pairs, args.reps)
-    report["targets_met"] = {k: v["target_met"] for k, v in report.items()
-                             if isinstance(v, dict) and "target_met" in v}
+    report["targets_met"] = {
+        k: v["target_met"] for k, v in report.items() if isinstance(v, dict) and "target_met" in v
+    }
     return report
 
 
 def _library_vector(model: Any, name: str, layer: int | None) -> Any:
     """The shipped vector, or (for ``layer``) the same recipe's vector regenerated there."""
-    from ..steer.library import find, load
 
     entry = find(name)
     vector = load(entry.path)
     if layer is None:
         vector.check(model)
         return vector
-    from ..steer.workflow import BaseVectorGenerator
-    from ..recipes import recipe_path
 
-    generator = BaseVectorGenerator(recipe_path(vector.meta["config"]),
-                                    [f"{vector.method}.layers=[{layer}]", "save_vectors=false"])
+    generator = BaseVectorGenerator(
+        recipe_path(vector.meta["config"]),
+        [f"{vector.method}.layers=[{layer}]", "save_vectors=false"],
+    )
     fresh = generator.generate_vectors(model=model)
     out = next(iter(fresh.values()))[vector.method]
     return out.replace(recommended_scale=vector.recommended_scale)
@@ -103,15 +125,18 @@ def _generate(model: Any, prompts: list[str], graph: Any, seed: int) -> list[str
     return out
 
 
-def sentiment(model: Any, n_prompts: int, seed: int, layer: int | None, scale: float | None) -> dict[str, Any]:
-    from ..data.steering import sentiment_prompts
-    from ..eval.steering import text_metrics
+def sentiment(
+    model: Any, n_prompts: int, seed: int, layer: int | None, scale: float | None
+) -> dict[str, Any]:
 
     prompts = sentiment_prompts("neutral", n_prompts)
     metrics = ["distinct", "sentiment"]
     plain = text_metrics(_generate(model, prompts, None, seed), metrics)
-    out: dict[str, Any] = {"n_prompts": len(prompts), "generation": {**GENERATION, "seed": seed},
-                           "unsteered": _summary(plain, plain)}
+    out: dict[str, Any] = {
+        "n_prompts": len(prompts),
+        "generation": {**GENERATION, "seed": seed},
+        "unsteered": _summary(plain, plain),
+    }
     for name in SENTIMENT:
         vector = _library_vector(model, name, layer)
         strength = vector.recommended_scale if scale is None else scale
@@ -126,23 +151,27 @@ def sentiment(model: Any, n_prompts: int, seed: int, layer: int | None, scale: f
         out[name] = row
         log.info("sentiment %s: %s", name, row)
     pos, neg = out["sentiment_positive"], out["sentiment_negative"]
-    out["target_met"] = bool(pos["shift_points"] >= 30 and neg["shift_points"] <= -30
-                             and pos["distinct_2_ratio"] >= 0.8 and neg["distinct_2_ratio"] >= 0.8)
+    out["target_met"] = bool(
+        pos["shift_points"] >= 30
+        and neg["shift_points"] <= -30
+        and pos["distinct_2_ratio"] >= 0.8
+        and neg["distinct_2_ratio"] >= 0.8
+    )
     return out
 
 
 def _summary(result: dict[str, float], plain: dict[str, float]) -> dict[str, Any]:
     share = result["vader_positive_share"]
-    return {"vader_positive_share": share, "vader_negative_share": result["vader_negative_share"],
-            "shift_points": round(100 * (share - plain["vader_positive_share"]), 1),
-            "distinct_2": result["distinct_2"],
-            "distinct_2_ratio": round(result["distinct_2"] / plain["distinct_2"], 3)}
+    return {
+        "vader_positive_share": share,
+        "vader_negative_share": result["vader_negative_share"],
+        "shift_points": round(100 * (share - plain["vader_positive_share"]), 1),
+        "distinct_2": result["distinct_2"],
+        "distinct_2_ratio": round(result["distinct_2"] / plain["distinct_2"], 3),
+    }
 
 
 def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
-    from ..data.steering import caa_ab
-    from ..steer.library import find, load
-    from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
 
     out: dict[str, Any] = {"n_items": n_ab, "forms": FORMS}
     hits, robust = dict.fromkeys(FORMS, 0), dict.fromkeys(FORMS, 0)
@@ -150,8 +179,11 @@ def behaviours(model: Any, n_ab: int) -> dict[str, Any]:
         vector = load(find(f"{name}/caa").path)
         chat = bool(vector.meta.get("hparams", {}).get("chat_template", True))
         items = caa_ab(FOLDERS[name], "test", n_ab)
-        row: dict[str, Any] = {"layers": vector.layers, "strength": vector.recommended_scale,
-                               "read_at": _read_at(vector)}
+        row: dict[str, Any] = {
+            "layers": vector.layers,
+            "strength": vector.recommended_scale,
+            "read_at": _read_at(vector),
+        }
         for form in FORMS:
             row[form] = _behaviour(model, items, vector, chat, form)
             hits[form] += row[form]["intended_direction"]
@@ -182,7 +214,7 @@ def _behaviour(model: Any, items: list[Any], vector: Any, chat: bool, form: str)
         probs = _ab(model, items, vector, multiplier, chat, form)
         row[label] = round(statistics.fmean(probs), 4)
         for x in by_letter:
-            group = [p for p, letter in zip(probs, letters) if letter == x]
+            group = [p for p, letter in zip(probs, letters, strict=True) if letter == x]
             by_letter[x][label] = round(statistics.fmean(group), 4) if group else None
         if multiplier:
             shifted = _ab(model, items, vector.control(0), multiplier, chat, form)
@@ -191,36 +223,36 @@ def _behaviour(model: Any, items: list[Any], vector: Any, chat: bool, form: str)
     # a vector that steers the behaviour moves both groups the same way; one that pushes a
     # letter moves them apart, and the test set's letter balance then decides the mean
     row["by_matching_letter"] = by_letter
-    row["both_groups"] = all(g["plus"] > g["zero"] > g["minus"] for g in by_letter.values()
-                             if g["n"])
+    row["both_groups"] = all(
+        g["plus"] > g["zero"] > g["minus"] for g in by_letter.values() if g["n"]
+    )
     row["control"] = control
     row["control_intended_direction"] = control["plus"] > row["zero"] > control["minus"]
     return row
 
 
-def _ab(model: Any, items: list[Any], vector: Any, multiplier: float, chat: bool,
-        form: str) -> list[float]:
+def _ab(
+    model: Any, items: list[Any], vector: Any, multiplier: float, chat: bool, form: str
+) -> list[float]:
     """Matching-answer probabilities, ``vector`` at ``multiplier`` from the last prompt token."""
-    from ..eval.steering import ab_scorer
 
     hooks = None
     if multiplier:
-        graph = vector.to_graph(scale=multiplier * vector.recommended_scale, model=model,
-                                positions="from_last_prompt_token")
+        graph = vector.to_graph(
+            scale=multiplier * vector.recommended_scale,
+            model=model,
+            positions="from_last_prompt_token",
+        )
         hooks = graph.hook_fns(model)
     return ab_scorer(form)(model, items, hooks=hooks, chat_template=chat)
 
 
 def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:
-    from ..data.steering import caa_ab
-    from ..steer.base import STEER_METHODS
-    from ..steer.caa import CAAHParams, contrast_texts
-    from ..steer.library import find, load
 
     items = caa_ab("refusal", "generate", n_pairs)
     layer = max(load(find("refusal/caa").path).layers)  # the shipped vector's layer
     method = STEER_METHODS.get("caa")(CAAHParams(layers=[layer], batch_size=32))
-    hook = f"blocks.{layer}.hook_resid_post"
+    hook = names.hook("resid_post", layer)
     pos_ids, _, neg_ids, _ = contrast_texts(model, items, True)
 
     def naive() -> None:
@@ -232,6 +264,11 @@ def caa_speed(model: Any, n_pairs: int, reps: int) -> dict[str, Any]:
     setups = {"caa_fit": lambda: method.fit(model, items), "full_forward_per_pair": naive}
     seconds = interleaved_medians(setups, reps, warmup=1)
     speedup = seconds["full_forward_per_pair"] / seconds["caa_fit"]
-    return {"n_pairs": len(items), "layer": layer, "reps": reps,
-            "seconds": {k: round(v, 4) for k, v in seconds.items()},
-            "speedup": round(speedup, 2), "target_met": speedup >= 3.0}
+    return {
+        "n_pairs": len(items),
+        "layer": layer,
+        "reps": reps,
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "speedup": round(speedup, 2),
+        "target_met": speedup >= 3.0,
+    }

@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_medians(setups: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, float]:
+def interleaved_medians(
+    setups: dict[str, Callable[[], object]], reps: int, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds of each callable, measured round-robin ``reps`` times after warm-up."""
     for fn in setups.values():
         for _ in range(warmup):
@@ -23,4 +25,6 @@ def interleaved_medians(setups: dict[str, Callable[[], object]], reps: int, warm
 
 def with_ratios(seconds: dict[str, float], baseline: str) -> dict[str, dict[str, float]]:
     base = seconds[baseline]
-    return {name: {"seconds": round(s, 5), "ratio": round(s / base, 4)} for name, s in seconds.items()}
+    return {
+        name: {"seconds": round(s, 5), "ratio": round(s / base, 4)} for name, s in seconds.items()
+    }

@@ -10,9 +10,11 @@ from pathlib import Path
 from ..bench import benchmarks
 from .common import add_model_args
 
+HELP = "speed and quality benchmarks (JSON reports)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("bench", help="speed and quality benchmarks (JSON reports)")
+    parser = subparsers.add_parser("bench", help=HELP)
     names = parser.add_subparsers(dest="benchmark", required=True)
     for name in benchmarks():
         module = importlib.import_module(f"interv.bench.{name}")
@@ -29,6 +31,6 @@ def _runner(module):
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
         print(json.dumps(report, indent=2))
-        return 0
+        return 0 if report.get("ok", True) else 1  # a benchmark whose checks failed
 
     return run

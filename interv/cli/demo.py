@@ -8,9 +8,11 @@ from .common import add_model_args
 
 PROMPTS = ["The capital of France is", "The Eiffel Tower is located in the city of"]
 
+HELP = "load the default model, show hooks, generate"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="load the default model, show hooks, generate")
+    parser = subparsers.add_parser("demo", help=HELP)
     add_model_args(parser)
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--no-edit", action="store_true", help="skip the knowledge-editing section")
@@ -18,24 +20,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..adapters import names
     from ..loading import load
 
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
     _section(f"{model}")
     cfg = model.cfg
-    print(f"d_mlp={cfg.d_mlp} n_heads={cfg.n_heads} n_kv_heads={cfg.n_kv_heads} d_vocab={cfg.d_vocab}")
+    print(
+        f"d_mlp={cfg.d_mlp} n_heads={cfg.n_heads} n_kv_heads={cfg.n_kv_heads} d_vocab={cfg.d_vocab}"
+    )
     _section("Canonical hook points (the same on every backend)")
-    names = model.hook_names()
-    per_layer = [n.replace("blocks.0.", "blocks.{i}.") for n in names if n.startswith("blocks.0.")]
-    outside = [n for n in names if not n.startswith("blocks.")]
-    print(f"{len(names)} hooks: {', '.join(outside)}, and per layer (x{cfg.n_layers}):")
+    hooks = [names.template_of(n) for n in model.hook_names()]
+    per_layer = [template for template, layer in hooks if layer == 0]
+    outside = [template for template, layer in hooks if layer is None]
+    print(f"{len(hooks)} hooks: {', '.join(outside)}, and per layer (x{cfg.n_layers}):")
     for name in per_layer:
         print(f"  {name}")
     _section("Greedy generation (batched, left-padded)")
-    for prompt, text in zip(PROMPTS, model.generate(PROMPTS, max_new_tokens=args.max_new_tokens)):
+    for prompt, text in zip(
+        PROMPTS, model.generate(PROMPTS, max_new_tokens=args.max_new_tokens), strict=True
+    ):
         print(f"  {prompt!r} -> {text.strip()!r}")
     _section("A hook at work: zero-ablating the MLP output of blocks 0-3")
-    zero = {f"blocks.{i}.hook_mlp_out": (lambda act, ctx: act * 0) for i in range(4)}
+    zero = {names.hook("mlp_out", i): (lambda act, ctx: act * 0) for i in range(4)}
     text = model.generate(PROMPTS[0], max_new_tokens=args.max_new_tokens, hooks=zero)[0]
     print(f"  {PROMPTS[0]!r} -> {text.strip()!r}")
     if not args.no_edit:
@@ -57,16 +64,23 @@ def _edit(model, max_new_tokens: int) -> None:
 
     import torch
 
-    from ..edit import EditRequest
+    from ..adapters import names
     from ..edit.rome import ROME, ROMEHParams
+    from ..requests import EditRequest
 
     request = EditRequest(prompt=EDIT_PROMPTS[0], subject="Eiffel Tower", target_new="Rome")
     method = ROME(ROMEHParams(mom2_n_samples=DEMO_STATS_TOKENS))
     layer = method.hparams.layers[0]
-    _section(f"Knowledge editing: ROME writes 'Eiffel Tower -> Rome' into blocks.{layer}.mlp.W_out")
+    weight = names.weight("mlp.W_out", layer)
+    _section(f"Knowledge editing: ROME writes 'Eiffel Tower -> Rome' into {weight}")
     start = time.perf_counter()
     method.second_moment(model, [layer])  # cached under $INTERV_HOME/stats after the first run
-    print(f"  key statistics ({DEMO_STATS_TOKENS} tokens of the shipped corpus): {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    print(f"  key statistics ({DEMO_STATS_TOKENS:,} tokens of the shipped corpus): {seconds:.1f} s")
+    print(
+        f"  (a small sample for the demo; `interv edit` and the recipes read "
+        f"{ROMEHParams().mom2_n_samples:,} tokens, computed once and cached as well)"
+    )
     before = model.generate(EDIT_PROMPTS, max_new_tokens=max_new_tokens)
     start = time.perf_counter()
     patch = method.compute(model, [request])
@@ -74,7 +88,7 @@ def _edit(model, max_new_tokens: int) -> None:
     original = model.weight(patch.weights()[0]).detach().clone()
     with patch.applied(model):
         after = model.generate(EDIT_PROMPTS, max_new_tokens=max_new_tokens)
-    for prompt, old, new in zip(EDIT_PROMPTS, before, after):
+    for prompt, old, new in zip(EDIT_PROMPTS, before, after, strict=True):
         print(f"  {prompt!r}\n      before: {old.strip()!r}\n      after:  {new.strip()!r}")
     restored = torch.equal(model.weight(patch.weights()[0]), original)
     print(f"  patch reverted; {patch.weights()[0]} restored bit-exactly: {restored}")
@@ -86,12 +100,15 @@ def _steer_sentiment(model, max_new_tokens: int) -> None:
 
     _section("Steering sentiment with the shipped vectors (interv vectors list)")
     prompt = "I walked into the room and"
-    print(f"  unsteered: {prompt!r} -> {model.generate(prompt, max_new_tokens=max_new_tokens)[0].strip()!r}")
+    plain = model.generate(prompt, max_new_tokens=max_new_tokens)[0]
+    print(f"  unsteered: {prompt!r} -> {plain.strip()!r}")
     for name in ("sentiment_positive", "sentiment_negative"):
         vector = library.load(name)
         graph = vector.to_graph(scale=vector.recommended_scale, model=model)
         text = model.generate(prompt, max_new_tokens=max_new_tokens, graph=graph)[0]
-        print(f"  {name} (layer {vector.layers[0]}, x{vector.recommended_scale:g}): {text.strip()!r}")
+        print(
+            f"  {name} (layer {vector.layers[0]}, x{vector.recommended_scale:g}): {text.strip()!r}"
+        )
 
 
 def _section(title: str) -> None:

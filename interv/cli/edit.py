@@ -17,8 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..errors import ConfigError
 from .common import add_model_args
 
 DATASETS = (
@@ -31,9 +30,11 @@ DATASETS = (
     "knowedit-wikibio",
 )
 
+HELP = "edit facts, score them, save the patch"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("edit", help="edit facts, score them, save the patch")
+    parser = subparsers.add_parser("edit", help=HELP)
     parser.add_argument(
         "--method", help="edit method id (e.g. ft-m, rome); default: the one in --hparams"
     )
@@ -69,14 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def load_hparams(path: Path | None, method: str | None) -> Any:
     """Method hyperparameters from a recipe (strict) or an EasyEdit file (ignored keys warn)."""
     from ..edit.base import EDIT_METHODS
+    from ..files import read_yaml
 
     if path is None:
         if method is None:
-            raise ValueError("Name the method with --method (or give --hparams with `method:`).")
+            raise ConfigError("Name the method with --method (or give --hparams with `method:`).")
         return EDIT_METHODS.get(method).hparams_class()
-    config = yaml.safe_load(path.read_text())
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a mapping of hyperparameters.")
+    config = read_yaml(path, "hyperparameter YAML file (--hparams)")
     if "alg_name" in config:
         from ..easyedit import HyperParams
 
@@ -84,10 +84,10 @@ def load_hparams(path: Path | None, method: str | None) -> Any:
     else:
         declared = config.get("method") or method
         if declared is None:
-            raise ValueError(f"{path} names no method: add `method: <id>` or pass --method.")
+            raise ConfigError(f"{path} names no method: add `method: <id>` or pass --method.")
         params = EDIT_METHODS.get(str(declared)).hparams_class.from_dict(config)
     if method is not None and EDIT_METHODS.get(method).hparams_class is not type(params):
-        raise ValueError(
+        raise ConfigError(
             f"{path} holds hyperparameters for method {params.method!r}, not {method!r}; "
             f"pass --method {params.method} or a {method} hyperparameter file."
         )
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     method = EDIT_METHODS.get(params.method)(params)
     requests = _requests(args)
     if args.batch_size > 1 and not method.batchable:
-        raise ValueError(f"{method.name} edits one request at a time; drop --batch-size.")
+        raise ConfigError(f"{method.name} edits one request at a time; drop --batch-size.")
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
     scorer = (
         evaluate_generation if args.generation else partial(evaluate, test_generation=args.fluency)

@@ -5,16 +5,29 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+HELP = "evaluate steered generations (the JSON `interv steer apply` writes)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..eval.report import ALL_METRICS, DEFAULT_METRICS
 
-    parser = subparsers.add_parser("eval", help="evaluate steered generations (the JSON `interv steer apply` writes)")
-    parser.add_argument("--input", type=Path, required=True, help="<dataset>_results.json from the apply step")
-    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                        help=f"comma-separated, from {', '.join(ALL_METRICS)}")
-    parser.add_argument("--out", type=Path, required=True, help="folder for <name>_eval.json and .md")
-    parser.add_argument("--model", default=None, help="the unsteered model for perplexity (default: the default model)")
+    parser = subparsers.add_parser("eval", help=HELP)
+    parser.add_argument(
+        "--input", type=Path, required=True, help="<dataset>_results.json from the apply step"
+    )
+    parser.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated, from {', '.join(ALL_METRICS)}",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for <name>_eval.json and .md"
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="the unsteered model for perplexity (default: the default model)",
+    )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(run=_run)
 

@@ -6,9 +6,11 @@ import argparse
 
 from .common import add_model_args
 
+HELP = "list canonical hook names"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("hooks", help="list canonical hook names")
+    parser = subparsers.add_parser("hooks", help=HELP)
     add_model_args(parser)
     parser.add_argument("--weights", action="store_true", help="list weight names instead")
     parser.set_defaults(run=_run)

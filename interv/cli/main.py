@@ -1,4 +1,10 @@
-"""Entry point of the ``interv`` command."""
+"""Entry point of the ``interv`` command.
+
+Every module of ``interv.cli`` with ``HELP`` and ``register(subparsers)`` is a command named
+after the module. Only the command being run registers its arguments (and imports what they
+need); ``interv --help`` lists every command from its ``HELP`` alone, and command modules import
+nothing heavy at import time, so the listing is fast.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +13,59 @@ import importlib
 import logging
 import pkgutil
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 from .. import cli
+from .._version import version
+from ..errors import IntervError
 
 
-def commands() -> list[str]:
-    """Command modules of interv.cli: each defines register(subparsers) and sets `run` defaults."""
-    names = [m.name for m in pkgutil.iter_modules(cli.__path__) if not m.name.startswith("_")]
-    return [n for n in names if hasattr(importlib.import_module(f"interv.cli.{n}"), "register")]
+def commands() -> dict[str, ModuleType]:
+    """The command modules of interv.cli, by command name."""
+    found = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"interv.cli.{info.name}")
+        if hasattr(module, "register"):
+            found[info.name] = module
+    return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command`` registers its arguments (none does when None)."""
     parser = argparse.ArgumentParser(
         prog="interv", description="Edit and steer language models with canonical hook names."
     )
+    parser.add_argument("--version", action="version", version=f"interv {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in commands():
-        importlib.import_module(f"interv.cli.{name}").register(subparsers)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in commands().items():
+        if name == command:
+            module.register(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.HELP)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first argument that is not an option)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     try:
         return int(args.run(args) or 0)
-    except (ValueError, KeyError, OSError, RuntimeError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"interv: error: {message}", file=sys.stderr)
+    except (IntervError, OSError) as err:  # what interv refuses, and files it cannot use
+        print(f"interv: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ConfigError
 from ..provision import (
     DEFAULT_MODEL,
     KNOWN_MODELS,
@@ -13,9 +14,11 @@ from ..provision import (
     verify_cache,
 )
 
+HELP = "provision and inspect known models"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("model", help="provision and inspect known models")
+    parser = subparsers.add_parser("model", help=HELP)
     actions = parser.add_subparsers(dest="action", required=True)
     pull = actions.add_parser("pull", help="fetch and convert a model into $INTERV_HOME")
     pull.add_argument("name", nargs="?", default=DEFAULT_MODEL)
@@ -33,7 +36,7 @@ def _source(name: str):
 
     source = known_source(name)
     if source is None:
-        raise ValueError(f"Unknown model {name!r}; known models: {', '.join(KNOWN_MODELS)}.")
+        raise ConfigError(f"Unknown model {name!r}; known models: {', '.join(KNOWN_MODELS)}.")
     return source
 
 

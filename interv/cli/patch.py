@@ -24,11 +24,11 @@ from .common import add_model_args
 
 PROVENANCE = "interv-patches.json"
 
+HELP = "inspect weight patches, apply them to checkpoints"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "patch", help="inspect weight patches, apply them to checkpoints"
-    )
+    parser = subparsers.add_parser("patch", help=HELP)
     actions = parser.add_subparsers(dest="action", required=True)
     inspect = actions.add_parser("inspect", help="print a patch's weights and provenance")
     inspect.add_argument("patch", type=Path)
@@ -83,7 +83,7 @@ def _change(args: argparse.Namespace) -> int:
         negated = PatchSet(
             [_negate(p) for p in patches[0].patches],
             method=patches[0].method,
-            fingerprint=patches[0].fingerprint,
+            model=patches[0].model,
         )
         negated.check(model)
         negated.merge_into(model)

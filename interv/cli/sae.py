@@ -17,9 +17,11 @@ from typing import Any
 from ..recipes import recipe_path
 from .common import add_model_args
 
+HELP = "sparse autoencoders: train, inspect, steer"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sae", help="sparse autoencoders: train, inspect, steer")
+    parser = subparsers.add_parser("sae", help=HELP)
     commands = parser.add_subparsers(dest="sae_command", required=True)
 
     listing = commands.add_parser("list", help="SAEs shipped with interv")
@@ -63,7 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     steer.add_argument(
         "--recipe", required=True, help="steering recipe (method: sta | sae_feature)"
     )
-    steer.add_argument("--pairs", type=int, default=64, help="contrastive examples for sta")
+    steer.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help="contrastive examples for sta (default: the recipe's steer_train_data_size)",
+    )
     steer.add_argument("--prompt", action="append", help="prompt(s) to continue (repeatable)")
     steer.add_argument("--multiplier", type=float, help="strength (default: the recipe's)")
     steer.add_argument("--max-new-tokens", type=int, default=30)
@@ -81,10 +88,9 @@ def _list(args: argparse.Namespace) -> int:
         cfg = json.loads((folder / "cfg.json").read_text())
         report = folder / "training.json"
         heldout = json.loads(report.read_text()).get("heldout", {}) if report.is_file() else {}
-        print(
-            f"{name}: {cfg['metadata'].get('hook_name')} d_sae={cfg['d_sae']} {cfg['architecture']} "
-            + " ".join(f"{k}={v}" for k, v in heldout.items())
-        )
+        hook, arch = cfg["metadata"].get("hook_name"), cfg["architecture"]
+        scores = " ".join(f"{k}={v}" for k, v in heldout.items())
+        print(f"{name}: {hook} d_sae={cfg['d_sae']} {arch} {scores}")
     return 0
 
 
@@ -141,48 +147,50 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _steer(args: argparse.Namespace) -> int:
-    import yaml
-
     from ..data.steering import sentiment_prompts
-    from ..loading import load
-    from ..sae.steering import feature_graph
-    from ..steer.base import STEER_METHODS
+    from ..errors import ConfigError
+    from ..steer.sae_feature import SAEFeatureSteer, feature_graph
+    from ..steer.sta import STA
+    from ..steer.vector import SteeringVector
+    from ..steer.workflow.config import load_workflow
+    from ..steer.workflow.datasets import train_data
+    from ..steer.workflow.generator import load_model
+    from ..steer.workflow.methods import train_hparams
 
-    spec = yaml.safe_load(recipe_path(args.recipe).read_text()) or {}
-    method = STEER_METHODS.get(str(spec.get("method", "")))
-    if method.name not in ("sta", "sae_feature"):
-        raise SystemExit(
-            f"`interv sae steer` runs sta or sae_feature recipes, not {method.name!r}."
+    workflow = load_workflow(recipe_path(args.recipe))
+    if not workflow.train or not workflow.config.steer_train_dataset:
+        raise ConfigError(
+            f"{args.recipe}: name a method in steer_train_hparam_paths and its steer_train_dataset."
         )
-    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
-    steerer = method(method.hparams_class.from_dict(spec))
-    vector = steerer.fit(
-        model, _data(spec.get("dataset", ""), args.pairs) if method.name == "sta" else None
-    )
-    graph = feature_graph(vector, steerer.sae, args.multiplier)
+    dataset = str(workflow.config.steer_train_dataset[0])
+    method = train_hparams(workflow.train[0], workflow, dataset)
+    if not isinstance(method, STA | SAEFeatureSteer):
+        raise ConfigError(
+            f"`interv sae steer` runs sta or sae_feature recipes, not "
+            f"{method.name!r}; use `interv steer run --config` for it."
+        )
+    changes = {"device": args.device, "backend": args.backend}  # the command line's choices
+    changes |= {"model_name_or_path": args.model} if args.model else {}
+    changes |= {"torch_dtype": args.dtype} if args.dtype else {}
+    workflow = workflow.with_config(**changes)
+    model = load_model(workflow)
+    data = None
+    if method.needs_data:
+        size = args.pairs or workflow.config.steer_train_data_size
+        data = train_data(workflow.data_path(dataset), method.data_kind, size)
+    vector = method.fit(model, data)
+    assert isinstance(vector, SteeringVector) and method.sae is not None
+    graph = feature_graph(vector, method.sae, args.multiplier)
     prompts = args.prompt or sentiment_prompts("neutral", 4)
     plain = model.generate(prompts, max_new_tokens=args.max_new_tokens)
     steered = model.generate(prompts, max_new_tokens=args.max_new_tokens, graph=graph)
     print(
-        f"{method.name}: {len(vector.meta['features'])} features at {steerer.sae.hook_name}, "
+        f"{method.name}: {len(vector.meta['features'])} features at {method.sae.hook_name}, "
         f"strength {graph.nodes[0].strength}"
     )
-    for prompt, a, b in zip(prompts, plain, steered):
+    for prompt, a, b in zip(prompts, plain, steered, strict=True):
         print(f"\n{prompt!r}\n  unsteered: {a!r}\n  steered:   {b!r}")
     if args.save:
         graph.save(args.save, model=model)
         print(f"\nsaved the graph to {args.save}")
     return 0
-
-
-def _data(name: str, n: int) -> Any:
-    from ..data.steering import CAA_BEHAVIOURS, caa_ab, convsent_pairs
-
-    if name == "convsent":
-        return convsent_pairs(n)
-    if name in CAA_BEHAVIOURS:
-        return caa_ab(name, "generate", n)
-    raise SystemExit(
-        f"Recipe dataset {name!r} is unknown: use convsent or a CAA behaviour "
-        f"({', '.join(CAA_BEHAVIOURS)})."
-    )

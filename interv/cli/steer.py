@@ -10,25 +10,40 @@ import argparse
 import json
 from pathlib import Path
 
+HELP = "generate, apply and evaluate steering (EasyEdit2 configs)"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("steer", help="generate, apply and evaluate steering (EasyEdit2 configs)")
+    parser = subparsers.add_parser("steer", help=HELP)
     actions = parser.add_subparsers(dest="action", required=True)
     for name, helptext, fn in (
         ("generate", "generate steering vectors from a config", _generate),
         ("apply", "apply saved vectors and generate from the config's datasets", _apply),
         ("run", "generate, apply, generate text and evaluate, in one go", _run),
-        ("calibrate", "sweep strength x layer for the config's vector and pick the strength", _calibrate),
+        (
+            "calibrate",
+            "sweep strength x layer for the config's vector and pick the strength",
+            _calibrate,
+        ),
     ):
         sub = actions.add_parser(name, help=helptext)
         sub.add_argument("--config", required=True, type=Path, help="top-level YAML config")
-        sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a config key (repeatable; dotted for nested keys)")
+        sub.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key (repeatable; dotted for nested keys)",
+        )
         sub.set_defaults(run=fn)
     calibrate = actions.choices["calibrate"]
     calibrate.add_argument("--plot", type=Path, default=None, help="where to write the sweep PNG")
-    calibrate.add_argument("--write", action="store_true",
-                           help="save the vector at the chosen layer with the chosen recommended scale")
+    calibrate.add_argument(
+        "--write",
+        action="store_true",
+        help="save the vector at the chosen layer with the chosen recommended scale",
+    )
     methods = actions.add_parser("methods", help="list the registered steering methods")
     methods.set_defaults(run=_methods)
 
@@ -70,13 +85,20 @@ def _calibrate(args: argparse.Namespace) -> int:
     result, written = calibrate_config(args.config, args.overrides, write=args.write)
     for point in result.points:
         mark = "" if point.allowed else "  (below the fluency floor)"
-        print(f"layer {point.layer}\tscale {point.scale:g}\t{result.metric_name} {point.metric:.3f}\t"
-              f"{result.fluency_name} {point.fluency:.3f}{mark}")
-    print(f"unsteered\t\t{result.metric_name} {result.baseline_metric:.3f}\t"
-          f"{result.fluency_name} {result.baseline_fluency:.3f}")
+        print(
+            f"layer {point.layer}\tscale {point.scale:g}\t{result.metric_name} {point.metric:.3f}\t"
+            f"{result.fluency_name} {point.fluency:.3f}{mark}"
+        )
+    print(
+        f"unsteered\t\t{result.metric_name} {result.baseline_metric:.3f}\t"
+        f"{result.fluency_name} {result.baseline_fluency:.3f}"
+    )
     best = result.best
-    print("best: none passed the fluency floor" if best is None
-          else f"best: layer {best.layer}, scale {best.scale:g}")
+    print(
+        "best: none passed the fluency floor"
+        if best is None
+        else f"best: layer {best.layer}, scale {best.scale:g}"
+    )
     if args.plot:
         print(f"plot: {result.plot(args.plot)}")
     if written is not None:
@@ -110,5 +132,13 @@ def _show(results: dict) -> None:
     for name, records in results.items():
         print(f"\n== {name}: {len(records)} records")
         for record in records[:3]:
-            print(json.dumps({"input": record["input"], "orig_pred": record["orig_pred"],
-                              "pred": record["pred"]}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "input": record["input"],
+                        "orig_pred": record["orig_pred"],
+                        "pred": record["pred"],
+                    },
+                    ensure_ascii=False,
+                )
+            )

@@ -15,12 +15,18 @@ from pathlib import Path
 from .common import add_model_args
 from .edit import DATASETS, _requests
 
+HELP = "causal tracing: which layers recall the subject's facts"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("trace", help="causal tracing: which layers recall the subject's facts")
+    parser = subparsers.add_parser("trace", help=HELP)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--requests", type=Path, help="JSON list of EasyEdit-style records (prompt, subject)")
-    source.add_argument("--dataset", choices=DATASETS, help="a shared benchmark instead of --requests")
+    source.add_argument(
+        "--requests", type=Path, help="JSON list of EasyEdit-style records (prompt, subject)"
+    )
+    source.add_argument(
+        "--dataset", choices=DATASETS, help="a shared benchmark instead of --requests"
+    )
     parser.add_argument("--n", type=int, default=8, help="records to take from --dataset")
     parser.add_argument("--start", type=int, default=0, help="first record of --dataset")
     parser.add_argument("--kinds", default="resid,mlp", help="restored sites: resid, mlp or both")

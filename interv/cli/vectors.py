@@ -7,21 +7,33 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import SteeringError
+
+HELP = "the steering vector library; GGUF / EasyEdit2 conversion"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("vectors", help="the steering vector library; GGUF / EasyEdit2 conversion")
+    parser = subparsers.add_parser("vectors", help=HELP)
     actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="shipped vectors with their layers and recommended scale")
+    listing = actions.add_parser(
+        "list", help="shipped vectors with their layers and recommended scale"
+    )
     listing.set_defaults(run=_list)
     show = actions.add_parser("show", help="a vector's metadata (library name or path)")
     show.add_argument("name")
     show.set_defaults(run=_show)
-    export = actions.add_parser("export", help="write a vector as a llama.cpp / repeng GGUF control vector")
+    export = actions.add_parser(
+        "export", help="write a vector as a llama.cpp / repeng GGUF control vector"
+    )
     export.add_argument("name", help="library name or path of a vector")
     export.add_argument("--gguf", type=Path, required=True, help="output .gguf file")
-    export.add_argument("--scale", type=float, default=None, help="baked-in scale (default: recommended)")
+    export.add_argument(
+        "--scale", type=float, default=None, help="baked-in scale (default: recommended)"
+    )
     export.set_defaults(run=_export)
-    convert = actions.add_parser("import", help="read an EasyEdit2 folder, .pt file or GGUF into an interv vector")
+    convert = actions.add_parser(
+        "import", help="read an EasyEdit2 folder, .pt file or GGUF into an interv vector"
+    )
     convert.add_argument("source")
     convert.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     convert.set_defaults(run=_import)
@@ -29,8 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     control.add_argument("name", help="library name or path of a vector")
     control.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     control.add_argument("--seed", type=int, default=0)
-    control.add_argument("--any-angle", action="store_true",
-                         help="do not make the random directions orthogonal to the vector's")
+    control.add_argument(
+        "--any-angle",
+        action="store_true",
+        help="do not make the random directions orthogonal to the vector's",
+    )
     control.set_defaults(run=_control)
 
 
@@ -44,8 +59,10 @@ def _list(args: argparse.Namespace) -> int:
     print("name\tmodel\tmethod\tlayers\trecommended_scale\tdataset\trecipe")
     for e in rows:
         meta = e.meta
-        print(f"{e.name}\t{e.model}\t{e.method}\t{meta['layers']}\t{meta['recommended_scale']:g}\t"
-              f"{meta['dataset']}\t{meta.get('meta', {}).get('config', '')}")
+        print(
+            f"{e.name}\t{e.model}\t{e.method}\t{meta['layers']}\t{meta['recommended_scale']:g}\t"
+            f"{meta['dataset']}\t{meta.get('meta', {}).get('config', '')}"
+        )
     return 0
 
 
@@ -55,7 +72,7 @@ def _vector(name: str):
 
     artefact = load(name)
     if not isinstance(artefact, SteeringVector):
-        raise ValueError(f"{name} is a {type(artefact).__name__}, not a steering vector.")
+        raise SteeringError(f"{name} is a {type(artefact).__name__}, not a steering vector.")
     return artefact
 
 

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import DataError, MissingFileError
+from .paths import data_root
+
 DEFAULT_NAME = "default"
 DEFAULT_FILE = Path(__file__).with_name("default_corpus.txt.gz")
 
@@ -55,7 +58,7 @@ class Corpus:
         elif kind == ".json":
             records = json.loads(text)
             if not isinstance(records, list):
-                raise ValueError(f"{self.path} must hold a JSON list of strings or objects.")
+                raise DataError(f"{self.path} must hold a JSON list of strings or objects.")
             for number, record in enumerate(records, 1):
                 yield from _nonempty(_text_of(record, self.text_field, number))
         else:
@@ -69,7 +72,7 @@ def load_corpus(source: str | Path | None = None, text_field: str | None = None)
         return Corpus(DEFAULT_FILE, DEFAULT_NAME)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Corpus {str(source)!r} is not a file; pass a .txt, .jsonl or .json file (optionally "
             f".gz), or 'default' for the corpus shipped with interv."
         )
@@ -95,14 +98,14 @@ def _text_of(record: Any, field: str | None, number: int) -> str:
     if isinstance(record, dict):
         if field is not None:
             if field not in record:
-                raise ValueError(f"Corpus record {number} has no field {field!r}.")
+                raise DataError(f"Corpus record {number} has no field {field!r}.")
             return str(record[field])
         if "text" in record:
             return str(record["text"])
         for value in record.values():
             if isinstance(value, str):
                 return value
-    raise ValueError(f"Corpus record {number} holds no text (expected a string or an object).")
+    raise DataError(f"Corpus record {number} holds no text (expected a string or an object).")
 
 
 # ------------------------------------------------------------------ building the default corpus
@@ -130,8 +133,6 @@ def _shared_documents(root: Path) -> list[str]:
 
 def build_default_corpus(root: Path | None = None, out: Path = DEFAULT_FILE, seed: int = 0) -> Path:
     """Rebuild the shipped corpus from the shared datasets (shuffled, so any prefix is mixed)."""
-    from .paths import data_root
-
     docs = sorted(set(_shared_documents(root or data_root())))
     random.Random(seed).shuffle(docs)
     payload = "\n\n".join(docs).encode("utf-8") + b"\n"

@@ -2,22 +2,21 @@
 
 Loaders return ``EditRequest`` lists: ``counterfact`` and ``zsre`` (EasyEdit's flattened files),
 ``knowedit`` (the KnowEdit subsets, with portability and locality probe sets) and ``mquake``
-(MQuAKE-hard, multi-hop portability). The first 20 CounterFact records ship inside the package
-(``counterfact_sample``), so the quick-start and the demo work without the benchmark folder.
+(MQuAKE-hard, multi-hop portability). The first records of each ship inside the package
+(``interv.data.bundle``; ``counterfact_sample`` is the first 20 CounterFact records), so the
+quick-start, the demo and small runs work without the benchmark folder.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..edit.base import EditRequest, RequestError
-from .paths import data_file, data_root
-
-log = logging.getLogger(__name__)
+from ..errors import ConfigError, MissingFileError, RequestError
+from ..requests import EditRequest
+from .bundle import require
+from .paths import bundled_root, data_file, data_root
 
 COUNTERFACT = "knowledge_editing/counterfact/easyedit_counterfact-val.json"
 ZSRE = "knowledge_editing/zsre/zsre_mend_eval_portability_gpt4.json"
@@ -28,7 +27,6 @@ KNOWEDIT = {
     "wiki_counterfact": "knowledge_editing/knowedit/wiki_counterfact_train_cf.json",
     "wikibio": "knowledge_editing/knowedit/wikibio-test-all.json",
 }
-SAMPLE = "counterfact_sample.json"  # package data: the first 20 records of COUNTERFACT
 REQUIRED = ("prompt", "target_new")
 
 
@@ -44,12 +42,14 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
     where = f"Edit record {index}"
     if not isinstance(record, dict):
         raise RequestError(
-            f"{where} must be a JSON object with fields {', '.join(REQUIRED)}; got {type(record).__name__}."
+            f"{where} must be a JSON object with fields {', '.join(REQUIRED)}; "
+            f"got {type(record).__name__}."
         )
     missing = [f for f in REQUIRED if record.get(f) in (None, "", [])]
     if missing:
         raise RequestError(
-            f"{where} is missing field {missing[0]!r} (present: {', '.join(sorted(record)) or 'none'})."
+            f"{where} is missing field {missing[0]!r} "
+            f"(present: {', '.join(sorted(record)) or 'none'})."
         )
     try:
         rephrase = record.get("rephrase_prompt") or []
@@ -66,7 +66,9 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
             prompt=record["prompt"],
             target_new=first_answer(record["target_new"]),
             subject=record.get("subject"),
-            ground_truth=first_answer(record["ground_truth"]) if record.get("ground_truth") else None,
+            ground_truth=first_answer(record["ground_truth"])
+            if record.get("ground_truth")
+            else None,
             rephrase_prompts=[rephrase] if isinstance(rephrase, str) else list(rephrase),
             locality=locality,
             portability=_probe_sets(record.get("portability")),
@@ -89,6 +91,8 @@ def requests_from_records(records: Any, source: str = "the request list") -> lis
 
 def load_requests(path: str | Path) -> list[EditRequest]:
     """Edit requests from a JSON file holding a list of EasyEdit-style records."""
+    if not Path(path).is_file():
+        raise MissingFileError(f"{path} does not exist; give a JSON list of edit records.")
     try:
         records = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
@@ -96,26 +100,28 @@ def load_requests(path: str | Path) -> list[EditRequest]:
     return requests_from_records(records, str(path))
 
 
+def _records(relative: str, n: int | None, start: int) -> list[Any]:
+    """Records ``start .. start + n`` of a benchmark JSON list (all from ``start`` for None)."""
+    path = data_file(relative)
+    end = None if n is None else start + n
+    require(path, relative, end)
+    return json.loads(path.read_text())[start:end]
+
+
 def counterfact(n: int | None = None, start: int = 0) -> list[EditRequest]:
-    """CounterFact in EasyEdit's flattened format (1919 records); offline, the shipped 20."""
-    try:
-        records = json.loads(data_file(COUNTERFACT).read_text())
-    except FileNotFoundError:
-        if n is None or start + n > 20:
-            raise
-        log.info("Benchmark folder not found; using the CounterFact records shipped with interv.")
-        records = _sample_records()
-    return requests_from_records(records[start : None if n is None else start + n], "CounterFact")
+    """CounterFact in EasyEdit's flattened format (1919 records; offline, the first 40)."""
+    return requests_from_records(_records(COUNTERFACT, n, start), "CounterFact")
 
 
 def counterfact_sample() -> list[EditRequest]:
-    """The 20 CounterFact records that ship with interv (no benchmark folder needed)."""
-    return requests_from_records(_sample_records(), "the shipped CounterFact sample")
+    """The first 20 CounterFact records, from the copy that ships with interv."""
+    records = json.loads((bundled_root() / COUNTERFACT).read_text())[:20]
+    return requests_from_records(records, "the shipped CounterFact sample")
 
 
 def zsre(n: int | None = None, start: int = 0) -> list[EditRequest]:
     """ZsRE with portability questions (EasyEdit's "one hop" file, 1037 records)."""
-    records = json.loads(data_file(ZSRE).read_text())[start : None if n is None else start + n]
+    records = _records(ZSRE, n, start)
     out = []
     for i, r in enumerate(records, start):
         port = r.get("portability") or {}
@@ -144,12 +150,10 @@ def knowedit(subset: str, n: int | None = None, start: int = 0) -> list[EditRequ
     ``Forgetfulness``). WikiBio's ``text``/``labels``/``concept`` become prompt/target/subject.
     """
     if subset not in KNOWEDIT:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown KnowEdit subset {subset!r}; choose one of {', '.join(KNOWEDIT)}."
         )
-    raw = json.loads(data_file(KNOWEDIT[subset]).read_text())[
-        start : None if n is None else start + n
-    ]
+    raw = _records(KNOWEDIT[subset], n, start)
     records = [
         {
             **r,
@@ -170,7 +174,7 @@ def mquake(n: int | None = None, start: int = 0) -> list[EditRequest]:
     set of the case's last edit, so they are scored once all four edits are in: edit with
     ``--batch-size 4`` (batch editing, one case per batch) or sequentially. ``n`` counts cases.
     """
-    cases = json.loads(data_file(MQUAKE).read_text())[start : None if n is None else start + n]
+    cases = _records(MQUAKE, n, start)
     out = []
     for case in cases:
         edits = case["requested_rewrite"]
@@ -193,14 +197,11 @@ def mquake(n: int | None = None, start: int = 0) -> list[EditRequest]:
 
 
 def benchmark_available() -> bool:
+    """Whether the full benchmark folder (not only the bundled subsets) is there."""
     try:
         return (data_root() / COUNTERFACT).is_file()
-    except FileNotFoundError:
+    except MissingFileError:
         return False
-
-
-def _sample_records() -> list[dict[str, Any]]:
-    return json.loads(resources.files("interv.data").joinpath(SAMPLE).read_text())
 
 
 def _probe_sets(sets: Any) -> dict[str, list[tuple[str, str]]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import MissingAttributeError
 from .editor import BaseEditor
 from .hparams import HyperParams, available_classes, hparams_class, registry_id
 from .requests import prepare_requests
@@ -30,7 +31,7 @@ __all__ = ["BaseEditor", "HyperParams", "prepare_requests", "registry_id"]
 def __getattr__(name: str) -> Any:
     if name.endswith("HyperParams"):
         return hparams_class(name)  # ImportError naming the available classes if unknown
-    raise AttributeError(f"module 'interv.easyedit' has no attribute {name!r}")
+    raise MissingAttributeError(f"module 'interv.easyedit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -26,13 +26,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
 from ..edit.base import EDIT_METHODS, EditMethod
 from ..edit.runner import RunResult, run_edits
+from ..errors import ConfigError, WrongTypeError
 from ..eval.editing import evaluate, evaluate_generation, summarize
 from ..hparams import HParams
+from ..loading import load
 from ..patch import PatchSet
 from .hparams import HyperParams, easyedit_name
 from .requests import Probes, prepare_requests, to_edit_request
@@ -61,7 +64,7 @@ class BaseEditor:
         if isinstance(hparams, HParams):
             hparams = HyperParams(hparams.method, hparams)
         if not isinstance(hparams, HyperParams):
-            raise TypeError(
+            raise WrongTypeError(
                 "BaseEditor needs hyperparameters from <Method>HyperParams.from_hparams(...)."
             )
         self.hparams = hparams
@@ -110,7 +113,7 @@ class BaseEditor:
         pre_file: str | Path | None = None,
         requests: Sequence[dict[str, Any]] | None = None,
         keep_original_weight: bool | None = None,
-    ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Tensor]]:
+    ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Float[Tensor, "..."]]]:
         """Edit one request at a time; returns ``(metrics, edited_model, weights_copy)``.
 
         Arguments are EasyEdit's; see the module docstring for what happens to the model.
@@ -136,14 +139,17 @@ class BaseEditor:
         pre_file: str | Path | None = None,
         requests: Sequence[dict[str, Any]] | None = None,
         keep_original_weight: bool | None = None,
-    ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Tensor]]:
-        """Edit in chunks of ``hparams.batch_size`` (one patch per chunk); batchable methods only."""
+    ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Float[Tensor, "..."]]]:
+        """Edit in chunks of ``hparams.batch_size`` (one patch per chunk); batchable methods
+        only."""
         method = self.method
         if not method.batchable:
-            raise ValueError(f"{self.alg_name} ({method.name}) cannot batch edit; use editor.edit.")
+            raise ConfigError(
+                f"{self.alg_name} ({method.name}) cannot batch edit; use editor.edit."
+            )
         size = self.hparams.batch_size
         if not size or size < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_edit needs batch_size >= 1 in the hyperparameters, got {size!r}."
             )
         return self._run(locals(), batch_size=size)
@@ -152,7 +158,7 @@ class BaseEditor:
         self, args: dict[str, Any], batch_size: int
     ) -> tuple[list[dict[str, Any]], HookedModel, dict[str, Tensor]]:
         if args["eval_metric"] not in EVAL_METRICS:
-            raise ValueError(
+            raise ConfigError(
                 f"eval_metric {args['eval_metric']!r} is not supported; use 'token_em'."
             )
         if args["keep_original_weight"] is not None:
@@ -233,19 +239,17 @@ def _pre_results(pre_edit: Sequence[dict[str, Any]] | None, n: int) -> list[dict
     if pre_edit is None:
         return None
     if len(pre_edit) != n:
-        raise ValueError(f"pre_edit has {len(pre_edit)} entries for {n} requests.")
+        raise ConfigError(f"pre_edit has {len(pre_edit)} entries for {n} requests.")
     return [p["pre"] if "pre" in p else p for p in pre_edit]
 
 
 def _load(model_name: Any, backend: str, device: str) -> HookedModel:
-    from ..loading import load
-
     if isinstance(model_name, HookedModel):
         return model_name
     if isinstance(model_name, tuple) and len(model_name) == 2:  # EasyEdit's (model, tokenizer)
         return HookedModel(model_name[0], model_name[1], backend=backend)
     if not model_name:
-        raise ValueError(
+        raise ConfigError(
             "hparams.model_name is empty: set it to a local folder, a known model "
             "name (e.g. SmolLM2-135M-Instruct) or a hub id."
         )
@@ -257,7 +261,12 @@ def _raw_requests(args: dict[str, Any]) -> list[dict[str, Any]]:
     if args["requests"] is not None:
         return list(args["requests"])
     return prepare_requests(
-        args["prompts"], args["target_new"], args["ground_truth"], args["target_neg"],
-        args["rephrase_prompts"], args["locality_inputs"], args["portability_inputs"],
+        args["prompts"],
+        args["target_new"],
+        args["ground_truth"],
+        args["target_neg"],
+        args["rephrase_prompts"],
+        args["locality_inputs"],
+        args["portability_inputs"],
         args["subject"],
     )

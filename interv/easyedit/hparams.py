@@ -18,9 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from ..edit.base import EDIT_METHODS
+from ..errors import ConfigError, MissingAttributeError, MissingFileError, UnavailableError
+from ..files import read_yaml
 from ..hparams import HParams
 
 # EasyEdit's spelling of a registry id, where it is not simply the id in capitals.
@@ -61,7 +61,7 @@ def registry_id(alg_name: str, config: dict[str, Any]) -> str:
     if key == "ft":
         objective = config.get("objective_optimization", "prompt_last")
         if objective not in FT_OBJECTIVES:
-            raise ValueError(
+            raise ConfigError(
                 f"FT objective_optimization {objective!r} is not supported; use one of "
                 f"{', '.join(FT_OBJECTIVES)} (FT-L, FT-M)."
             )
@@ -71,7 +71,7 @@ def registry_id(alg_name: str, config: dict[str, Any]) -> str:
         return known[key]
     if key == "rrome" and "rome" in known:  # see ALIASES
         return "rome"
-    raise ValueError(
+    raise ConfigError(
         f"EasyEdit method {alg_name!r} is not available in interv; available: "
         f"{', '.join(sorted({easyedit_name(n) for n in EDIT_METHODS.names()}))}."
     )
@@ -112,7 +112,7 @@ class HyperParams:
             if name not in params.field_names():
                 object.__setattr__(self, name, value)
         if evaluation_type not in (None, *EVALUATION_TYPES):
-            raise ValueError(
+            raise ConfigError(
                 f"evaluation_type {evaluation_type!r} is not supported; use one of "
                 f"{', '.join(EVALUATION_TYPES)} or leave it out (teacher-forced token accuracy)."
             )
@@ -120,13 +120,10 @@ class HyperParams:
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_hparams(cls, hparams_name_or_path: str | Path) -> HyperParams:
-        """Load an EasyEdit YAML file (``.yaml`` may be left out, as in EasyEdit) or an interv recipe."""
+        """Load an EasyEdit YAML file (``.yaml`` may be left out, as in EasyEdit) or an interv
+        recipe."""
         path = resolve_path(hparams_name_or_path)
-        with open(path) as handle:
-            config = yaml.safe_load(handle)
-        if not isinstance(config, dict):
-            raise ValueError(f"{path} must hold a mapping of hyperparameters.")
-        return cls.from_dict(config, source=str(path))
+        return cls.from_dict(read_yaml(path, "hyperparameter YAML file"), source=str(path))
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], *, source: str = "hyperparameters") -> HyperParams:
@@ -135,13 +132,13 @@ class HyperParams:
         if declared is None and len({easyedit_name(m) for m in cls.methods}) == 1:
             declared = easyedit_name(cls.methods[0])
         if declared is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{source} names no method: add `alg_name: <METHOD>` (or `method: <id>`)."
             )
         method = registry_id(str(declared), config)
         target = _class_for(method) if cls is HyperParams else cls
         if cls is not HyperParams and cls.methods and method not in cls.methods:
-            raise ValueError(
+            raise ConfigError(
                 f"{source} holds hyperparameters for {declared!r} (interv method {method!r}), but "
                 f"{cls.__name__} loads {easyedit_name(cls.methods[0])}; use "
                 f"{class_name(method)}.from_hparams."
@@ -150,7 +147,11 @@ class HyperParams:
         fields = set(params_class.field_names())
         model_name = config.pop("model_name", None)
         facade = {k: config.pop(k) for k in FACADE_KEYS if k in config and k not in fields}
-        ignored = {k: config.pop(k) for k in list(config) if k not in fields or _machine_value(k, config[k])}
+        ignored = {
+            k: config.pop(k)
+            for k in list(config)
+            if k not in fields or _machine_value(k, config[k])
+        }
         if ignored:
             warnings.warn(
                 f"{source}: ignoring key(s) interv does not need for {method}: "
@@ -167,11 +168,11 @@ class HyperParams:
     # --------------------------------------------------------------- attributes
     def __getattr__(self, name: str) -> Any:
         if name == "params":
-            raise AttributeError(name)
+            raise MissingAttributeError(name)
         params = self.params
         if name in params.field_names():
             return getattr(params, name)
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}.")
+        raise MissingAttributeError(f"{type(self).__name__} has no attribute {name!r}.")
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.params.field_names():
@@ -186,7 +187,10 @@ class HyperParams:
         return out
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(method={self.method!r}, model_name={self.model_name!r}, {self.params!r})"
+        return (
+            f"{type(self).__name__}(method={self.method!r}, model_name={self.model_name!r}, "
+            f"{self.params!r})"
+        )
 
 
 def _class_for(method: str) -> type[HyperParams]:
@@ -205,7 +209,7 @@ def hparams_class(name: str) -> type[HyperParams]:
     """``"ROMEHyperParams"`` -> the generated class, for every registered method."""
     if name in available_classes():
         return _class_named(name)
-    raise ImportError(
+    raise UnavailableError(
         f"interv.easyedit has no {name}: no registered edit method is called "
         f"{name.removesuffix('HyperParams')!r}. Available: {', '.join(available_classes())}."
     )
@@ -231,7 +235,7 @@ def resolve_path(name_or_path: str | Path) -> Path:
     available = sorted(
         str(p.relative_to(shipped).with_suffix("")) for p in shipped.glob("*/*.yaml")
     )
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"No hyperparameter file {path} (nor {path}.yaml); interv ships hparams/"
         f"{', hparams/'.join(available)}."
     )

@@ -49,7 +49,7 @@ def prepare_requests(
         for key, probe in (inputs or {}).items():
             argument = f"{section}_inputs[{key!r}]"
             if not isinstance(probe, dict) or "prompt" not in probe or "ground_truth" not in probe:
-                raise ValueError(
+                raise RequestError(
                     f"{argument} must be a dict with 'prompt' and 'ground_truth' lists."
                 )
             probe_prompts = _listed(f"{argument}['prompt']", probe["prompt"], n)
@@ -107,10 +107,10 @@ def _listed(argument: str, values: Any, n: int | None) -> list[Any]:
     values = list(values)
     if n is None:
         if not values:
-            raise ValueError(f"{argument} is empty; pass at least one prompt.")
+            raise RequestError(f"{argument} is empty; pass at least one prompt.")
         return values
     if len(values) != n:
-        raise ValueError(
+        raise RequestError(
             f"{argument} has {len(values)} entries for {n} prompts; give one per prompt."
         )
     return values

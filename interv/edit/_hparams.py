@@ -1,24 +1,26 @@
-"""Hyperparameters every locate-then-edit method has (ROME, MEMIT, AlphaEdit, EMMET).
-
-Field names follow EasyEdit's YAML keys where the concept is the same, so EasyEdit files load
-after their module-path keys are dropped. interv-only fields: ``v_stop_prob`` (early stop),
-``v_chunk_size`` (requests optimised per forward), ``context_template_source``,
-``subject_prompts`` (value rows beyond the edit prompt's wording), ``model_dims`` (refuse a
-model of other dimensions) and ``trace_prompts`` (for ``layers: auto``).
-"""
+"""The hyperparameters every locate-then-edit method has (public as
+``interv.edit.locate.LocateHParams``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import ConfigError
 from ..hparams import HParams
+from ..tokens import FACT_TOKENS
 from ._templates import SOURCES, check_subject_prompts
-from ._keys import FACT_TOKENS
 
 
 @dataclass(kw_only=True)
 class LocateHParams(HParams):
-    """Hyperparameters every locate-then-edit method has (defaults tuned for SmolLM2-135M)."""
+    """Hyperparameters every locate-then-edit method has (defaults tuned for SmolLM2-135M).
+
+    Field names follow EasyEdit's YAML keys where the concept is the same, so EasyEdit files
+    load after their module-path keys are dropped. interv-only fields: ``v_stop_prob`` (early
+    stop), ``v_chunk_size`` (requests optimised per forward), ``context_template_source``,
+    ``subject_prompts`` (value rows beyond the edit prompt's wording), ``model_dims`` (refuse
+    a model of other dimensions) and ``trace_prompts`` (for ``layers: auto``).
+    """
 
     layers: list[int] | str = field(default_factory=lambda: [5])
     fact_token: str = "subject_last"
@@ -27,8 +29,7 @@ class LocateHParams(HParams):
     v_loss_layer: int = -1  # the loss is always on the logits; EasyEdit's n_layers - 1 is accepted
     v_weight_decay: float = 1e-3
     # the optimised change's norm, at most this times the activation's mean norm; MEMIT's own
-    # value (its z is in the residual stream). CounterFact, 100 facts in one MEMIT batch: 4.0 ->
-    # 0.75 raised locality from 0.805 to 0.936 at the same rewrite (0.945). ROME overrides it.
+    # value (its z is in the residual stream); ROME overrides it
     clamp_norm_factor: float = 0.75
     kl_factor: float = 0.0625
     v_stop_prob: float = 0.9
@@ -53,26 +54,42 @@ class LocateHParams(HParams):
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
             if self.layers != "auto":
-                raise ValueError(f"layers must be a list of layer indices or 'auto', got {self.layers!r}.")
+                raise ConfigError(
+                    f"layers must be a list of layer indices or 'auto', got {self.layers!r}."
+                )
         elif not self.layers or any(not isinstance(x, int) or x < 0 for x in self.layers):
-            raise ValueError(f"layers must be a non-empty list of layer indices >= 0, got {self.layers!r}.")
+            raise ConfigError(
+                f"layers must be a non-empty list of layer indices >= 0, got {self.layers!r}."
+            )
         if self.fact_token not in FACT_TOKENS:
-            raise ValueError(f"fact_token must be one of {FACT_TOKENS}, got {self.fact_token!r}.")
+            raise ConfigError(f"fact_token must be one of {FACT_TOKENS}, got {self.fact_token!r}.")
         check_subject_prompts(self.subject_prompts)
         if self.context_template_source not in SOURCES:
-            raise ValueError(f"context_template_source must be one of {SOURCES}.")
-        positive = ("v_num_grad_steps", "v_lr", "clamp_norm_factor", "v_chunk_size", "mom2_n_samples", "trace_prompts")
+            raise ConfigError(
+                f"context_template_source must be one of {SOURCES}, got "
+                f"{self.context_template_source!r}."
+            )
+        positive = (
+            "v_num_grad_steps",
+            "v_lr",
+            "clamp_norm_factor",
+            "v_chunk_size",
+            "mom2_n_samples",
+            "trace_prompts",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}.")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}.")
         for name in ("v_weight_decay", "kl_factor"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
         if not 0 < self.v_stop_prob <= 1:
-            raise ValueError(f"v_stop_prob must be in (0, 1], got {self.v_stop_prob}.")
+            raise ConfigError(f"v_stop_prob must be in (0, 1], got {self.v_stop_prob}.")
         if self.mom2_dtype not in ("float32", "float64"):
-            raise ValueError(f"mom2_dtype must be float32 or float64, got {self.mom2_dtype!r}.")
+            raise ConfigError(f"mom2_dtype must be float32 or float64, got {self.mom2_dtype!r}.")
         for pair in self.context_template_length_params:
             if len(pair) != 2 or pair[0] < 1 or pair[1] < 0:
-                raise ValueError("context_template_length_params must be [[length, count], ...] "
-                                 f"with length >= 1, got {self.context_template_length_params!r}.")
+                raise ConfigError(
+                    "context_template_length_params must be [[length, count], ...] "
+                    f"with length >= 1, got {self.context_template_length_params!r}."
+                )

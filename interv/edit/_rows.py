@@ -5,11 +5,10 @@ The tokens before a row's lookup token cannot see ``delta``, so their keys and v
 computed once (``HookedModel.prefill``) and every step runs only the rest of each row; when some
 problems finish, the others continue the same prefix (``Prefix.select``). The rows' rests are
 packed into one sequence per problem (``Batch.segments``), as they are of very different lengths
-(ROME's subject prompts end after one to three tokens, the edit prompt runs several words):
-right-padded to the longest, 30% of a ROME step's tokens were padding. (All problems in one
-sequence would attend over every problem's prefixes: with four ROME requests, the attention
-took a fifth of each step.) Logits are read only at the positions the losses need
-(``Readout``).
+(ROME's subject prompts end after one to three tokens, the edit prompt runs several words), so
+right-padding them to the longest would spend much of each step on padding. (One sequence per
+problem, not one for all: a single sequence would attend over every problem's prefixes.)
+Logits are read only at the positions the losses need (``Readout``).
 """
 
 from __future__ import annotations
@@ -22,11 +21,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..adapters import HookContext, HookedModel
 from ..adapters.backends import Batch, Prefix, StopForward
 from ..adapters.text import packed_ids
+from ..errors import EditError
 from ._keys import left_pad
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,9 @@ def _spans(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return [(end - size, end) for size, end in zip(sizes, ends, strict=True)]
 
 
-def _layout(model: HookedModel, problems: Sequence[Problem], split: bool,
-            past: Prefix | None = None) -> _Layout:
+def _layout(
+    model: HookedModel, problems: Sequence[Problem], split: bool, past: Prefix | None = None
+) -> _Layout:
     """Whole rows left-padded, or (``split``) the tokens from each lookup on, packed, after the
     tokens before it, prefilled (or ``past``: those rows of an earlier prefill)."""
     rows = [row for p in problems for row in p.rows]
@@ -100,8 +102,16 @@ def _layout(model: HookedModel, problems: Sequence[Problem], split: bool,
         read_c.append(shifts[kl_row] + p.lookups[-1])
         r += len(p.rows)
     delta_cols = torch.tensor([s + lk for s, lk in zip(shifts, lookups, strict=True)])
-    return _Layout(batch, owner, writes, torch.tensor(where), delta_cols, torch.tensor(read_r),
-                   torch.tensor(read_c), _spans([len(p.rows) for p in problems]))
+    return _Layout(
+        batch,
+        owner,
+        writes,
+        torch.tensor(where),
+        delta_cols,
+        torch.tensor(read_r),
+        torch.tensor(read_c),
+        _spans([len(p.rows) for p in problems]),
+    )
 
 
 # a row whose key gets less than this share of a rank-one write cannot be written by it (ROME's
@@ -133,7 +143,9 @@ class Runner:
         self._prefilled: tuple[list[int], _Layout] | None = None  # a layout with its own prefix
         self.shares: Tensor | None = None  # rank-one writes: each row's k·u in the last forward
 
-    def __call__(self, problems: Sequence[Problem], deltas: Sequence[Tensor]) -> Tensor:
+    def __call__(
+        self, problems: Sequence[Problem], deltas: Sequence[Float[Tensor, " d_model"]]
+    ) -> Float[Tensor, "n d_vocab"]:
         key = tuple(id(p) for p in problems)
         if self._layout is None or self._active != key:
             if self.split is None:
@@ -141,7 +153,7 @@ class Runner:
             self._active, self._layout = key, self._lay_out(problems)
         return self._run(self._layout, deltas)
 
-    def reachable(self, pos: int, n_rows: int) -> Tensor | None:
+    def reachable(self, pos: int, n_rows: int) -> Bool[Tensor, " rows"] | None:
         """Which of the first ``n_rows`` rows of active problem ``pos`` a rank-one write
         reaches (``k·u`` at least ``MIN_SHARE``); None without rank-one writes."""
         if self.shares is None or self._layout is None:
@@ -160,14 +172,17 @@ class Runner:
             self._prefilled = (ids, layout)
         return layout
 
-    def _run(self, layout: _Layout, deltas: Sequence[Tensor],
-             readout: Readout | None = None) -> Tensor:
+    def _run(
+        self, layout: _Layout, deltas: Sequence[Tensor], readout: Readout | None = None
+    ) -> Tensor:
         """Deltas enter at each row's lookup token (with rank-one writes: times ``k·u`` there)."""
         stacked = torch.stack(list(deltas))[layout.owner]
         at = (layout.delta_rows, layout.delta_cols)
         keys: list[Tensor] = []
 
-        def add_delta(act: Tensor, ctx: HookContext) -> Tensor:
+        def add_delta(
+            act: Float[Tensor, "batch pos d_model"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos d_model"]:
             added = stacked
             if layout.writes is not None:
                 shares = (keys[0][at] * layout.writes).sum(-1, keepdim=True)
@@ -178,7 +193,7 @@ class Runner:
         hooks = {self.site: add_delta}
         if layout.writes is not None:
             if self.key_site is None:
-                raise ValueError("Rank-one writes need the key hook (writes=(key_hook, us)).")
+                raise EditError("Rank-one writes need the key hook (writes=(key_hook, us)).")
             hooks[self.key_site] = lambda act, ctx: keys.append(act)
         logits = (readout or self.readout)(layout.batch, hooks, layout.read_rows, layout.read_cols)
         return F.log_softmax(logits, -1)
@@ -194,9 +209,11 @@ class Runner:
         split = self._run(layout, zeros, Readout(self.model)).exp()
         whole = self._run(_layout(self.model, problems, False), zeros, Readout(self.model)).exp()
         if not torch.allclose(split, whole, atol=1e-4):
-            log.warning("Reusing prefix keys/values changed the logits (max prob. difference "
-                        "%.2g); the value optimisation runs whole rows.",
-                        float((split - whole).abs().max()))
+            log.warning(
+                "Reusing prefix keys/values changed the logits (max prob. difference "
+                "%.2g); the value optimisation runs whole rows.",
+                float((split - whole).abs().max()),
+            )
             return False
         self._prefilled = ([id(p) for p in problems], layout)
         return True
@@ -218,12 +235,14 @@ class Readout:
         usable = self.W_U is not None and "ln_final.hook_normalized" in model.hook_names()
         self.mode = _READOUT.get(model, "check") if usable else "full"
 
-    def __call__(self, batch: Batch, hooks: dict, rows: Tensor, cols: Tensor) -> Tensor:
+    def __call__(
+        self, batch: Batch, hooks: dict, rows: Int[Tensor, " n"], cols: Int[Tensor, " n"]
+    ) -> Float[Tensor, "n d_vocab"]:
         if self.mode == "full":
             return self.model.forward(batch, hooks=hooks)[rows, cols]
         captured: list[Tensor] = []
 
-        def capture(act: Tensor, ctx: HookContext) -> None:
+        def capture(act: Float[Tensor, "batch pos d_model"], ctx: HookContext) -> None:
             captured.append(act)
             if self.mode == "unembed":
                 raise StopForward(ctx.name)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..adapters import HookedModel
+from ..data.corpus import load_corpus
+from ..errors import ConfigError
 from ..paths import interv_home
 
 log = logging.getLogger(__name__)
@@ -47,9 +50,11 @@ def context_templates(
     params = [[int(length), int(n)] for length, n in length_params]
     for length, n in params:
         if length < 1 or n < 0:
-            raise ValueError(f"context_template_length_params entries must be [length>=1, n>=0], got {params}.")
+            raise ConfigError(
+                f"context_template_length_params entries must be [length>=1, n>=0], got {params}."
+            )
     if source not in SOURCES:
-        raise ValueError(f"context template source must be one of {SOURCES}, got {source!r}.")
+        raise ConfigError(f"context template source must be one of {SOURCES}, got {source!r}.")
     if sum(n for _, n in params) == 0:
         return ["{}"]
     if source == "corpus":
@@ -58,10 +63,6 @@ def context_templates(
 
 
 def _from_corpus(model: HookedModel, params: list[list[int]], seed: int) -> list[str]:
-    import random
-
-    from ..data.corpus import load_corpus
-
     docs = [d for d in load_corpus().documents() if len(d) > 40 and "\n" not in d]
     rng = random.Random(seed)
     templates = ["{}"]
@@ -72,7 +73,9 @@ def _from_corpus(model: HookedModel, params: list[list[int]], seed: int) -> list
     return templates
 
 
-def _generated(model: HookedModel, params: list[list[int]], seed: int, cache_dir: Path | None) -> list[str]:
+def _generated(
+    model: HookedModel, params: list[list[int]], seed: int, cache_dir: Path | None
+) -> list[str]:
     key = hashlib.sha256(json.dumps([model.fingerprint(), params, seed]).encode()).hexdigest()[:16]
     path = (cache_dir or interv_home() / "templates") / f"{key}.json"
     if path.is_file():
@@ -80,9 +83,13 @@ def _generated(model: HookedModel, params: list[list[int]], seed: int, cache_dir
     templates = ["{}"]
     for length, n in params:
         starts = [STARTS[i % len(STARTS)] for i in range(n)]
-        texts = model.generate(starts, max_new_tokens=max(length - 1, 1), do_sample=True,
-                               top_k=5, seed=seed + length)
-        templates += [f"{_clean(start + text) or start}. {{}}" for start, text in zip(starts, texts)]
+        texts = model.generate(
+            starts, max_new_tokens=max(length - 1, 1), do_sample=True, top_k=5, seed=seed + length
+        )
+        templates += [
+            f"{_clean(start + text) or start}. {{}}"
+            for start, text in zip(starts, texts, strict=True)
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(templates, indent=1))
     log.info("context templates for %s: %s", model.cfg.name, templates)
@@ -102,9 +109,11 @@ def check_subject_prompts(prompts: Sequence[str]) -> None:
     for prompt in prompts:
         words = isinstance(prompt, str) and prompt.replace("{}", "").strip()
         if not words or prompt.count("{}") != 1:
-            raise ValueError("subject_prompts must be texts with one '{}' where the subject goes "
-                             "and some words besides (e.g. '{} is associated with'); "
-                             f"got {prompt!r}.")
+            raise ConfigError(
+                "subject_prompts must be texts with one '{}' where the subject goes "
+                "and some words besides (e.g. '{} is associated with'); "
+                f"got {prompt!r}."
+            )
 
 
 def fill(template: str, prompt: str) -> str:

@@ -21,7 +21,7 @@ to probability ~0.1 in the templates and needs 4-7 more steps.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
-from ..eval.tokens import answer_ids
+from ..adapters import HookedModel, names
+from ..requests import EditRequest
+from ..tokens import Encoded, answer_ids, encode
 from ._hparams import LocateHParams
-from ._keys import Encoded, encode, gather, subject_span, templated
+from ._keys import gather, templated
 from ._rows import Problem, Runner
 from ._templates import fill, subject_slots
-from .base import EditRequest
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def frozen(model: HookedModel) -> Iterator[None]:
     try:
         yield
     finally:
-        for p, flag in zip(params, flags):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 
@@ -73,8 +73,13 @@ def kl_prompt(model: HookedModel, request: EditRequest, fact_token: str, method:
     return encode(model, f"{subject} is a", (0, len(subject)), fact_token)
 
 
-def value_prompts(model: HookedModel, request: EditRequest, templates: Sequence[str],
-                  hp: LocateHParams, method: str) -> list[Encoded]:
+def value_prompts(
+    model: HookedModel,
+    request: EditRequest,
+    templates: Sequence[str],
+    hp: LocateHParams,
+    method: str,
+) -> list[Encoded]:
     """The texts whose continuation is optimised: in each context template, the edit prompt
     or a subject prompt (``_templates.subject_slots``)."""
     subject_prompts = hp.value_subject_prompts()
@@ -89,14 +94,25 @@ def value_prompts(model: HookedModel, request: EditRequest, templates: Sequence[
     return rows
 
 
-def _problem(model: HookedModel, request: EditRequest, templates: Sequence[str], hp: LocateHParams,
-             method: str) -> Problem:
+def _problem(
+    model: HookedModel,
+    request: EditRequest,
+    templates: Sequence[str],
+    hp: LocateHParams,
+    method: str,
+) -> Problem:
     target = answer_ids(model, request.target_new)
     rewrites = value_prompts(model, request, templates, hp, method)
     kl = kl_prompt(model, request, hp.fact_token, method)
     # the KL term reads the lookup token itself, so the KL row ends there
     rows = [e.ids + tuple(target[:-1]) for e in rewrites] + [kl.ids[: kl.lookup + 1]]
-    return Problem(rows, [e.lookup for e in rewrites] + [kl.lookup], [len(e.ids) for e in rewrites], target)
+    return Problem(
+        rows, [e.lookup for e in rewrites] + [kl.lookup], [len(e.ids) for e in rewrites], target
+    )
+
+
+# one request's (delta, init, mean, steps, probability), as ``ValueResult`` holds them
+ValueItem = tuple[Float[Tensor, " d"], Float[Tensor, " d"], Float[Tensor, " d"], int, float]
 
 
 class ValueCache:
@@ -105,27 +121,47 @@ class ValueCache:
     ``z``). Only used while no patch is applied, so a cached value always belongs to the
     model's original weights."""
 
-    FIELDS = ("fact_token", "v_num_grad_steps", "v_lr", "v_weight_decay", "clamp_norm_factor",
-              "kl_factor", "v_stop_prob")
+    FIELDS = (
+        "fact_token",
+        "v_num_grad_steps",
+        "v_lr",
+        "v_weight_decay",
+        "clamp_norm_factor",
+        "kl_factor",
+        "v_stop_prob",
+    )
 
     def __init__(self) -> None:
-        self._store: dict[tuple, tuple[Tensor, Tensor, Tensor, int, float]] = {}
+        self._store: dict[tuple, ValueItem] = {}
         self.hits = 0
 
-    def key(self, model: HookedModel, request: EditRequest, site: str, templates: Sequence[str],
-            hp: LocateHParams) -> tuple | None:
-        if model.state.get("patch_stack"):
+    def key(
+        self,
+        model: HookedModel,
+        request: EditRequest,
+        site: str,
+        templates: Sequence[str],
+        hp: LocateHParams,
+    ) -> tuple | None:
+        if model.patches:
             return None
         settings = tuple(getattr(hp, f) for f in self.FIELDS) + (tuple(hp.value_subject_prompts()),)
-        return (model.fingerprint(), site, tuple(templates), settings, request.prompt,
-                request.subject, request.target_new)
+        return (
+            model.fingerprint(),
+            site,
+            tuple(templates),
+            settings,
+            request.prompt,
+            request.subject,
+            request.target_new,
+        )
 
-    def get(self, key: tuple | None) -> tuple[Tensor, Tensor, Tensor, int, float] | None:
+    def get(self, key: tuple | None) -> ValueItem | None:
         found = self._store.get(key) if key is not None else None
         self.hits += found is not None
         return found
 
-    def put(self, key: tuple | None, item: tuple[Tensor, Tensor, Tensor, int, float]) -> None:
+    def put(self, key: tuple | None, item: ValueItem) -> None:
         if key is not None:
             self._store[key] = item
 
@@ -139,41 +175,66 @@ def optimise_values(
     method: str,
     cache: ValueCache | None = None,
     writes: tuple[str, Sequence[Float[Tensor, " d_in"]]] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ValueResult:
     """Optimise one ``delta`` per request at hook ``site`` (see the module docstring).
 
     ``writes = (key_hook, us)``: ``delta`` enters the way the rank-one edit ``W + u deltaᵀ``
     of the weight from ``key_hook`` to ``site`` adds it at the lookup token, ``(k·u) delta``
     for the row's key ``k`` there, so the edit gives each row what was optimised for it.
-    (Adding ``(k·u) delta`` at every later position too, as the edit also does, was tried:
-    the optimiser then leans on the keys of the words after the subject, which every prompt
-    shares: CounterFact, 50 records, locality 0.95 -> 0.91, rephrase 0.55 -> 0.50.) Such
-    values are not cached.
+    Only the lookup token gets it, not every later position as the edit also does: there the
+    optimiser would lean on the keys of the words after the subject, which every prompt
+    shares. Such values are not cached. ``progress`` is told about every optimisation step.
     """
     use_cache = cache is not None and writes is None
     keys = [cache.key(model, r, site, templates, hp) if use_cache else None for r in requests]
     found = [cache.get(k) if use_cache else None for k in keys]
     todo = [i for i, f in enumerate(found) if f is None]
     if todo:
-        fresh = _optimise(model, [requests[i] for i in todo], site, templates, hp, method,
-                          None if writes is None else (writes[0], [writes[1][i] for i in todo]))
+        fresh = _optimise(
+            model,
+            [requests[i] for i in todo],
+            site,
+            templates,
+            hp,
+            method,
+            None if writes is None else (writes[0], [writes[1][i] for i in todo]),
+            progress,
+        )
         for pos, i in enumerate(todo):
-            found[i] = (fresh.delta[pos], fresh.init[pos], fresh.mean[pos], fresh.steps[pos], fresh.probs[pos])
+            found[i] = (
+                fresh.delta[pos],
+                fresh.init[pos],
+                fresh.mean[pos],
+                fresh.steps[pos],
+                fresh.probs[pos],
+            )
             if use_cache:
                 cache.put(keys[i], found[i])
     items = [f for f in found if f is not None]
-    return ValueResult(torch.stack([f[0] for f in items]), torch.stack([f[1] for f in items]),
-                       torch.stack([f[2] for f in items]), [f[3] for f in items], [f[4] for f in items])
+    return ValueResult(
+        torch.stack([f[0] for f in items]),
+        torch.stack([f[1] for f in items]),
+        torch.stack([f[2] for f in items]),
+        [f[3] for f in items],
+        [f[4] for f in items],
+    )
 
 
-def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResult:
+def _optimise(model, requests, site, templates, hp, method, writes, progress) -> ValueResult:
     problems = [_problem(model, r, templates, hp, method) for r in requests]
     if writes is not None:
         for p, u in zip(problems, writes[1], strict=True):
             p.write = u.detach().float()
-    encoded = [Encoded(p.rows[i][: p.prompt_lens[i]], p.lookups[i]) for p in problems for i in range(len(templates))]
-    layer = int(site.split(".")[1])
-    acts = gather(model, encoded, [site], stop_at_layer=layer)[site].view(len(requests), len(templates), -1)
+    encoded = [
+        Encoded(p.rows[i][: p.prompt_lens[i]], p.lookups[i])
+        for p in problems
+        for i in range(len(templates))
+    ]
+    layer = names.layer_of(site)
+    acts = gather(model, encoded, [site], stop_at_layer=layer)[site].view(
+        len(requests), len(templates), -1
+    )
     slots = subject_slots(len(templates), len(hp.value_subject_prompts()))
     init, mean = acts[:, 0], acts[:, [s is None for s in slots]].mean(1)  # the edit prompt's rows
     # the clamp and the decay are relative to the activation's usual size at the lookup token;
@@ -188,18 +249,34 @@ def _optimise(model, requests, site, templates, hp, method, writes) -> ValueResu
     with frozen(model):
         for begin in range(0, len(requests), hp.v_chunk_size):
             idx = order[begin : begin + hp.v_chunk_size]
-            _optimise_chunk(model, [problems[i] for i in idx], [deltas[i] for i in idx],
-                            scale[idx], (site, writes[0] if writes else None), hp, steps, probs, idx)
+            _optimise_chunk(
+                model,
+                [problems[i] for i in idx],
+                [deltas[i] for i in idx],
+                scale[idx],
+                (site, writes[0] if writes else None),
+                hp,
+                steps,
+                probs,
+                idx,
+                progress,
+            )
     for i, request in enumerate(requests):
         if probs[i] < 0.5:
-            log.warning("%s: %r -> %r reached probability %.2f only after %d steps; raise "
-                        "v_num_grad_steps or v_lr, or pick another layer.", method, request.prompt,
-                        request.target_new, probs[i], steps[i])
+            log.warning(
+                "%s: %r -> %r reached probability %.2f only after %d steps; raise "
+                "v_num_grad_steps or v_lr, or pick another layer.",
+                method,
+                request.prompt,
+                request.target_new,
+                probs[i],
+                steps[i],
+            )
     delta = torch.stack([d.detach() for d in deltas])
     return ValueResult(delta, init, mean, steps, probs)
 
 
-def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx) -> None:
+def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx, progress) -> None:
     opt = torch.optim.Adam(deltas, lr=hp.v_lr)
     runner = Runner(model, *sites)
     active = list(range(len(problems)))
@@ -208,9 +285,14 @@ def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx
     for step in range(hp.v_num_grad_steps):
         opt.zero_grad(set_to_none=True)
         current = [problems[j] for j in active]
-        losses, row_probs = _losses(runner(current, [deltas[j] for j in active]), current,
-                                    [deltas[j] for j in active], hp, [scale[j] for j in active],
-                                    [kl_init.get(j) for j in active])
+        losses, row_probs = _losses(
+            runner(current, [deltas[j] for j in active]),
+            current,
+            [deltas[j] for j in active],
+            hp,
+            [scale[j] for j in active],
+            [kl_init.get(j) for j in active],
+        )
         for pos, j in enumerate(active):
             kl_init.setdefault(j, row_probs[pos][1])
             row_p = row_probs[pos][0]
@@ -219,6 +301,11 @@ def _optimise_chunk(model, problems, deltas, scale, sites, hp, steps, probs, idx
                 row_p = row_p[reach]
             probs[idx[j]], steps[idx[j]] = float(row_p.min()), step + 1
         done = {j for j in active if probs[idx[j]] >= hp.v_stop_prob}
+        if progress is not None:
+            progress(
+                f"value step {step + 1}/{hp.v_num_grad_steps}, "
+                f"{len(active) - len(done)} of {len(problems)} requests optimising"
+            )
         if step == hp.v_num_grad_steps - 1 or len(done) == len(active):
             break
         keep = [pos for pos, j in enumerate(active) if j not in done]
@@ -257,6 +344,6 @@ def lookup_activation(
     model: HookedModel, requests: Sequence[EditRequest], site: str, fact_token: str, method: str
 ) -> Float[Tensor, "n d"]:
     """The activation at ``site`` at each bare prompt's lookup token."""
-    encoded = [encode(model, r.prompt, subject_span(r, method), fact_token) for r in requests]
-    layer = int(site.split(".")[1])
+    encoded = [encode(model, r.prompt, r.subject_span(method), fact_token) for r in requests]
+    layer = names.layer_of(site)
     return gather(model, encoded, [site], stop_at_layer=layer)[site]

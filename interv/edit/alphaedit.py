@@ -12,7 +12,7 @@ computed once per layer and cached on disk next to the statistics.
 The instance accumulates the keys of every ``compute`` call, assuming its patch is applied; use
 one instance per editing session and ``reset()`` to start over. For long sequential runs,
 ``recipes/edit/alphaedit-sequential-smollm2.yaml`` clamps the values lower (0.4x), since each
-step's damage to other prompts adds up (CounterFact, 200 edits one at a time: locality 0.894).
+step's damage to other prompts adds up.
 
 Example:
     >>> from interv.edit.alphaedit import AlphaEdit
@@ -26,15 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
+from ..adapters import HookedModel, names
+from ..errors import ConfigError
 from ..linalg import projected_update
 from ..stats import StatsCache, null_space
-from ._common import MultiLayerMethod
-from ._hparams import LocateHParams
-from ._values import ValueCache
 from .base import EDIT_METHODS
+from .locate import LocateHParams, MultiLayerMethod, ValueCache
 
 
 @dataclass(kw_only=True)
@@ -49,11 +49,13 @@ class AlphaEditHParams(LocateHParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nullspace_threshold <= 0:
-            raise ValueError(f"nullspace_threshold must be positive, got {self.nullspace_threshold}.")
+            raise ConfigError(
+                f"nullspace_threshold must be positive, got {self.nullspace_threshold}."
+            )
         if self.L2 < 0:
-            raise ValueError(f"L2 must be >= 0, got {self.L2}.")
+            raise ConfigError(f"L2 must be >= 0, got {self.L2}.")
         if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}.")
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}.")
 
 
 @EDIT_METHODS.register("alphaedit")
@@ -63,12 +65,19 @@ class AlphaEdit(MultiLayerMethod):
     name = "alphaedit"
     hparams_class = AlphaEditHParams
     hparams: AlphaEditHParams
-    weaker_preservation = ("Lower L2, raise nullspace_threshold or add layers; in a sequential "
-                           "run, a key close to an earlier edit's is held by that edit (reset() "
-                           "forgets them).")
+    weaker_preservation = (
+        "Lower L2, raise nullspace_threshold or add layers; in a sequential "
+        "run, a key close to an earlier edit's is held by that edit (reset() "
+        "forgets them)."
+    )
 
-    def __init__(self, hparams: AlphaEditHParams | None = None, *, stats_cache: StatsCache | None = None,
-                 value_cache: ValueCache | None = None):
+    def __init__(
+        self,
+        hparams: AlphaEditHParams | None = None,
+        *,
+        stats_cache: StatsCache | None = None,
+        value_cache: ValueCache | None = None,
+    ):
         super().__init__(hparams, stats_cache=stats_cache, value_cache=value_cache)
         self._projectors: dict[tuple[str, int], Tensor] = {}
         self._previous: dict[tuple[str, int], Tensor] = {}
@@ -77,34 +86,49 @@ class AlphaEdit(MultiLayerMethod):
         """Forget the keys of earlier edits."""
         self._previous.clear()
 
-    def edited_keys(self, model: HookedModel, layer: int) -> Tensor | None:
+    def edited_keys(self, model: HookedModel, layer: int) -> Float[Tensor, "d_mlp d_mlp"] | None:
         """``Σ KᵀK`` over the edits this instance computed for ``layer`` (None before any)."""
         return self._previous.get((model.fingerprint(), layer))
 
-    def prepare(self, model: HookedModel, layers: list[int]) -> None:
+    def prepare_layers(self, model: HookedModel, layers: list[int]) -> None:
         moments = self.second_moment(model, layers)
         for layer in layers:
             key = (model.fingerprint(), layer)
             if key not in self._projectors:
-                P, rank = null_space(model, f"blocks.{layer}.mlp.W_out", moments[layer],
-                                     self.hparams.nullspace_threshold, self.stats_cache)
+                P, rank = null_space(
+                    model,
+                    names.weight("mlp.W_out", layer),
+                    moments[layer],
+                    self.hparams.nullspace_threshold,
+                    self.stats_cache,
+                )
                 if rank == 0:
                     smallest = float(torch.linalg.eigvalsh(moments[layer].double())[0])
-                    raise ValueError(
-                        f"alphaedit: nullspace_threshold={self.hparams.nullspace_threshold:g} leaves no "
-                        f"null space at layer {layer} (smallest eigenvalue {smallest:.3g}), so every "
-                        "edit would be a no-op; raise nullspace_threshold."
+                    raise ConfigError(
+                        f"alphaedit: nullspace_threshold={self.hparams.nullspace_threshold:g} "
+                        f"leaves no null space at layer {layer} (smallest eigenvalue "
+                        f"{smallest:.3g}), so every edit would be a no-op; raise "
+                        "nullspace_threshold."
                     )
                 self._projectors[key] = P
 
-    def solve(self, model: HookedModel, index: int, layer: int, K: Tensor, R: Tensor) -> tuple[Tensor, Tensor]:
+    def solve(
+        self,
+        model: HookedModel,
+        index: int,
+        layer: int,
+        K: Float[Tensor, "n d_mlp"],
+        R: Float[Tensor, "n d_model"],
+    ) -> tuple[Float[Tensor, "d_mlp rank"], Float[Tensor, "d_model rank"]]:
         P = self._projectors[(model.fingerprint(), layer)]
         previous = self._previous.get((model.fingerprint(), layer))
         if previous is None:
             previous = torch.zeros_like(P, dtype=torch.float64)
         return projected_update(K, R, P, previous, self.hparams.L2)
 
-    def finish(self, model: HookedModel, layers: list[int], keys: dict[int, Tensor]) -> None:
+    def finish(
+        self, model: HookedModel, layers: list[int], keys: dict[int, Float[Tensor, "n d_mlp"]]
+    ) -> None:
         for layer, K in keys.items():
             key = (model.fingerprint(), layer)
             gram = K.double().T @ K.double()

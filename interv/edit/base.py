@@ -1,64 +1,33 @@
-"""The interface every editing method implements, and the request it edits."""
+"""The interface every editing method implements (requests live in ``interv.requests``).
+
+An editing method turns edit requests into a weight patch (``compute``) and never changes the
+model it is given; the caller applies the patch. A method file declares its hyperparameters (an
+``HParams`` dataclass), its class and registers it with ``@EDIT_METHODS.register("<id>")``;
+locate-then-edit methods start from ``interv.edit.locate`` instead.
+
+Example:
+    >>> from interv.edit.base import EDIT_METHODS
+    >>> EDIT_METHODS.get("rome").batchable
+    False
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from ..adapters import HookedModel
+from ..errors import ConfigError, RequestError, WrongTypeError
 from ..hparams import HParams
-from ..patch import PatchSet
+from ..patch import PatchSet, WeightPatch
+from ..record import ModelRecord
 from ..registry import Registry
+from ..requests import EditRequest
 
+__all__ = ["EDIT_METHODS", "EditMethod", "EditRequest", "RequestError", "StepReport"]
 
-class RequestError(ValueError):
-    """An edit request that cannot be carried out (e.g. subject not in prompt)."""
-
-
-@dataclass
-class EditRequest:
-    """One fact to write: ``prompt`` (containing ``subject``) should continue with ``target_new``.
-
-    The evaluation fields (rephrases, locality and portability probes) are optional and only read
-    by the metrics; methods read ``prompt``, ``subject``, ``target_new`` and ``ground_truth``.
-    ``locality`` and ``portability`` map a probe-set name to ``[(prompt, answer), ...]``.
-    """
-
-    prompt: str
-    target_new: str
-    subject: str | None = None
-    ground_truth: str | None = None
-    rephrase_prompts: list[str] = field(default_factory=list)
-    locality: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    portability: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    case_id: Any = None
-
-    def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise RequestError("Edit request has an empty `prompt`.")
-        if not self.target_new.strip():
-            raise RequestError(f"Edit request {self.prompt!r} has an empty `target_new`.")
-        if self.subject is not None and self.subject not in self.prompt:
-            raise RequestError(
-                f"Subject {self.subject!r} does not occur in prompt {self.prompt!r}; the subject "
-                "must be a substring of the prompt (check spelling and capitalisation)."
-            )
-
-    def require_subject(self, method: str) -> str:
-        if not self.subject:
-            raise RequestError(f"{method} needs `subject` for request {self.prompt!r}.")
-        return self.subject
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "subject": self.subject,
-            "target_new": self.target_new,
-            "ground_truth": self.ground_truth,
-            "case_id": self.case_id,
-        }
+StepReport = Callable[[str], None]  # receives a short note on each optimisation step
 
 
 class EditMethod(ABC):
@@ -66,6 +35,8 @@ class EditMethod(ABC):
 
     A method instance may keep state across calls (e.g. AlphaEdit accumulates the keys of earlier
     edits for sequential editing); ``compute`` is called once per edit (or batch of edits).
+    ``on_step``, when set (``run_edits`` sets it to its progress bar), is told about every
+    optimisation step of a long computation.
     """
 
     name: ClassVar[str]
@@ -75,7 +46,11 @@ class EditMethod(ABC):
     def __init__(self, hparams: HParams | None = None):
         self.hparams = hparams if hparams is not None else self.hparams_class()
         if not isinstance(self.hparams, self.hparams_class):
-            raise TypeError(f"{self.name} expects {self.hparams_class.__name__}.")
+            raise WrongTypeError(
+                f"{self.name} expects {self.hparams_class.__name__}, got "
+                f"{type(self.hparams).__name__}."
+            )
+        self.on_step: StepReport | None = None
 
     @abstractmethod
     def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet:
@@ -91,22 +66,32 @@ class EditMethod(ABC):
         """How many independent edits ``compute_each`` is best given at once."""
         return 1
 
+    def prepare(self, model: HookedModel) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
+        """One-off work before the first edit (layer statistics); ``run_edits`` times it."""
+
     def check_layers(self, model: HookedModel, layers: Sequence[int]) -> None:
         bad = [layer for layer in layers if not 0 <= layer < model.cfg.n_layers]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: layer(s) {bad} out of range; {model.cfg.name} has layers "
                 f"0..{model.cfg.n_layers - 1}. Fix `layers` in the hyperparameters."
             )
 
-    def patch_set(self, model: HookedModel, requests: Sequence[EditRequest], patches: list) -> PatchSet:
+    def report(self, note: str) -> None:
+        """Tell ``on_step`` (if set) how a long computation is going."""
+        if self.on_step is not None:
+            self.on_step(note)
+
+    def patch_set(
+        self, model: HookedModel, requests: Sequence[EditRequest], patches: list[WeightPatch]
+    ) -> PatchSet:
         """Wrap computed patches with provenance."""
         return PatchSet(
             patches,
             method=self.name,
             requests=[r.to_dict() for r in requests],
             hparams=self.hparams.to_dict(),
-            fingerprint=model.fingerprint(),
+            model=ModelRecord.of(model),
         )
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
 from ..linalg import emmet_update
-from ._common import MultiLayerMethod
-from ._hparams import LocateHParams
 from .base import EDIT_METHODS
+from .locate import LocateHParams, MultiLayerMethod
 
 
 @dataclass(kw_only=True)
@@ -38,12 +39,14 @@ class EMMETHParams(LocateHParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mom2_update_weight <= 0:
-            raise ValueError(f"mom2_update_weight must be positive, got {self.mom2_update_weight}.")
+            raise ConfigError(
+                f"mom2_update_weight must be positive, got {self.mom2_update_weight}."
+            )
         for name in ("update_norm_lambda", "emmet_lambda"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}.")
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}.")
 
 
 @EDIT_METHODS.register("emmet")
@@ -54,10 +57,14 @@ class EMMET(MultiLayerMethod):
     hparams_class = EMMETHParams
     hparams: EMMETHParams
 
-    def prepare(self, model: HookedModel, layers: list[int]) -> None:
-        self.second_moment(model, layers)
-
-    def solve(self, model: HookedModel, index: int, layer: int, K: Tensor, R: Tensor) -> tuple[Tensor, Tensor]:
+    def solve(
+        self,
+        model: HookedModel,
+        index: int,
+        layer: int,
+        K: Float[Tensor, "n d_mlp"],
+        R: Float[Tensor, "n d_model"],
+    ) -> tuple[Float[Tensor, "d_mlp rank"], Float[Tensor, "d_model rank"]]:
         hp = self.hparams
         C = self.second_moment(model, [layer])[layer]
         return emmet_update(K, R, C, hp.mom2_update_weight, hp.update_norm_lambda, hp.emmet_lambda)

@@ -28,11 +28,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..adapters import HookedModel
-from ..eval.tokens import answer_ids
+from ..adapters import HookedModel, names
+from ..errors import ConfigError, EditError
 from ..hparams import HParams
 from ..patch import PatchSet, WeightPatch
-from .base import EDIT_METHODS, EditMethod, EditRequest
+from ..requests import EditRequest
+from ..tokens import answer_ids
+from .base import EDIT_METHODS, EditMethod
 
 log = logging.getLogger(__name__)
 
@@ -60,42 +62,42 @@ class FTHParams(HParams):
     early_stop_loss: float = 1e-2
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> FTHParams:
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = True, source: str = "") -> FTHParams:
         if data.get("norm_constraint") is False:  # EasyEdit's way of writing "off"
             data = {**data, "norm_constraint": None}
-        return super().from_dict(data, strict=strict)
+        return super().from_dict(data, strict=strict, source=source)
 
     def __post_init__(self) -> None:
         if not self.objective_optimization:
             self.objective_optimization = self.objective
         if self.objective_optimization not in OBJECTIVES:
-            raise ValueError(
+            raise ConfigError(
                 f"objective_optimization must be one of {OBJECTIVES}, got "
                 f"{self.objective_optimization!r}."
             )
         if self.objective and self.objective_optimization != self.objective:
             other = "ft-l" if self.objective_optimization == "prompt_last" else "ft-m"
-            raise ValueError(
+            raise ConfigError(
                 f"{self.method} optimises {self.objective!r}; objective_optimization="
                 f"{self.objective_optimization!r} is method {other!r}. Use method: {other}."
             )
         if self.norm_constraint is not None and (
             isinstance(self.norm_constraint, bool) or self.norm_constraint <= 0
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"norm_constraint must be a positive number or null, got {self.norm_constraint!r}."
             )
         if not self.layers or not self.weights:
-            raise ValueError("layers and weights must each name at least one entry.")
+            raise ConfigError("layers and weights must each name at least one entry.")
         for name, value in (
             ("num_steps", self.num_steps),
             ("batch_size", self.batch_size),
             ("max_length", self.max_length),
         ):
             if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}.")
+                raise ConfigError(f"{name} must be at least 1, got {value}.")
         if self.lr <= 0 or self.weight_decay < 0 or self.early_stop_loss < 0:
-            raise ValueError("lr must be positive; weight_decay and early_stop_loss non-negative.")
+            raise ConfigError("lr must be positive; weight_decay and early_stop_loss non-negative.")
 
 
 @dataclass(kw_only=True)
@@ -117,21 +119,22 @@ class FineTune(EditMethod):
 
     batchable = True
 
+    hparams: FTHParams
+
     def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet:
         hp = self.hparams
-        assert isinstance(hp, FTHParams)
         if not requests:
-            raise ValueError(f"{self.name}: no requests to edit.")
+            raise EditError(f"{self.name}: no requests to edit.")
         self.check_layers(model, hp.layers)
-        names = [f"blocks.{layer}.{w}" for layer in hp.layers for w in hp.weights]
-        views = {name: model.weight(name) for name in names}  # unknown names fail here
+        edited = [names.weight(w, layer) for layer in hp.layers for w in hp.weights]
+        views = {name: model.weight(name) for name in edited}  # unknown names fail here
         originals = {name: view.detach().clone() for name, view in views.items()}
         examples = [_encode(model, r, hp.max_length) for r in requests]
-        params = _unique([model.native_weight(name)[1] for name in names])
+        params = _unique([model.native_weight(name)[1] for name in edited])
         with _trainable(model, params):
             try:
                 self._optimise(model, examples, params, views, originals)
-                deltas = {n: (views[n].detach() - originals[n]).clone() for n in names}
+                deltas = {n: (views[n].detach() - originals[n]).clone() for n in edited}
             finally:
                 with torch.no_grad():
                     for name, view in views.items():
@@ -155,6 +158,7 @@ class FineTune(EditMethod):
                         _clamp(views, originals, hp.norm_constraint)
             mean = sum(v * n for v, n in losses) / len(examples)
             log.info("%s step %d: loss %.4f", self.name, step, mean)
+            self.report(f"step {step + 1}/{hp.num_steps}, loss {mean:.3f}")
             if mean < hp.early_stop_loss:
                 break
         opt.zero_grad(set_to_none=True)

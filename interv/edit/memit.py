@@ -10,9 +10,9 @@ the remaining residual while preserving the layer's other keys, weighted by thei
 did not achieve.
 
 The update changes every other key's output in proportion to the values, so their size sets
-the batch's locality: ``z`` is clamped at 0.75 times the residual's norm (MEMIT's own setting;
-CounterFact, 100 facts in one batch: locality 0.805 with ROME's 4x, 0.936 with 0.75x, rewrite
-0.945 both). AlphaEdit and EMMET share the value and the setting.
+the batch's locality: ``z`` is clamped at 0.75 times the residual's norm (MEMIT's own setting,
+tighter than ROME's 4x; docs/results.md compares the two). AlphaEdit and EMMET share the value
+and the setting.
 
 Example:
     >>> from interv.edit.memit import MEMIT, MEMITHParams
@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
 from ..linalg import memit_update
-from ._common import MultiLayerMethod
-from ._hparams import LocateHParams
 from .base import EDIT_METHODS
+from .locate import LocateHParams, MultiLayerMethod
 
 
 @dataclass(kw_only=True)
@@ -44,9 +45,11 @@ class MEMITHParams(LocateHParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.mom2_update_weight <= 0:
-            raise ValueError(f"mom2_update_weight must be positive, got {self.mom2_update_weight}.")
+            raise ConfigError(
+                f"mom2_update_weight must be positive, got {self.mom2_update_weight}."
+            )
         if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {self.batch_size}.")
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}.")
 
 
 @EDIT_METHODS.register("memit")
@@ -57,9 +60,13 @@ class MEMIT(MultiLayerMethod):
     hparams_class = MEMITHParams
     hparams: MEMITHParams
 
-    def prepare(self, model: HookedModel, layers: list[int]) -> None:
-        self.second_moment(model, layers)
-
-    def solve(self, model: HookedModel, index: int, layer: int, K: Tensor, R: Tensor) -> tuple[Tensor, Tensor]:
+    def solve(
+        self,
+        model: HookedModel,
+        index: int,
+        layer: int,
+        K: Float[Tensor, "n d_mlp"],
+        R: Float[Tensor, "n d_model"],
+    ) -> tuple[Float[Tensor, "d_mlp rank"], Float[Tensor, "d_model rank"]]:
         C = self.second_moment(model, [layer])[layer]
         return memit_update(K, R, C, self.hparams.mom2_update_weight)

@@ -21,15 +21,13 @@ optimises the value with exactly that share at every row's lookup token and writ
 ``r = delta``: what the optimiser saw is what the edit does.
 ``start_key``: a subject that opens a text (most CounterFact prompts, many rephrasings, the KL
 prompt) has no tokens before it; on a model without a BOS token its first token is the
-attention sink and its key at the last subject token is its own (on SmolLM2, ``(k·u)`` 0.0-0.9
-where in-context keys give ~1). ``u`` is then the direction of least ``uᵀCu`` with ``k·u = 1``
-for both the averaged key and that start key, unless that raises the edit's cost ``uᵀCu``
-(the mean squared share other keys receive) more than ``start_key_max_cost`` times: a short
-subject whose start key is small and generic ("Crossfire", 346x) would need an edit that
-reaches "of" and "France" in "The capital of France is"; its bare prompt then gets no share
-(k·u = 0.00) and does not hold up the value optimisation's stop test (8 steps, not all 20).
-CounterFact, 50 records, layer 4: rewrite 0.93 -> 0.98, rephrase 0.48 -> 0.55, locality
-0.99 -> 0.97.
+attention sink and its key at the last subject token is its own, so the averaged key's
+direction gives it only part of the edit. ``u`` is then the direction of least ``uᵀCu`` with
+``k·u = 1`` for both the averaged key and that start key, unless that raises the edit's cost
+``uᵀCu`` (the mean squared share other keys receive) more than ``start_key_max_cost`` times: a
+short subject whose start key is small and generic would need an edit that reaches ordinary
+words of other prompts; its bare prompt then gets no share and does not hold up the value
+optimisation's stop test.
 
 ``subject_prompts``: the value is optimised on the edit prompt's own wording, so it learns to
 answer that question, and paraphrases of the relation ("Arun Nehru is known for" after "The
@@ -37,10 +35,9 @@ profession of Arun Nehru is") often still give the old answer. interv's ROME put
 texts about the subject ("{}:", "Q: {}? A:", "{} is associated with") in the place of the edit
 prompt in all context templates but the first two, so the value must make the subject itself
 point to the new target, whatever is asked after it. None of these texts is one of
-CounterFact's paraphrase templates. CounterFact, 50 records: rewrite / rephrase / locality
-0.98 / 0.55 / 0.97 -> 0.98 / 0.74 / 0.95 (the next 50: 0.98 / 0.46 / 0.96 -> 0.98 / 0.67 /
-0.97), at about 1.4x the time per edit (more rows must reach the stop probability). Off with
-``subject_prompts: []`` (and under ``original_implementation``).
+CounterFact's paraphrase templates. More rows must then reach the stop probability, so each
+edit takes longer. Off with ``subject_prompts: []`` (and under ``original_implementation``).
+docs/results.md measures each refinement (the commands to rerun them are there).
 
 Example:
     >>> import interv
@@ -62,14 +59,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..adapters import HookedModel
+from ..adapters import HookedModel, names
+from ..errors import ConfigError
 from ..linalg import inverse_times, rank_one_update, shared_key_direction
 from ..patch import PatchSet, WeightPatch
-from ._common import LocateMethod
-from ._hparams import LocateHParams
+from ..requests import EditRequest
 from ._keys import gather, templated
-from ._values import ValueResult, kl_prompt, optimise_values
-from .base import EDIT_METHODS, EditRequest
+from ._values import kl_prompt
+from .base import EDIT_METHODS
+from .locate import LocateHParams, LocateMethod, ValueResult, optimise_values
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +91,9 @@ class ROMEHParams(LocateHParams):
     # ROME averages over more prefixes than MEMIT: on CounterFact (12 records, SmolLM2) adding
     # five 10-token prefixes to five 5-token ones raised locality from 0.92 to 1.0 and rephrase
     # from 0.38 to 0.46 at the same rewrite (1.0).
-    context_template_length_params: list[list[int]] = field(default_factory=lambda: [[5, 5], [10, 5]])
+    context_template_length_params: list[list[int]] = field(
+        default_factory=lambda: [[5, 5], [10, 5]]
+    )
     # ROME's own value: its delta is one MLP's output, a few times smaller than the residual
     clamp_norm_factor: float = 4.0
     mom2_adjustment: bool = True
@@ -118,14 +118,21 @@ class ROMEHParams(LocateHParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.layers, list) and len(self.layers) != 1:
-            raise ValueError(f"ROME edits one layer; got layers={self.layers}. Use MEMIT for several.")
-        if not self.original_implementation and self.enable_prompt_keys == self.enable_random_prefix_keys:
-            raise ValueError("Set exactly one of enable_prompt_keys and enable_random_prefix_keys "
-                             "(or original_implementation: true).")
+            raise ConfigError(
+                f"ROME edits one layer; got layers={self.layers}. Use MEMIT for several."
+            )
+        if (
+            not self.original_implementation
+            and self.enable_prompt_keys == self.enable_random_prefix_keys
+        ):
+            raise ConfigError(
+                "Set exactly one of enable_prompt_keys and enable_random_prefix_keys "
+                "(or original_implementation: true)."
+            )
         if self.start_key_max_cost < 1:
-            raise ValueError(f"start_key_max_cost must be >= 1, got {self.start_key_max_cost}.")
+            raise ConfigError(f"start_key_max_cost must be >= 1, got {self.start_key_max_cost}.")
         if self.start_key and not self.key_gains:
-            raise ValueError("start_key: true needs key_gains: true (set start_key: false).")
+            raise ConfigError("start_key: true needs key_gains: true (set start_key: false).")
 
 
 @EDIT_METHODS.register("rome")
@@ -157,29 +164,33 @@ class ROME(LocateMethod):
     def compute_each(self, model: HookedModel, requests: Sequence[EditRequest]) -> list[PatchSet]:
         """Independent edits, each the patch ``compute(model, [request])`` makes: the values
         are optimised together, ``v_chunk_size`` requests per forward, so the weights each step
-        reads serve several edits (CounterFact on SmolLM2, 2 CPU cores: see the README)."""
+        reads serve several edits."""
         self.check(model, requests)
         layer, moment = self._layer(model, requests)
         directions = [self._direction(model, request, layer, moment) for request in requests]
         values = self._values(model, requests, layer, directions)
-        return [self.patch_set(model, [request], [self._patch(layer, direction, values, i)])
-                for i, (request, direction) in enumerate(zip(requests, directions, strict=True))]
+        return [
+            self.patch_set(model, [request], [self._patch(layer, direction, values, i)])
+            for i, (request, direction) in enumerate(zip(requests, directions, strict=True))
+        ]
 
     @property
     def independent_group(self) -> int:
         return self.hparams.v_chunk_size
 
-    def _layer(self, model: HookedModel,
-               requests: Sequence[EditRequest]) -> tuple[int, Tensor | None]:
+    def _layer(
+        self, model: HookedModel, requests: Sequence[EditRequest]
+    ) -> tuple[int, Tensor | None]:
         layer = self.resolve_layers(model, requests, 1)[0]
         moment = self.second_moment(model, [layer])[layer] if self.hparams.mom2_adjustment else None
         return layer, moment
 
-    def _direction(self, model: HookedModel, request: EditRequest, layer: int,
-                   moment: Tensor | None) -> _Direction:
+    def _direction(
+        self, model: HookedModel, request: EditRequest, layer: int, moment: Tensor | None
+    ) -> _Direction:
         hp = self.hparams
         templates = self.templates(model)
-        post = f"blocks.{layer}.mlp.hook_post"
+        post = names.hook("mlp.hook_post", layer)
         rows = templated(model, request, templates, hp.fact_token, self.name)
         rows.append(kl_prompt(model, request, hp.fact_token, self.name))
         keys = gather(model, rows, [post], layer)[post]  # the templates', then the KL prompt's
@@ -202,18 +213,35 @@ class ROME(LocateMethod):
             if cost <= hp.start_key_max_cost:
                 u = both
             else:
-                log.info("rome: %r: writing the key at the start of a text would cost %.1fx; "
-                         "edited in context only", request.subject, cost)
+                log.info(
+                    "rome: %r: writing the key at the start of a text would cost %.1fx; "
+                    "edited in context only",
+                    request.subject,
+                    cost,
+                )
         return _Direction(u.to(keys.dtype), key, gains=True)
 
-    def _values(self, model: HookedModel, requests: Sequence[EditRequest], layer: int,
-                directions: Sequence[_Direction]) -> ValueResult:
+    def _values(
+        self,
+        model: HookedModel,
+        requests: Sequence[EditRequest],
+        layer: int,
+        directions: Sequence[_Direction],
+    ) -> ValueResult:
         writes = None
         if directions[0].gains:
-            writes = (f"blocks.{layer}.mlp.hook_post", [d.u for d in directions])
-        values = optimise_values(model, requests, f"blocks.{layer}.hook_mlp_out",
-                                 self.templates(model), self.hparams, self.name, self.value_cache,
-                                 writes)
+            writes = (names.hook("mlp.hook_post", layer), [d.u for d in directions])
+        values = optimise_values(
+            model,
+            requests,
+            names.hook("mlp_out", layer),
+            self.templates(model),
+            self.hparams,
+            self.name,
+            self.value_cache,
+            writes,
+            progress=self.report,
+        )
         self.last_values = values
         return values
 
@@ -225,7 +253,7 @@ class ROME(LocateMethod):
         else:  # R-ROME: the averaged key must produce output(prompt) + delta
             residual = init + delta - mean
         U, V = rank_one_update(direction.u, direction.key, residual)
-        return WeightPatch(f"blocks.{layer}.mlp.W_out", U=U.float(), V=V.to(torch.float32))
+        return WeightPatch(names.weight("mlp.W_out", layer), U=U.float(), V=V.to(torch.float32))
 
 
 @dataclass

@@ -21,7 +21,6 @@ propagates, so the model is left unchanged.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,8 +30,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
 from ..patch import PatchSet
-from .base import EditMethod, EditRequest
+from ..requests import EditRequest
+from .base import EditMethod
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ Evaluator = Callable[..., list[Result]]  # (model, requests, reference=None) -> 
 
 @dataclass
 class RunResult:
-    """Per-request records ``{"case_id", "requested_rewrite", "time", "pre", "post"}`` and patches."""
+    """Per-request records ``{"case_id", "requested_rewrite", "time", "pre", "post"}`` and
+    patches."""
 
     records: list[Result]
     patches: list[PatchSet]
@@ -66,7 +68,9 @@ def run_edits(
 ) -> RunResult:
     """Edit ``requests`` with ``method`` and score each edit (see the module docstring)."""
     _check_run(method, len(requests), batch_size, pre)
-    seconds = {"stats": _prepare(model, method)}
+    start = time.perf_counter()
+    method.prepare(model)
+    seconds = {"stats": time.perf_counter() - start}
     start = time.perf_counter()
     pre = list(pre) if pre is not None else evaluate(model, requests)
     seconds["eval_pre"] = time.perf_counter() - start
@@ -121,33 +125,50 @@ def _patches(
     group = 1 if sequential or batch_size > 1 else max(1, method.independent_group)
     size = batch_size * group
     bar = tqdm(total=len(requests), desc=f"{method.name} edits", disable=not progress)
-    with bar:
-        for begin in range(0, len(requests), size):
-            chunk = range(begin, min(begin + size, len(requests)))
-            part = [requests[i] for i in chunk]
-            start = time.perf_counter()
-            if group == 1:
-                patch = method.compute(model, part)
-                took = time.perf_counter() - start
-                bar.update(len(chunk))
-                yield chunk, patch, took
-                continue
-            patches = method.compute_each(model, part)
-            took = (time.perf_counter() - start) / len(part)
-            for i, patch in zip(chunk, patches, strict=True):
-                bar.update(1)
-                yield range(i, i + 1), patch, took
+    if progress:  # a long computation shows its optimisation steps beside the edit count
+        method.on_step = lambda note: bar.set_postfix_str(note, refresh=True)
+    try:
+        yield from _computed(model, method, requests, group, size, bar)
+    finally:
+        method.on_step = None
+        bar.close()
+
+
+def _computed(
+    model: HookedModel,
+    method: EditMethod,
+    requests: Sequence[EditRequest],
+    group: int,
+    size: int,
+    bar: Any,
+) -> Iterator[tuple[range, PatchSet, float]]:
+    """``_patches`` without the progress bar's set-up."""
+    for begin in range(0, len(requests), size):
+        chunk = range(begin, min(begin + size, len(requests)))
+        part = [requests[i] for i in chunk]
+        start = time.perf_counter()
+        if group == 1:
+            patch = method.compute(model, part)
+            took = time.perf_counter() - start
+            bar.update(len(chunk))
+            yield chunk, patch, took
+            continue
+        patches = method.compute_each(model, part)
+        took = (time.perf_counter() - start) / len(part)
+        for i, patch in zip(chunk, patches, strict=True):
+            bar.update(1)
+            yield range(i, i + 1), patch, took
 
 
 def _check_run(method: EditMethod, n: int, batch_size: int, pre: Sequence[Result] | None) -> None:
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
     if batch_size > 1 and not method.batchable:
-        raise ValueError(
+        raise ConfigError(
             f"{method.name} edits one request at a time; use batch_size=1 (or a batchable method)."
         )
     if pre is not None and len(pre) != n:
-        raise ValueError(f"pre holds {len(pre)} results for {n} requests.")
+        raise ConfigError(f"pre holds {len(pre)} results for {n} requests; pass one per request.")
 
 
 def requested_rewrite(request: EditRequest) -> Result:
@@ -161,24 +182,3 @@ def requested_rewrite(request: EditRequest) -> Result:
             for name, pairs in getattr(request, section).items()
         }
     return out
-
-
-def _prepare(model: HookedModel, method: EditMethod) -> float:
-    """Time a method's one-off preparation (layer statistics), so ``seconds.stats`` shows it.
-
-    Methods may define ``prepare(model)`` or ``prepare(model, layers)`` (the locate-then-edit
-    methods); the second is called with ``hparams.layers`` when it is a list of layers.
-    """
-    prepare = getattr(method, "prepare", None)
-    if not callable(prepare):
-        return 0.0
-    params = list(inspect.signature(prepare).parameters)
-    layers = getattr(method.hparams, "layers", None)
-    start = time.perf_counter()
-    if params == ["model"]:
-        prepare(model)
-    elif params == ["model", "layers"] and isinstance(layers, list):
-        prepare(model, list(layers))
-    else:
-        return 0.0
-    return time.perf_counter() - start

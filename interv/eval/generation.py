@@ -21,6 +21,7 @@ import string
 from collections.abc import Sequence
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 MATCHES = ("exact", "contains")
@@ -42,7 +43,7 @@ def normalize_answer(text: str) -> str:
 def answer_matches(answer: str, target: str, match: str = "exact") -> bool:
     """Whether a generated answer counts as ``target`` under ``match``."""
     if match not in MATCHES:
-        raise ValueError(f"match must be one of {MATCHES}, got {match!r}.")
+        raise ConfigError(f"match must be one of {MATCHES}, got {match!r}.")
     got, want = normalize_answer(answer), normalize_answer(target)
     if match == "exact":
         return got == want
@@ -63,7 +64,8 @@ def generate_answers(
     system_prompt: str | None = SYSTEM_PROMPT,
     batch_size: int = 16,
 ) -> list[str]:
-    """Greedy answers, cut at the first stop; ``chat_template=None`` uses it when the model has one."""
+    """Greedy answers, cut at the first stop; ``chat_template=None`` uses it when the model has
+    one."""
     if chat_template is None:
         chat_template = bool(getattr(model.tokenizer, "chat_template", None))
     answers: list[str] = []

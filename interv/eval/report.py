@@ -15,7 +15,8 @@ the vectors' random controls) generations are scored with the metrics of
 
 Example:
     >>> from interv.eval.report import evaluate_file  # doctest: +SKIP
-    >>> report = evaluate_file("logs/sentiment_neutral_results.json", ["distinct", "sentiment"])  # doctest: +SKIP
+    >>> report = evaluate_file(  # doctest: +SKIP
+    ...     "logs/sentiment_neutral_results.json", ["distinct", "sentiment"])
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters import HookedModel
-from ..data.steering import answer_letter
+from ..contrast import answer_letter
+from ..errors import ConfigError
 from .steering import METRICS, evaluate_generations
 
 EXTRA = ("ab", "exact_answer")
@@ -49,8 +51,10 @@ def _answer(text: str, reference: bool) -> str | None:
 
 def exact_answer(responses: Sequence[str], references: Sequence[str]) -> float:
     """The share of responses whose final number equals the reference's answer."""
-    hits = [_answer(r, False) is not None and _answer(r, False) == _answer(str(ref), True)
-            for r, ref in zip(responses, references, strict=True)]
+    hits = [
+        _answer(r, False) is not None and _answer(r, False) == _answer(str(ref), True)
+        for r, ref in zip(responses, references, strict=True)
+    ]
     return sum(hits) / len(hits) if hits else 0.0
 
 
@@ -62,8 +66,9 @@ def _prompt_of(record: dict[str, Any]) -> str:
     return str(record.get("input", ""))
 
 
-def _score(records: list[dict[str, Any]], key: str, metrics: Sequence[str],
-           reference: HookedModel | None) -> dict[str, float]:
+def _score(
+    records: list[dict[str, Any]], key: str, metrics: Sequence[str], reference: HookedModel | None
+) -> dict[str, float]:
     prompts, texts, refs = [], [], []
     for record in records:
         for response in record.get(key) or []:
@@ -79,21 +84,29 @@ def _score(records: list[dict[str, Any]], key: str, metrics: Sequence[str],
     return result
 
 
-def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] | None = None,
-                     reference: HookedModel | None = None) -> dict[str, Any]:
+def evaluate_results(
+    records: Sequence[dict[str, Any]],
+    metrics: Sequence[str] | None = None,
+    reference: HookedModel | None = None,
+) -> dict[str, Any]:
     """Score steered and unsteered generations; ``reference`` is the unsteered model."""
     metrics = list(metrics or DEFAULT_METRICS)
     unknown = sorted(set(metrics) - set(ALL_METRICS))
     if unknown:
-        raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}.")
+        raise ConfigError(
+            f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(ALL_METRICS)}."
+        )
     records = list(records)
     if not records:
-        raise ValueError("No records to evaluate.")
+        raise ConfigError("No records to evaluate.")
     if "perplexity" in metrics and reference is None:
-        raise ValueError("The perplexity metric needs the unsteered model (--model).")
-    report: dict[str, Any] = {"n_records": len(records), "metrics": metrics,
-                              "steered": _score(records, "pred", metrics, reference),
-                              "unsteered": _score(records, "orig_pred", metrics, reference)}
+        raise ConfigError("The perplexity metric needs the unsteered model (--model).")
+    report: dict[str, Any] = {
+        "n_records": len(records),
+        "metrics": metrics,
+        "steered": _score(records, "pred", metrics, reference),
+        "unsteered": _score(records, "orig_pred", metrics, reference),
+    }
     sides = [("steered", "ab_probability"), ("unsteered", "orig_ab_probability")]
     if any(r.get("control_pred") for r in records):
         report["control"] = _score(records, "control_pred", metrics, reference)
@@ -110,7 +123,8 @@ def evaluate_results(records: Sequence[dict[str, Any]], metrics: Sequence[str] |
                 if any(key not in r for r in group):
                     continue
                 report[side][f"ab_matching_probability{suffix}"] = round(
-                    statistics.fmean(r[key] for r in group), 4)
+                    statistics.fmean(r[key] for r in group), 4
+                )
     return report
 
 
@@ -121,8 +135,10 @@ def markdown_table(report: dict[str, Any]) -> str:
     keys = list(dict.fromkeys([*plain, *steered]))
     head = ["| metric | unsteered | steered | Δ |", "|---|---|---|---|"]
     if control is not None:
-        head = ["| metric | unsteered | steered | Δ | control | Δ control |",
-                "|---|---|---|---|---|---|"]
+        head = [
+            "| metric | unsteered | steered | Δ | control | Δ control |",
+            "|---|---|---|---|---|---|",
+        ]
     lines = list(head)
     for key in keys:
         a, b = plain.get(key), steered.get(key)
@@ -151,14 +167,17 @@ def write_report(report: dict[str, Any], folder: str | Path, name: str) -> tuple
     return json_path, md_path
 
 
-def evaluate_file(path: str | Path, metrics: Sequence[str] | None = None,
-                  reference: HookedModel | None = None) -> dict[str, Any]:
+def evaluate_file(
+    path: str | Path, metrics: Sequence[str] | None = None, reference: HookedModel | None = None
+) -> dict[str, Any]:
     """``evaluate_results`` on an apply output file."""
     path = Path(path)
     try:
         records = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not an apply output JSON file ({err}).") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "pred" in r for r in records):
-        raise ValueError(f"{path} is not an apply output: expected a list of records with 'pred'.")
+        raise ConfigError(f"{path} is not an apply output JSON file ({err}).") from None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and "pred" in r for r in records
+    ):
+        raise ConfigError(f"{path} is not an apply output: expected a list of records with 'pred'.")
     return evaluate_results(records, metrics, reference)

@@ -20,11 +20,14 @@ from functools import cache
 from typing import Any
 
 import torch
+from jaxtyping import Float
 
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
 from ..adapters.text import left_pad_ids, right_pad_ids
-from ..data.steering import AB_FORMS, ABItem, profanity_terms
+from ..contrast import AB_FORMS, ABItem
+from ..data.steering import profanity_terms
+from ..errors import ConfigError
 from ..prompts import ab_answer_ids, ab_prompt
 from .classifiers import sentiment_probe, toxicity_probe, vader_compound
 from .text import distinct_n, fluency, words
@@ -32,10 +35,16 @@ from .text import distinct_n, fluency, words
 METRICS = ("perplexity", "distinct", "fluency", "sentiment", "sentiment_probe", "toxicity")
 # Each number a metric group reports -> its group (for picking one number, e.g. in calibration).
 METRIC_KEYS = {
-    "distinct_1": "distinct", "distinct_2": "distinct", "distinct_3": "distinct",
-    "fluency": "fluency", "vader_compound": "sentiment", "vader_positive_share": "sentiment",
-    "vader_negative_share": "sentiment", "probe_positive": "sentiment_probe",
-    "profanity_share": "toxicity", "probe_toxic": "toxicity",
+    "distinct_1": "distinct",
+    "distinct_2": "distinct",
+    "distinct_3": "distinct",
+    "fluency": "fluency",
+    "vader_compound": "sentiment",
+    "vader_positive_share": "sentiment",
+    "vader_negative_share": "sentiment",
+    "probe_positive": "sentiment_probe",
+    "profanity_share": "toxicity",
+    "probe_toxic": "toxicity",
 }
 
 
@@ -48,7 +57,11 @@ def perplexity(
     tok = model.tokenizer
     for start in range(0, len(prompts), batch_size):
         rows, spans = [], []
-        for prompt, cont in zip(prompts[start : start + batch_size], continuations[start : start + batch_size]):
+        for prompt, cont in zip(
+            prompts[start : start + batch_size],
+            continuations[start : start + batch_size],
+            strict=False,
+        ):
             p_ids = tok(prompt)["input_ids"]
             c_ids = tok(cont, add_special_tokens=False)["input_ids"]
             rows.append(p_ids + c_ids)
@@ -57,9 +70,13 @@ def perplexity(
         ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
         logits = model.forward(Batch(ids.to(model.device), mask.to(model.device))).float()
-        logprobs = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0]
+        logprobs = (
+            logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None].to(logits.device))[..., 0]
+        )
         for row, span in enumerate(spans):
-            out.append(math.exp(-logprobs[row, width - 1 - span :].mean().item()) if span else float("nan"))
+            out.append(
+                math.exp(-logprobs[row, width - 1 - span :].mean().item()) if span else float("nan")
+            )
     return out
 
 
@@ -103,14 +120,18 @@ def evaluate_generations(
     """All requested metrics over (prompt, continuation) pairs; perplexity needs ``reference``."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
-        raise ValueError(f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}.")
+        raise ConfigError(
+            f"Unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}."
+        )
     if not continuations:
-        raise ValueError("No generations to evaluate.")
+        raise ConfigError("No generations to evaluate.")
     result = text_metrics(continuations, metrics)
     if "perplexity" in metrics:
         if reference is None:
-            raise ValueError("The perplexity metric needs the unsteered reference model.")
-        ppl = [p for p in perplexity(reference, prompts, continuations) if math.isfinite(p) and p < 1e4]
+            raise ConfigError("The perplexity metric needs the unsteered reference model.")
+        ppl = [
+            p for p in perplexity(reference, prompts, continuations) if math.isfinite(p) and p < 1e4
+        ]
         result["perplexity"] = round(statistics.fmean(ppl), 3) if ppl else float("nan")
     result["mean_words"] = round(statistics.fmean(len(words(c)) for c in continuations), 2)
     return result
@@ -118,7 +139,11 @@ def evaluate_generations(
 
 @torch.no_grad()
 def ab_probability(
-    model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
+    model: HookedModel,
+    items: Sequence[ABItem],
+    *,
+    hooks: Any = None,
+    chat_template: bool = True,
     batch_size: int = 8,
 ) -> list[float]:
     """P(answer letter showing the behaviour), normalised over the letters the item offers
@@ -127,13 +152,22 @@ def ab_probability(
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         texts = [ab_prompt(model.tokenizer, item.question, chat_template) for item in chunk]
-        encoded = model.tokenizer(texts, return_tensors="pt", padding=True, padding_side="left",
-                                  add_special_tokens=not chat_template)
-        batch = Batch(encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device))
+        encoded = model.tokenizer(
+            texts,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            add_special_tokens=not chat_template,
+        )
+        batch = Batch(
+            encoded["input_ids"].to(model.device), encoded["attention_mask"].to(model.device)
+        )
         last = model.forward(batch, hooks=hooks)[:, -1].float()
         offered = [item.letters() for item in chunk]
-        ids = {x: model.tokenizer(x, add_special_tokens=False)["input_ids"][-1]
-               for x in set().union(*offered)}
+        ids = {
+            x: model.tokenizer(x, add_special_tokens=False)["input_ids"][-1]
+            for x in set().union(*offered)
+        }
         for item, letters, logits in zip(chunk, offered, last, strict=True):
             probs = logits[[ids[x] for x in letters]].softmax(-1)
             out.append(float(probs[letters.index(item.matching_letter)]))
@@ -142,7 +176,11 @@ def ab_probability(
 
 @torch.no_grad()
 def ab_answer_probability(
-    model: HookedModel, items: Sequence[ABItem], *, hooks: Any = None, chat_template: bool = True,
+    model: HookedModel,
+    items: Sequence[ABItem],
+    *,
+    hooks: Any = None,
+    chat_template: bool = True,
     batch_size: int = 8,
 ) -> list[float]:
     """P(the answer showing the behaviour) from the likelihood of each answer's *text*.
@@ -173,8 +211,13 @@ def ab_answer_probability(
     return out
 
 
-def _answer_logprobs(model: HookedModel, prompts: list[list[int]], owners: list[int],
-                     answers: list[list[int]], hooks: Any) -> torch.Tensor:
+def _answer_logprobs(
+    model: HookedModel,
+    prompts: list[list[int]],
+    owners: list[int],
+    answers: list[list[int]],
+    hooks: Any,
+) -> torch.Tensor:
     """Mean log-probability of each answer (``owners[j]``: its prompt) with ``hooks`` on the
     prompt's last token and the answer: the prompts' other tokens are prefilled once."""
     pad = model.tokenizer.pad_token_id
@@ -187,12 +230,17 @@ def _answer_logprobs(model: HookedModel, prompts: list[list[int]], owners: list[
     past = prefix.select(torch.tensor(owners, device=model.device))
     logp = model.forward(batch, hooks=hooks, past=past).float().log_softmax(-1)
     ids = batch.input_ids
-    return torch.stack([logp[r, : len(t) - 1].gather(-1, ids[r, 1 : len(t), None]).mean()
-                        for r, t in enumerate(tails)])
+    return torch.stack(
+        [
+            logp[r, : len(t) - 1].gather(-1, ids[r, 1 : len(t), None]).mean()
+            for r, t in enumerate(tails)
+        ]
+    )
 
 
-def _answer_logprobs_whole(model: HookedModel, prompts: list[list[int]], tails: list[list[int]],
-                           hooks: Any) -> torch.Tensor:
+def _answer_logprobs_whole(
+    model: HookedModel, prompts: list[list[int]], tails: list[list[int]], hooks: Any
+) -> torch.Tensor:
     """``_answer_logprobs`` on whole rows (``prompts[j]`` is row ``j``'s prompt)."""
     rows = [p[:-1] + t for p, t in zip(prompts, tails, strict=True)]
     batch = left_pad_ids(rows, model.tokenizer.pad_token_id, model.device)
@@ -203,23 +251,30 @@ def _answer_logprobs_whole(model: HookedModel, prompts: list[list[int]], tails: 
     pairs = list(hooks.items()) if isinstance(hooks, dict) else list(hooks or [])
 
     def masked(fn: Any) -> Any:
-        def run(act: torch.Tensor, ctx: Any) -> torch.Tensor:
+        def run(
+            act: Float[torch.Tensor, "batch pos *features"], ctx: Any
+        ) -> Float[torch.Tensor, "batch pos *features"]:
             before = act.clone()
             after = fn(act, ctx)
             after = act if after is None else after
             keep = steered.view(*steered.shape, *[1] * (act.dim() - 2))
             return torch.where(keep, after, before)
+
         return run
 
     logp = model.forward(batch, hooks=[(n, masked(f)) for n, f in pairs]).float().log_softmax(-1)
     ids = batch.input_ids
-    return torch.stack([logp[r, width - len(t) : -1].gather(-1, ids[r, width - len(t) + 1 :, None])
-                        .mean() for r, t in enumerate(tails)])
+    return torch.stack(
+        [
+            logp[r, width - len(t) : -1].gather(-1, ids[r, width - len(t) + 1 :, None]).mean()
+            for r, t in enumerate(tails)
+        ]
+    )
 
 
 def ab_scorer(form: str) -> Any:
     """``ab_probability`` for the ``"letter"`` form, ``ab_answer_probability`` for ``"answer"``."""
     forms = dict(zip(AB_FORMS, (ab_probability, ab_answer_probability), strict=True))
     if form not in forms:
-        raise ValueError(f"Unknown A/B form {form!r}; choose one of {', '.join(AB_FORMS)}.")
+        raise ConfigError(f"Unknown A/B form {form!r}; choose one of {', '.join(AB_FORMS)}.")
     return forms[form]

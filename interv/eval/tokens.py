@@ -15,16 +15,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from jaxtyping import Int
 from torch import Tensor
 
 from ..adapters import HookedModel
 from ..adapters.backends import Batch
+from ..tokens import answer_ids
 
-
-def answer_ids(model: HookedModel, answer: str) -> list[int]:
-    """Token ids of an answer as it follows a prompt (with a leading space)."""
-    text = answer if answer.startswith(" ") else " " + answer
-    return model.tokenizer(text, add_special_tokens=False)["input_ids"]
+__all__ = [
+    "answer_ids",
+    "predicted_answer_tokens",
+    "teacher_forced_batch",
+    "token_accuracy",
+    "unchanged_fraction",
+]
 
 
 def teacher_forced_batch(
@@ -48,9 +52,9 @@ def teacher_forced_batch(
 @torch.no_grad()
 def predicted_answer_tokens(
     model: HookedModel, prompts: Sequence[str], answers: Sequence[str], batch_size: int = 16
-) -> list[Tensor]:
+) -> list[Int[Tensor, " answer"]]:
     """Argmax token at each position that predicts an answer token, per (prompt, answer)."""
-    out: list[Tensor] = []
+    out: list[Int[Tensor, " answer"]] = []
     for start in range(0, len(prompts), batch_size):
         chunk_p, chunk_a = prompts[start : start + batch_size], answers[start : start + batch_size]
         batch, targets, starts = teacher_forced_batch(model, chunk_p, chunk_a)
@@ -73,6 +77,8 @@ def token_accuracy(
     return scores
 
 
-def unchanged_fraction(before: Sequence[Tensor], after: Sequence[Tensor]) -> list[float]:
+def unchanged_fraction(
+    before: Sequence[Int[Tensor, " _answer"]], after: Sequence[Int[Tensor, " _answer"]]
+) -> list[float]:
     """EasyEdit locality: the fraction of predicted tokens that stayed the same."""
     return [float((a == b).float().mean()) for a, b in zip(before, after, strict=True)]

@@ -11,29 +11,34 @@ multiplies every node's strength by ``k``.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from ..adapters import HookContext
+from ..errors import GraphError
 from .conditions import Condition
-from .errors import GraphError
 from .selectors import Positions
 from .tensors import HookInfo, Number, check_number
 
 # A compiled node: the new activation at every position, strength already applied.
-Apply = Callable[[Tensor, HookContext], Tensor]
-PutTensor = Callable[[str, Tensor], dict[str, Any]]  # field -> tensor reference in graph.yaml
-GetTensor = Callable[[dict[str, Any]], Tensor]  # tensor reference -> tensor
+Apply = Callable[
+    [Float[Tensor, "batch pos *features"], HookContext], Float[Tensor, "batch pos *features"]
+]
+# field -> tensor reference in graph.yaml
+PutTensor = Callable[[str, Shaped[Tensor, " ..."]], dict[str, Any]]
+GetTensor = Callable[[dict[str, Any]], Shaped[Tensor, " ..."]]  # tensor reference -> tensor
 SAEResolver = Callable[[str], Any]  # sae id -> SAE object
 
 COMMON_FIELDS = ("name", "layers", "positions", "rows", "heads", "condition", "enabled", "strength")
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
-class Node:
+class Node(ABC):
     """Base class of every node type; subclasses declare ``hook`` and their own fields first."""
 
     kind: ClassVar[str] = ""
@@ -62,17 +67,17 @@ class Node:
         self.validate()
 
     # ------------------------------------------------------------------ per node type
-    def validate(self) -> None:
+    def validate(self) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Check the node's own fields at construction (finite tensors, valid modes)."""
 
-    def check(self, info: HookInfo) -> None:
+    def check(self, info: HookInfo) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Check the node's tensors against a hook of the model it is compiled for."""
 
+    @abstractmethod
     def program(self, info: HookInfo) -> Apply:
         """The compiled node for one hook: the new activation at every position."""
-        raise NotImplementedError
 
-    def constant_delta(self, info: HookInfo) -> Tensor | None:
+    def constant_delta(self, info: HookInfo) -> Float[Tensor, "*features"] | None:
         """For nodes that add the same vector everywhere: that vector (float32), else None."""
         return None
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookContext, HookedModel, HookFn, RunState, UnknownNameError
+from ..errors import GraphError
 from .base import Apply, Node
 from .conditions import ConditionState
-from .errors import GraphError
 from .selectors import Mask, Positions, head_mask, row_mask
 from .tensors import HookInfo
 
@@ -108,7 +109,7 @@ class _Selection:
         self._forward = -1
         self._mask: Mask = None
 
-    def mask(self, run: RunState, act: Tensor) -> Mask:
+    def mask(self, run: RunState, act: Float[Tensor, "batch pos *features"]) -> Mask:
         if run.forward_id != self._forward:
             self._mask = self._compute(run, act)
             self._forward = run.forward_id
@@ -132,7 +133,9 @@ def _hook_fn(apply: Apply, selection: _Selection, heads: Tensor | None) -> HookF
         return apply  # the fast path: no masking at all
     head_cache: dict[torch.device, Tensor] = {}
 
-    def hook(act: Tensor, ctx: HookContext) -> Tensor | None:
+    def hook(
+        act: Float[Tensor, "batch pos *features"], ctx: HookContext
+    ) -> Float[Tensor, "batch pos *features"] | None:
         mask = selection.mask(ctx.run, act)
         if mask is False:
             return None

@@ -7,38 +7,43 @@ condition's hook, and remembered for every generated token, so it works batched,
 padding and with the KV cache (the reference implementation keeps one global decision and
 generates one prompt at a time).
 
-Example:
-    >>> from interv.graph import Add, conditions  # doctest: +SKIP
-    >>> harmful = conditions.cosine("blocks.6.hook_resid_post", direction, threshold=0.1)
-    >>> Add("blocks.12.hook_resid_post", refusal, scale=4.0, condition=harmful)
+Example (with the default model)::
+
+    from interv.graph import Add, conditions
+    harmful = conditions.cosine("blocks.6.hook_resid_post", direction, threshold=0.1)
+    Add("blocks.12.hook_resid_post", refusal, scale=4.0, condition=harmful)
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Shaped
 from torch import Tensor
 
 from ..adapters import HookContext, RunState
-from .errors import GraphError
+from ..errors import GraphError
 from .tensors import HookInfo, Number, check_number, check_tensor
 
 
 @dataclass(eq=False)
-class Condition:
+class Condition(ABC):
     """Base class: ``decide`` maps the prompt's activation at ``hook`` to one bool per row."""
 
     kind: ClassVar[str] = ""
     hook: str
 
-    def check(self, info: HookInfo) -> None:
+    def check(self, info: HookInfo) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Raise ``GraphError`` if the condition cannot read activations at this hook."""
 
-    def decide(self, act: Tensor, run: RunState) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def decide(
+        self, act: Float[Tensor, "batch pos *features"], run: RunState
+    ) -> Bool[Tensor, " batch"]:
+        """One bool per row: whether the condition holds for that row's prompt."""
 
 
 @dataclass(eq=False)
@@ -77,7 +82,9 @@ class Cosine(Condition):
             )
 
     def scores(
-        self, act: Float[Tensor, "batch pos *features"], attention_mask: Tensor | None = None
+        self,
+        act: Float[Tensor, "batch pos *features"],
+        attention_mask: Shaped[Tensor, "batch seq"] | None = None,
     ) -> Float[Tensor, " batch"]:
         """Cosine of each row's (mean or last) prompt activation with the direction.
 
@@ -96,7 +103,9 @@ class Cosine(Condition):
         direction = self.direction.reshape(-1).to(device=flat.device, dtype=flat.dtype)
         return torch.nn.functional.cosine_similarity(summary, direction.unsqueeze(0), dim=-1)
 
-    def decide(self, act: Tensor, run: RunState) -> Bool[Tensor, " batch"]:
+    def decide(
+        self, act: Float[Tensor, "batch pos *features"], run: RunState
+    ) -> Bool[Tensor, " batch"]:
         scores = self.scores(act, run.attention_mask)
         return scores > self.threshold if self.compare == ">" else scores < self.threshold
 
@@ -158,13 +167,13 @@ class ConditionState:
         self.condition = condition
         self.decision: Tensor | None = None
 
-    def hook(self, act: Tensor, ctx: HookContext) -> None:
+    def hook(self, act: Float[Tensor, "batch pos *features"], ctx: HookContext) -> None:
         if (
             ctx.run.past_length == 0
         ):  # the prompt's forward (a plain forward or a generation's first)
             self.decision = self.condition.decide(act, ctx.run)
 
-    def rows(self) -> Tensor:
+    def rows(self) -> Bool[Tensor, "batch 1"]:
         """``[batch, 1]`` bool: rows where the condition holds."""
         if self.decision is None:
             raise GraphError(

@@ -17,33 +17,30 @@ the reason.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from ..adapters import HookedModel, architecture_for
-from ..adapters.names import template_of
+from ..adapters import HookedModel, architecture_for, names
+from ..errors import GraphError
 from ..patch import PatchSet, WeightPatch
+from ..record import ModelRecord
 from .base import Node
 from .compile import _Hooks
-from .errors import GraphError
 from .selectors import Positions
 
-_ALIASES = {
-    "blocks.{i}.hook_resid_post": "blocks.{i}.hook_mlp_out",
-    "blocks.{i}.hook_resid_mid": "blocks.{i}.hook_attn_out",
-}
+# a residual-stream hook -> the block's write it follows
+_LAST_WRITE = {"hook_resid_post": "hook_mlp_out", "hook_resid_mid": "hook_attn_out"}
 
 
-def fold_graph(graph: object, model: HookedModel) -> PatchSet:
-    """A ``PatchSet`` with the same effect as the graph's hooks (see the module docstring)."""
-    from .graph import Graph
-
-    assert isinstance(graph, Graph)
-    if graph.model is not None:
-        graph.model.check(model)
+def fold_nodes(nodes: Sequence[Node], model: HookedModel, provenance: dict[str, Any]) -> PatchSet:
+    """A ``PatchSet`` with the same effect as the nodes' hooks (see the module docstring);
+    ``provenance`` becomes its hyperparameters."""
     hooks = _Hooks(model)
     deltas: dict[str, Tensor] = {}
-    for node in graph.nodes:
+    for node in nodes:
         if not node.enabled or node.strength == 0:
             continue
         reason = _not_constant(node)
@@ -63,23 +60,23 @@ def fold_graph(graph: object, model: HookedModel) -> PatchSet:
     return PatchSet(
         patches,
         method="graph.fold",
-        hparams={"nodes": graph.names(), "meta": graph.meta},
-        fingerprint=model.fingerprint(),
+        hparams=provenance,
+        model=ModelRecord.of(model),
     )
 
 
 def fold_target(model: HookedModel, hook: str) -> str:
     """The weight whose value adds unchanged to ``hook``'s activation at every position."""
     arch = architecture_for(model.cfg.model_type)
-    template, layer = template_of(hook)
-    stream = hook
-    if template == "blocks.{i}.hook_resid_pre":
-        assert layer is not None
-        stream = "hook_embed" if layer == 0 else f"blocks.{layer - 1}.hook_resid_post"
-        template, layer = template_of(stream)
-    if template in _ALIASES:
-        stream = _ALIASES[template].format(i=layer)
-        template = _ALIASES[template]
+    stream, layer = hook, names.layer_of(hook)
+    inside = names.in_block(hook) if layer is not None else ""
+    if inside == "hook_resid_pre":
+        stream = names.hook("embed") if layer == 0 else names.hook("resid_post", layer - 1)
+        layer = names.layer_of(stream)
+        inside = names.in_block(stream) if layer is not None else ""
+    if inside in _LAST_WRITE:
+        stream = names.hook(_LAST_WRITE[inside], layer)
+    template = names.template_of(stream)[0]
     entry = arch.additive_weights.get(template)
     via = f" (its last write is {stream!r})" if stream != hook else ""
     if entry is None:

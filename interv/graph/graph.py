@@ -13,24 +13,23 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..adapters import HookedModel, HookFn, UnknownNameError
+from ..adapters import HookedModel, HookFn
+from ..errors import GraphError, UnknownNameError
+from ..patch import PatchSet
+from ..record import ModelRecord
 from .base import Node
-from .errors import GraphError
+from .compile import compile_nodes
+from .fold import fold_nodes
 from .nodes import Add
-from .record import ModelRecord
+from .serialize import SAEs, load_graph, save_graph
 from .tensors import Number, check_number
-
-if TYPE_CHECKING:
-    from ..patch import PatchSet
-
-SAEs = Mapping[str, Any] | Callable[[str], Any]
 
 
 class Graph:
@@ -55,7 +54,9 @@ class Graph:
                     f"A graph holds nodes (Add, Clamp, ...), got {type(node).__name__}."
                 )
         self._nodes = _uniquely_named(items)
-        self.model = ModelRecord.of(model) if isinstance(model, HookedModel) else model
+        self.model: ModelRecord | None = (
+            ModelRecord.of(model) if isinstance(model, HookedModel) else model
+        )
         self.meta: dict[str, Any] = dict(meta or {})
 
     # ------------------------------------------------------------------ container
@@ -79,13 +80,13 @@ class Graph:
         for node in self._nodes:
             if node.name == name:
                 return node
-        raise UnknownNameError("node", name, self.names())
+        raise UnknownNameError("node", name, self.names(), listing="See graph.names().")
 
     # ---------------------------------------------------------------- composition
     def __add__(self, other: Graph | Node) -> Graph:
         """Both graphs' nodes, in order; clashing node names get a numeric suffix."""
         other = other if isinstance(other, Graph) else Graph([other])
-        if self.model and other.model and self.model != other.model:
+        if self.model is not None and not self.model.compatible(other.model):
             raise GraphError(
                 "Cannot combine graphs made for different models "
                 f"({self.model.name!r}, {other.model.name!r})."
@@ -167,26 +168,21 @@ class Graph:
     # ----------------------------------------------------------------- running
     def hook_fns(self, model: HookedModel) -> list[tuple[str, HookFn]]:
         """Compile to ``(hook name, function)`` pairs for ``model``; every check runs here."""
-        from .compile import compile_nodes
-
         if self.model is not None:
-            self.model.check(model)
+            self.model.check(model, "This graph")
         return compile_nodes(self._nodes, model)
 
     def fold(self, model: HookedModel) -> PatchSet:
         """The graph as a weight patch (constant Adds at all positions only); see ``fold.py``."""
-        from .fold import fold_graph
-
-        return fold_graph(self, model)
+        if self.model is not None:
+            self.model.check(model, "This graph")
+        return fold_nodes(self._nodes, model, {"nodes": self.names(), "meta": self.meta})
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, *, model: HookedModel | None = None) -> Path:
         """Write ``graph.yaml`` + ``tensors.safetensors`` into the folder ``path``."""
-        from .serialize import save_graph
-
-        return save_graph(
-            self, Path(path), ModelRecord.of(model) if model is not None else self.model
-        )
+        record = ModelRecord.of(model) if model is not None else self.model
+        return save_graph(self._nodes, self.meta, record, Path(path))
 
     @classmethod
     def load(
@@ -195,12 +191,10 @@ class Graph:
         """Read a saved graph; ``saes`` maps the ids of SAEs it uses to SAE objects or sae-lens
         folders. Ids not in ``saes`` that name an SAE shipped with interv or a folder
         (absolute, or relative to the working directory or the graph folder) load by themselves."""
-        from .serialize import load_graph
-
-        graph = load_graph(Path(path), saes)
-        if model is not None and graph.model is not None:
-            graph.model.check(model, f"The graph in {path}")
-        return graph
+        nodes, record, meta = load_graph(Path(path), saes)
+        if model is not None and record is not None:
+            record.check(model, f"The graph in {path}")
+        return cls(nodes, model=record, meta=meta)
 
     # ---------------------------------------------------------------- comparing
     def __eq__(self, other: object) -> bool:

@@ -22,8 +22,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookContext
+from ..errors import GraphError
 from .base import Apply, Node, PutTensor
-from .errors import GraphError
 from .tensors import CastCache, HookInfo, Number, check_number, check_tensor, check_width, unit
 
 
@@ -43,7 +43,7 @@ class Add(Node):
     def check(self, info: HookInfo) -> None:
         check_width(self.vector, info, self.describe("vector"))
 
-    def constant_delta(self, info: HookInfo) -> Tensor:
+    def constant_delta(self, info: HookInfo) -> Float[Tensor, "*features"]:
         return self.vector.float() * (self.strength * self.scale)
 
     def program(self, info: HookInfo) -> Apply:
@@ -115,7 +115,9 @@ class ProjectOut(Node):
     def program(self, info: HookInfo) -> Apply:
         u, s = CastCache(unit(self.direction)), self.strength
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             d = u(act)
             return act - (s * (act * d).sum(-1, keepdim=True)) * d
 
@@ -141,7 +143,9 @@ class Clamp(Node):
     def program(self, info: HookInfo) -> Apply:
         u, s, value = CastCache(unit(self.direction)), self.strength, self.value
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             d = u(act)
             return act + (s * (value - (act * d).sum(-1, keepdim=True))) * d
 
@@ -195,7 +199,9 @@ class Replace(Node):
         source = CastCache(tensor if tensor.dim() == len(info.shape) + 2 else tensor.unsqueeze(0))
         s, describe = self.strength, self.describe
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             src = source(act)
             start = ctx.run.past_length
             n = min(act.shape[1], src.shape[1] - start)
@@ -244,7 +250,9 @@ class Transform(Node):
         bias = CastCache(self.bias.float()) if self.bias is not None else None
         s, residual = self.strength, self.residual
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             mapped = act @ matrix(act)
             if bias is not None:
                 mapped = mapped + bias(act)
@@ -275,7 +283,9 @@ class Function(Node):
     def program(self, info: HookInfo) -> Apply:
         fn, s = self.fn, self.strength
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             new = fn(act, ctx)
             if new is None:
                 return act

@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 
-from .errors import GraphError
+from ..errors import GraphError
 from .selectors import Generated, Indices, LastPromptToken, Positions, Prompt, Span, Tokens
 
 

@@ -19,22 +19,23 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookContext
+from ..errors import GraphError
 from .base import Apply, GetTensor, Node, PutTensor, SAEResolver
-from .errors import GraphError
 from .tensors import CastCache, HookInfo, Number, check_number, check_tensor
 
 
 class SAELike(Protocol):
     """What ``SAEFeature`` needs from a sparse autoencoder."""
 
-    W_dec: Tensor  # [d_sae, d_in]
+    W_dec: Float[Tensor, "d_sae d_in"]
 
-    def encode(self, x: Tensor) -> Tensor: ...
+    def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]: ...
 
-    def decode(self, z: Tensor) -> Tensor: ...
+    def decode(self, z: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]: ...
 
 
 def sae_hook_name(sae: Any) -> str | None:
@@ -132,7 +133,7 @@ class SAEFeature(Node):
                 f"have {width} features."
             )
 
-    def constant_delta(self, info: HookInfo) -> Tensor | None:
+    def constant_delta(self, info: HookInfo) -> Float[Tensor, "*features"] | None:
         if self.mode != "add":
             return None
         rows = self.sae.W_dec.detach()[list(self.features)].float().cpu()
@@ -147,7 +148,9 @@ class SAEFeature(Node):
         sae, index, s = self.sae, list(self.features), self.strength
         values, clamp, keep_error = CastCache(self._values()), self.mode == "clamp", self.keep_error
 
-        def apply(act: Tensor, ctx: HookContext) -> Tensor:
+        def apply(
+            act: Float[Tensor, "batch pos *features"], ctx: HookContext
+        ) -> Float[Tensor, "batch pos *features"]:
             like = sae.W_dec
             x = act.flatten(2).to(device=like.device, dtype=like.dtype)
             z = sae.encode(x)

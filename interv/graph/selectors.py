@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from jaxtyping import Bool
 from torch import Tensor
 
 from ..adapters import RunState
-from .errors import GraphError
+from ..errors import GraphError
 
 Mask = Tensor | bool | None
 
@@ -210,7 +211,7 @@ def positions_from_yaml(value: Any) -> Positions:
     raise GraphError(f"Unknown positions {value!r}; use one of {known}.")
 
 
-def row_mask(rows: Sequence[int], batch: int, device: torch.device) -> Tensor:
+def row_mask(rows: Sequence[int], batch: int, device: torch.device) -> Bool[Tensor, "batch 1"]:
     """``[batch, 1]`` bool: the selected batch rows."""
     if max(rows) >= batch:
         raise GraphError(
@@ -221,7 +222,7 @@ def row_mask(rows: Sequence[int], batch: int, device: torch.device) -> Tensor:
     return mask
 
 
-def head_mask(heads: Sequence[int], n_heads: int) -> Tensor:
+def head_mask(heads: Sequence[int], n_heads: int) -> Bool[Tensor, "n_heads 1"]:
     """``[n_heads, 1]`` bool: the selected heads of ``attn.hook_z``."""
     mask = torch.zeros(n_heads, 1, dtype=torch.bool)
     mask[list(heads)] = True

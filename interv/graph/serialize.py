@@ -26,17 +26,22 @@ Files of a newer version are refused; no code, pickles or class paths are ever s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jaxtyping import Shaped
 from torch import Tensor
 
-from .base import COMMON_FIELDS, Node
+from ..errors import GraphError
+from ..files import read_yaml
+from ..record import ModelRecord
+from ..sae import load as load_sae
+from ..sae import resolve as resolve_sae
+from .base import COMMON_FIELDS, Node, SAEResolver
 from .conditions import Condition, condition_from_yaml
-from .errors import GraphError
 from .nodes import Ablate, Add, Clamp, Function, ProjectOut, Replace, Scale, Transform
-from .record import ModelRecord
 from .sae_feature import SAEFeature
 from .selectors import positions_from_yaml
 
@@ -50,15 +55,21 @@ NODE_TYPES: dict[str, type[Node]] = {
 }
 _HEADER = (
     "# interv intervention graph. Edit freely: nodes run in order; tensor fields point into\n"
-    "# tensors.safetensors. Format documented in interv/graph/serialize.py and the README.\n"
+    "# tensors.safetensors. Format documented in interv/graph/serialize.py and docs/steering.md.\n"
 )
 
 
-def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
-    tensors: dict[str, Tensor] = {}
+SAEs = Mapping[str, Any] | Callable[[str], Any]
+
+
+def save_graph(
+    nodes: Sequence[Node], meta: dict[str, Any], record: ModelRecord | None, folder: Path
+) -> Path:
+    """Write the nodes (with the graph's ``meta`` and model record) into ``folder``."""
+    tensors: dict[str, Shaped[Tensor, " ..."]] = {}
 
     def putter(prefix: str) -> Any:
-        def put(field: str, tensor: Tensor) -> dict[str, Any]:
+        def put(field: str, tensor: Shaped[Tensor, " ..."]) -> dict[str, Any]:
             key = f"{prefix}.{field}"
             tensors[key] = tensor.detach().cpu().contiguous().clone()
             return {"tensor": key, "shape": list(tensor.shape), "dtype": _dtype(tensor)}
@@ -66,8 +77,8 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
         return put
 
     conditions: dict[int, tuple[str, dict[str, Any]]] = {}
-    nodes = []
-    for node in graph.nodes:
+    specs = []
+    for node in nodes:
         spec: dict[str, Any] = {"name": node.name, "type": node.kind}
         spec.update(node.yaml_fields(putter(f"nodes.{node.name}")))
         if node.layers is not None:
@@ -79,14 +90,14 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
         if node.condition is not None:
             spec["condition"] = _condition_name(node.condition, conditions, putter)
         spec["enabled"], spec["strength"] = node.enabled, node.strength
-        nodes.append(spec)
+        specs.append(spec)
     document = {
         "format": FORMAT,
         "version": VERSION,
-        "model": record.to_yaml() if record is not None else None,
-        "meta": graph.meta,
+        "model": record.to_dict() if record is not None else None,
+        "meta": meta,
         "conditions": dict(conditions.values()),
-        "nodes": nodes,
+        "nodes": specs,
     }
     try:
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
@@ -105,7 +116,16 @@ def save_graph(graph: Any, folder: Path, record: ModelRecord | None) -> Path:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Short lists of numbers and tensor references on one line; everything else in blocks."""
+    """Short lists of numbers and tensor references on one line; everything else in blocks.
+    Strings holding a character YAML reads as a line break are double-quoted (escaped)."""
+
+
+_LINE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if _LINE_BREAKS.intersection(data) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
@@ -120,6 +140,7 @@ def _represent_dict(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow or None)
 
 
+_Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(dict, _represent_dict)
 
@@ -140,13 +161,14 @@ def _condition_name(
     return seen[id(condition)][0]
 
 
-def load_graph(folder: Path, saes: Any) -> Any:
-    from .graph import Graph
-
+def load_graph(
+    folder: Path, saes: SAEs | None
+) -> tuple[list[Node], ModelRecord | None, dict[str, Any]]:
+    """The nodes, model record and meta of a saved graph (``Graph.load`` builds the graph)."""
     document = _read_yaml(folder)
     tensors = _read_tensors(folder)
 
-    def get(ref: dict[str, Any]) -> Tensor:
+    def get(ref: dict[str, Any]) -> Shaped[Tensor, " ..."]:
         tensor = tensors.get(ref.get("tensor", ""))
         if tensor is None:
             raise GraphError(
@@ -168,8 +190,11 @@ def load_graph(folder: Path, saes: Any) -> Any:
     }
     resolver = _resolver(saes, folder)
     nodes = [_node(spec, get, conditions, resolver) for spec in document.get("nodes") or []]
-    record = ModelRecord.from_yaml(document["model"]) if document.get("model") else None
-    return Graph(nodes, model=record, meta=document.get("meta") or {})
+    try:
+        record = ModelRecord.from_dict(document.get("model"))
+    except (TypeError, ValueError) as err:
+        raise GraphError(f"{folder / GRAPH_FILE}: bad 'model' record ({err}).") from None
+    return nodes, record, document.get("meta") or {}
 
 
 def _read_yaml(folder: Path) -> dict[str, Any]:
@@ -178,11 +203,8 @@ def _read_yaml(folder: Path) -> dict[str, Any]:
         raise GraphError(
             f"{folder} holds no {GRAPH_FILE}; it is not a saved graph (see Graph.save)."
         )
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise GraphError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    document = read_yaml(path, "saved graph", GraphError)
+    if document.get("format") != FORMAT:
         raise GraphError(f"{path} is not an interv graph (format: {FORMAT} missing).")
     version = document.get("version")
     if not isinstance(version, int) or version > VERSION:
@@ -228,7 +250,7 @@ def _node(spec: dict[str, Any], get: Any, conditions: dict[str, Condition], saes
         raise GraphError(f"{label}: {err}") from None
 
 
-def _resolver(saes: Any, folder: Path) -> Any:
+def _resolver(saes: SAEs | None, folder: Path) -> SAEResolver:
     """SAE id -> SAE: from ``saes`` (a mapping to SAEs or sae-lens folders, or a function),
     else an SAE shipped with interv or a folder of that name (see ``interv.sae.resolve``)."""
     loaded: dict[str, Any] = {}
@@ -241,14 +263,10 @@ def _resolver(saes: Any, folder: Path) -> Any:
         if saes is not None and sae_id in saes:
             found = saes[sae_id]
             if isinstance(found, (str, Path)):
-                from ..sae import load
-
-                found = load(found, id=sae_id)
+                found = load_sae(found, id=sae_id)
             loaded[sae_id] = found
             return found
-        from ..sae import resolve as find_sae
-
-        found = find_sae(sae_id, base=folder)
+        found = resolve_sae(sae_id, base=folder)
         if found is not None:
             loaded[sae_id] = found
             return found

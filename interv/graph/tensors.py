@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
-from .errors import GraphError
+from ..errors import GraphError
 
 Number = float | int
 
@@ -26,7 +27,7 @@ class HookInfo:
         return len(self.shape) == 2
 
 
-def check_tensor(value: object, what: str) -> Tensor:
+def check_tensor(value: object, what: str) -> Float[Tensor, " ..."]:
     """A floating-point tensor without NaN or inf, or one clear error naming ``what``."""
     if not isinstance(value, Tensor):
         raise GraphError(f"{what} must be a torch tensor, got {type(value).__name__}.")
@@ -43,7 +44,9 @@ def check_number(value: Number, what: str) -> float:
     return float(value)
 
 
-def check_width(tensor: Tensor, info: HookInfo, what: str, *, square: bool = False) -> None:
+def check_width(
+    tensor: Float[Tensor, " ..."], info: HookInfo, what: str, *, square: bool = False
+) -> None:
     """``tensor`` fits the hook's features: full shape, or one head's ``d_head`` at ``attn.hook_z``.
 
     With ``square`` the tensor is a matrix mapping the last feature dim to itself.
@@ -70,11 +73,11 @@ class CastCache:
 
     __slots__ = ("_cache", "tensor")
 
-    def __init__(self, tensor: Tensor):
+    def __init__(self, tensor: Float[Tensor, " ..."]):
         self.tensor = tensor
         self._cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
-    def __call__(self, like: Tensor) -> Tensor:
+    def __call__(self, like: Float[Tensor, " ..."]) -> Float[Tensor, " ..."]:
         key = (like.device, like.dtype)
         cached = self._cache.get(key)
         if cached is None:
@@ -82,7 +85,7 @@ class CastCache:
         return cached
 
 
-def unit(direction: Tensor) -> Tensor:
+def unit(direction: Float[Tensor, "*features"]) -> Float[Tensor, "*features"]:
     """``direction`` scaled to unit norm along its last dim (per head for ``[n_heads, d_head]``)."""
     norm = direction.float().norm(dim=-1, keepdim=True)
     if bool((norm == 0).any()):

@@ -9,35 +9,32 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
+from ..adapters import HookedModel, names
 from ..adapters.text import left_pad_ids, left_pad_offsets, right_pad_ids
+from ..errors import SteeringError
 
 # A read span per text: (start, end) token indices into the unpadded text, averaged over.
 Span = tuple[int, int]
 
 
-def tokenize(model: HookedModel, texts: Sequence[str], *, special_tokens: bool = True) -> list[list[int]]:
-    return [model.tokenizer(t, add_special_tokens=special_tokens)["input_ids"] for t in texts]
-
-
-def _deepest_layer(hooks: Sequence[str]) -> int | None:
-    layers = [int(h.split(".")[1]) for h in hooks if h.startswith("blocks.")]
-    return max(layers) if layers and all(h.startswith("blocks.") for h in hooks) else None
-
-
 def _check_spans(token_lists: Sequence[Sequence[int]], spans: Sequence[Span]) -> None:
     if len(token_lists) != len(spans):
-        raise ValueError("read_activations needs one span per text.")
-    for ids, (start, end) in zip(token_lists, spans):
+        raise SteeringError("read_activations needs one span per text.")
+    for ids, (start, end) in zip(token_lists, spans, strict=True):
         if not 0 <= start < end <= len(ids):
-            raise ValueError(f"Span ({start}, {end}) is outside a text of {len(ids)} tokens.")
+            raise SteeringError(f"Span ({start}, {end}) is outside a text of {len(ids)} tokens.")
 
 
 def _span_means(cache, hooks, rows, spans, offsets) -> dict[str, list[Tensor]]:
     """Per hook, the mean activation over each row's span (``offsets``: where row ``i``'s
     token 0 sits in the padded batch)."""
-    return {hook: [cache[hook][r, offsets[r] + a : offsets[r] + b].float().mean(0).cpu()
-                   for r, (a, b) in zip(rows, spans)] for hook in hooks}
+    return {
+        hook: [
+            cache[hook][r, offsets[r] + a : offsets[r] + b].float().mean(0).cpu()
+            for r, (a, b) in zip(rows, spans, strict=True)
+        ]
+        for hook in hooks
+    }
 
 
 @torch.no_grad()
@@ -54,14 +51,15 @@ def read_activations(
     end only, batched by length, and the forward stops after the deepest block needed.
     """
     _check_spans(token_lists, spans)
-    rows = [list(ids[:end]) for ids, (_, end) in zip(token_lists, spans)]
+    rows = [list(ids[:end]) for ids, (_, end) in zip(token_lists, spans, strict=True)]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-    stop = _deepest_layer(hooks)
+    stop = names.deepest_layer(hooks)
     out: dict[str, list[Tensor]] = {hook: [torch.empty(0)] * len(rows) for hook in hooks}
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
-        batch, offsets = left_pad_offsets([rows[i] for i in chunk], model.tokenizer.pad_token_id,
-                                          model.device)
+        batch, offsets = left_pad_offsets(
+            [rows[i] for i in chunk], model.tokenizer.pad_token_id, model.device
+        )
         _, cache = model.run_with_cache(batch, list(hooks), stop_at_layer=stop)
         means = _span_means(cache, hooks, range(len(chunk)), [spans[i] for i in chunk], offsets)
         _scatter(out, chunk, means)
@@ -87,12 +85,16 @@ def read_pair_activations(
     _check_spans(first, first_spans)
     _check_spans(second, second_spans)
     if len(first) != len(second):
-        raise ValueError(f"read_pair_activations needs as many second texts ({len(second)}) as "
-                         f"first texts ({len(first)}).")
+        raise SteeringError(
+            f"read_pair_activations needs as many second texts ({len(second)}) as "
+            f"first texts ({len(first)})."
+        )
     n = len(first)
-    shared = [_shared_length(a, b, min(sa[0], sb[0]))
-              for a, b, sa, sb in zip(first, second, first_spans, second_spans)]
-    stop = _deepest_layer(hooks)
+    shared = [
+        _shared_length(a, b, min(sa[0], sb[0]))
+        for a, b, sa, sb in zip(first, second, first_spans, second_spans, strict=True)
+    ]
+    stop = names.deepest_layer(hooks)
     sides_of = ((first, first_spans), (second, second_spans))
     if stop is None or not any(shared):
         return _read_whole(model, sides_of, hooks, batch_size)
@@ -102,23 +104,26 @@ def read_pair_activations(
     for begin in range(0, n, batch_size):
         chunk = order[begin : begin + batch_size]
         if not shared[chunk[-1]]:  # nothing shared in this chunk (sorted): whole texts
-            for side, (texts, spans) in zip(sides, sides_of):
-                acts = read_activations(model, [texts[i] for i in chunk], [spans[i] for i in chunk],
-                                        hooks, batch_size)
+            for side, (texts, spans) in zip(sides, sides_of, strict=True):
+                acts = read_activations(
+                    model, [texts[i] for i in chunk], [spans[i] for i in chunk], hooks, batch_size
+                )
                 _scatter(side, chunk, acts)
             continue
         prefixes = left_pad_ids([first[i][: shared[i]] for i in chunk], pad, model.device)
         try:
             past = model.prefill(prefixes, stop_at_layer=stop)
-        except NotImplementedError:
+        except NotImplementedError:  # no prefill on this backend
             return _read_whole(model, sides_of, hooks, batch_size)
-        for side, (texts, spans) in zip(sides, sides_of):
+        for side, (texts, spans) in zip(sides, sides_of, strict=True):
             rows = [texts[i][shared[i] : spans[i][1]] for i in chunk]
-            _, cache = model.run_with_cache(right_pad_ids(rows, pad, model.device), list(hooks),
-                                            past=past, stop_at_layer=stop)
+            _, cache = model.run_with_cache(
+                right_pad_ids(rows, pad, model.device), list(hooks), past=past, stop_at_layer=stop
+            )
             local = [(spans[i][0] - shared[i], spans[i][1] - shared[i]) for i in chunk]
-            _scatter(side, chunk, _span_means(cache, hooks, range(len(chunk)), local,
-                                              [0] * len(chunk)))
+            _scatter(
+                side, chunk, _span_means(cache, hooks, range(len(chunk)), local, [0] * len(chunk))
+            )
     first_acts, second_acts = ({h: torch.stack(acts) for h, acts in side.items()} for side in sides)
     return first_acts, second_acts
 
@@ -133,8 +138,9 @@ def _scatter(target: dict[str, list[Tensor]], chunk: Sequence[int], values) -> N
 def _read_whole(model, sides_of, hooks, batch_size):
     """``read_pair_activations`` without prefixes: both sides' whole texts in one read."""
     (first, first_spans), (second, second_spans) = sides_of
-    both = read_activations(model, [*first, *second], [*first_spans, *second_spans], hooks,
-                            batch_size)
+    both = read_activations(
+        model, [*first, *second], [*first_spans, *second_spans], hooks, batch_size
+    )
     n = len(first)
     return {h: a[:n] for h, a in both.items()}, {h: a[n:] for h, a in both.items()}
 
@@ -153,7 +159,7 @@ def read_token_states(
 ) -> list[Float[Tensor, "pos d"]]:
     """Every token's activation at ``hook`` for each text (unpadded), batched by length."""
     order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
-    stop = _deepest_layer([hook])
+    stop = names.deepest_layer([hook])
     pad = model.tokenizer.pad_token_id
     out: list[Tensor] = [torch.empty(0)] * len(token_lists)
     for begin in range(0, len(order), batch_size):

@@ -1,43 +1,53 @@
 """The interface every steering method implements and the registry of methods.
 
 A method turns data into a steering artefact (``fit``): a ``SteeringVector`` (CAA, mean
-difference, RepE, merging), an intervention ``Graph`` (LM-Steer's transform) or a
-``PromptIntervention`` (prompt steering). Everything after that is shared: ``to_graph`` applies
-the apply-side description (layers, multipliers, positions; ``interv.steer.apply``) and the
-result runs, stacks, saves and folds like any graph.
+difference, RepE, merging, STA), a ``SteeringGraph`` (LM-Steer's transform) or a
+``PromptIntervention`` (prompt steering). Each is ``Steerable`` (``interv.steer.apply``):
+``artefact.steering(spec)`` applies it under an apply spec (layers, multipliers, positions),
+and the result runs, stacks, saves and folds like any graph.
 
 A method file declares its hyperparameters, its class and registers it:
-``@STEER_METHODS.register("caa")``. ``data_kind`` says what ``fit`` takes: ``"contrast"`` (A/B
-items or positive/negative pairs), ``"labelled"`` (text, label), ``"prompts"``, ``"vectors"``
-or ``None`` (everything is in the hyperparameters). SAE-based methods (``sae_feature``, ``sta``)
-plug in the same way.
+``@STEER_METHODS.register("caa")``. The class names what ``fit`` takes and returns
+(``SteerMethod[Sequence[Contrast], SteeringVector]``) and says so in ``data_kind``:
+``"contrast"`` (A/B items or positive/negative pairs), ``"labelled"`` (text, label),
+``"prompts"``, ``"vectors"`` or ``None`` (everything is in the hyperparameters).
+
+Example:
+    >>> from interv.steer.base import STEER_METHODS
+    >>> STEER_METHODS.get("caa").data_kind
+    'contrast'
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from ..adapters import HookedModel
+from ..errors import ConfigError, WrongTypeError
 from ..hparams import HParams
 from ..registry import Registry
+from .apply import ApplyHParams, Steerable
 
-if TYPE_CHECKING:
-    from .apply import ApplyHParams, Steering
+DataT = TypeVar("DataT")
+ArtefactT = TypeVar("ArtefactT", bound=Steerable)
+DataKind = Literal["contrast", "labelled", "prompts", "vectors"]
 
 
-class SteerMethod(ABC):
-    """Turns data into a steering artefact (``fit``); ``to_graph``/``steering`` apply it."""
+class SteerMethod(ABC, Generic[DataT, ArtefactT]):
+    """Turns data into a steering artefact (``fit``); the artefact applies itself."""
 
     name: ClassVar[str]
     hparams_class: ClassVar[type[HParams]]
-    data_kind: ClassVar[str | None] = "contrast"
+    apply_hparams_class: ClassVar[type[ApplyHParams]] = ApplyHParams
+    data_kind: ClassVar[DataKind | None] = "contrast"
 
     def __init__(self, hparams: HParams | None = None):
         self.hparams = hparams if hparams is not None else self.hparams_class()
         if not isinstance(self.hparams, self.hparams_class):
-            raise TypeError(
-                f"{self.name} expects {self.hparams_class.__name__}, got {type(self.hparams).__name__}."
+            raise WrongTypeError(
+                f"{self.name} expects {self.hparams_class.__name__}, got "
+                f"{type(self.hparams).__name__}."
             )
 
     @property
@@ -46,19 +56,13 @@ class SteerMethod(ABC):
         return self.data_kind is not None
 
     @abstractmethod
-    def fit(self, model: HookedModel, data: Any) -> Any:
-        """Compute the artefact (``SteeringVector``, ``Graph`` or ``PromptIntervention``)."""
-
-    def steering(self, output: Any, spec: ApplyHParams | None = None) -> Steering:
-        """The artefact under an apply spec, as a graph plus an optional prompt intervention."""
-        from .apply import steering_for
-
-        return steering_for(output, spec)
+    def fit(self, model: HookedModel, data: DataT) -> ArtefactT:
+        """Compute the artefact on ``model`` from ``data`` (see ``data_kind``)."""
 
     def check_layers(self, model: HookedModel, layers: list[int]) -> None:
         bad = [layer for layer in layers if not 0 <= layer < model.cfg.n_layers]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: layer(s) {bad} out of range; the model has layers 0.."
                 f"{model.cfg.n_layers - 1}. Fix `layers` in the hyperparameters."
             )

@@ -10,8 +10,7 @@ pushes generation towards (or away from) the behaviour. EasyEdit2 adds it to the
 At the answer letter the two sides also differ in the letter itself: an item whose matching
 answer is A contributes ``h(A) - h(B) + b``, one whose matching answer is B ``h(B) - h(A) + b``.
 The plain mean keeps ``(2f - 1)(h(A) - h(B))`` of the letter difference when a fraction ``f`` of
-items match with A. On SmolLM2-135M that residue outweighs the behaviour: from 300 refusal items
-(``f = 0.45``) the vector at layer 12 has norm 10.5 where the behaviour part alone has 2.6. With
+items match with A. On a small model that residue can outweigh the behaviour part. With
 ``balance_answers`` (the default) the vector is the mean of the A-matching and the B-matching
 items' mean differences, so the letter term cancels whatever the balance.
 
@@ -25,23 +24,30 @@ tells the two answers' texts apart; such vectors are scored with
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import torch
+from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
-from ..data.steering import AB_FORMS, ABItem, ContrastPair
+from ..adapters import HookedModel, names
+from ..contrast import (
+    AB_FORMS,
+    ABItem,
+    Contrast,
+    ContrastPair,
+    answer_groups,
+    balance_answer_letters,
+)
+from ..errors import ConfigError, SteeringError
 from ..hparams import HParams
 from ..prompts import ab_answer_ids, ab_prompt
-from .activations import read_pair_activations, tokenize
+from ..record import ModelRecord
+from ..tokens import tokenize
+from .activations import read_pair_activations
 from .base import STEER_METHODS, SteerMethod
-from .vector import SteeringVector, model_identity
-
-log = logging.getLogger(__name__)
+from .vector import SteeringVector
 
 
 @dataclass(kw_only=True)
@@ -62,120 +68,131 @@ class CAAHParams(HParams):
 
     def __post_init__(self) -> None:
         if not self.layers:
-            raise ValueError("CAA needs at least one layer in `layers`.")
+            raise ConfigError("CAA needs at least one layer in `layers`.")
         if self.batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}.")
+            raise ConfigError(f"`batch_size` must be >= 1, got {self.batch_size}.")
         if self.read_at not in AB_FORMS:
-            raise ValueError(f"`read_at` must be one of {', '.join(AB_FORMS)}, "
-                             f"got {self.read_at!r}.")
+            raise ConfigError(
+                f"`read_at` must be one of {', '.join(AB_FORMS)}, got {self.read_at!r}."
+            )
 
 
-def check_contrast_data(data: Sequence[ABItem | ContrastPair], method: str) -> None:
+def check_contrast_data(data: Sequence[Contrast], method: str) -> None:
     """One clear error for an empty or one-sided contrastive dataset."""
     if not data:
-        raise ValueError(f"The dataset is empty; {method} needs contrastive examples.")
+        raise SteeringError(f"The dataset is empty; {method} needs contrastive examples.")
     for item in data:
         if isinstance(item, ABItem):
             if item.matching_letter == item.not_matching_letter:
-                raise ValueError(f"An A/B item has the same answer on both sides: {item!r}.")
+                raise SteeringError(f"An A/B item has the same answer on both sides: {item!r}.")
         elif isinstance(item, ContrastPair):
             if not item.positive.strip() or not item.negative.strip():
-                raise ValueError(f"An example has an empty side (a one-sided pair): {item!r}.")
+                raise SteeringError(f"An example has an empty side (a one-sided pair): {item!r}.")
         else:
-            raise TypeError(f"{method} data must be ABItem or ContrastPair, got {type(item).__name__}.")
+            raise SteeringError(
+                f"{method} data must be ABItem or ContrastPair, got {type(item).__name__}."
+            )
     if all(isinstance(i, ContrastPair) and i.positive == i.negative for i in data):
-        raise ValueError(f"Every pair has identical sides; {method} has nothing to contrast.")
+        raise SteeringError(f"Every pair has identical sides; {method} has nothing to contrast.")
 
 
-def contrast_texts(model: HookedModel, data: Sequence[ABItem | ContrastPair], chat_template: bool,
-                   system_prompt: str = "", method: str = "CAA", read_at: str = "letter"):
+def contrast_texts(
+    model: HookedModel,
+    data: Sequence[Contrast],
+    chat_template: bool,
+    system_prompt: str = "",
+    method: str = "CAA",
+    read_at: str = "letter",
+):
     """Token ids and read spans of the positive and negative side of each example."""
     check_contrast_data(data, method)
     pos_ids, neg_ids, pos_spans, neg_spans = [], [], [], []
     for item in data:
         if isinstance(item, ABItem) and read_at == "answer":  # each choice's text, cloze form
-            prompt, answers = ab_answer_ids(model.tokenizer, item, chat_template,
-                                            system_prompt or None)
-            for answer, ids, spans in ((answers[item.matching_letter], pos_ids, pos_spans),
-                                       (answers[item.not_matching_letter], neg_ids, neg_spans)):
+            prompt, answers = ab_answer_ids(
+                model.tokenizer, item, chat_template, system_prompt or None
+            )
+            for answer, ids, spans in (
+                (answers[item.matching_letter], pos_ids, pos_spans),
+                (answers[item.not_matching_letter], neg_ids, neg_spans),
+            ):
                 ids.append(prompt + answer)
                 spans.append((len(prompt), len(prompt) + len(answer)))
         elif isinstance(item, ABItem):
             prefix = ab_prompt(model.tokenizer, item.question, chat_template, system_prompt or None)
-            for letter, ids, spans in ((item.matching_letter, pos_ids, pos_spans),
-                                       (item.not_matching_letter, neg_ids, neg_spans)):
+            for letter, ids, spans in (
+                (item.matching_letter, pos_ids, pos_spans),
+                (item.not_matching_letter, neg_ids, neg_spans),
+            ):
                 tokens = tokenize(model, [prefix + letter], special_tokens=not chat_template)[0]
                 ids.append(tokens)
                 spans.append((len(tokens) - 1, len(tokens)))  # the answer letter
         else:
             prompt_ids = tokenize(model, [item.prompt])[0] if item.prompt else []
-            for text, ids, spans in ((item.positive, pos_ids, pos_spans), (item.negative, neg_ids, neg_spans)):
-                cont = tokenize(model, [(" " if prompt_ids else "") + text.strip()], special_tokens=not prompt_ids)[0]
+            for text, ids, spans in (
+                (item.positive, pos_ids, pos_spans),
+                (item.negative, neg_ids, neg_spans),
+            ):
+                cont = tokenize(
+                    model,
+                    [(" " if prompt_ids else "") + text.strip()],
+                    special_tokens=not prompt_ids,
+                )[0]
                 ids.append(prompt_ids + cont)
                 spans.append((len(prompt_ids), len(prompt_ids) + len(cont)))
     return pos_ids, pos_spans, neg_ids, neg_spans
 
 
-def mean_difference(model: HookedModel, data, hooks: list[str], chat_template: bool, batch_size: int,
-                    system_prompt: str = "", read_at: str = "letter") -> dict[str, Tensor]:
+def mean_difference(
+    model: HookedModel,
+    data,
+    hooks: list[str],
+    chat_template: bool,
+    batch_size: int,
+    system_prompt: str = "",
+    read_at: str = "letter",
+) -> dict[str, Float[Tensor, "n d"]]:
     """Per example, positive minus negative activation at every hook: ``{hook: [n, d]}``."""
-    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(model, data, chat_template, system_prompt,
-                                                            read_at=read_at)
-    pos, neg = read_pair_activations(model, pos_ids, pos_spans, neg_ids, neg_spans, hooks,
-                                     batch_size)
+    pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(
+        model, data, chat_template, system_prompt, read_at=read_at
+    )
+    pos, neg = read_pair_activations(
+        model, pos_ids, pos_spans, neg_ids, neg_spans, hooks, batch_size
+    )
     return {hook: pos[hook] - neg[hook] for hook in hooks}
 
 
-def answer_groups(data: Sequence[ABItem | ContrastPair]) -> Tensor | None:
-    """For A/B data, which items' matching answer is the first letter (a bool mask); None for
-    free-form pairs or when every item matches with the same letter (nothing to balance)."""
-    if not data or not isinstance(data[0], ABItem):
-        return None
-    first = [item.matching_letter == "A" for item in data]  # type: ignore[union-attr]
-    if all(first) or not any(first):
-        log.warning("Every A/B item matches the behaviour with the same letter; the vector keeps "
-                    "the letter difference (set balance_answers: false to silence this).")
-        return None
-    return torch.tensor(first)
-
-
-def balance_answer_letters(diffs: Tensor, groups: Tensor | None) -> Tensor:
-    """Per-item differences with the answer letter taken out: each item moves by its group's
-    mean minus the average of the two group means (``groups`` from ``answer_groups``; None
-    leaves ``diffs`` as they are). The result's mean is the balanced mean, and PCA on it no
-    longer finds the letter axis."""
-    if groups is None:
-        return diffs
-    first, second = diffs[groups].mean(0), diffs[~groups].mean(0)
-    centre = 0.5 * (first + second)
-    return diffs - torch.where(groups[:, None], first - centre, second - centre)
-
-
-def check_multiple_choice(flag: bool | None, data: Sequence[ABItem | ContrastPair]) -> None:
+def check_multiple_choice(flag: bool | None, data: Sequence[Contrast]) -> None:
     if flag is None or not data:
         return
     is_ab = isinstance(data[0], ABItem)
     if flag != is_ab:
         kind = "A/B items" if is_ab else "free-form pairs"
-        raise ValueError(f"multiple_choice: {str(flag).lower()} contradicts the dataset, which holds {kind}.")
+        raise ConfigError(
+            f"multiple_choice: {str(flag).lower()} contradicts the dataset, which holds {kind}."
+        )
 
 
 @STEER_METHODS.register("caa")
-class CAA(SteerMethod):
+class CAA(SteerMethod[Sequence[Contrast], SteeringVector]):
     name = "caa"
     hparams_class = CAAHParams
+    hparams: CAAHParams
 
-    def fit(self, model: HookedModel, data: Sequence[ABItem | ContrastPair]) -> SteeringVector:
-        hp: CAAHParams = self.hparams  # type: ignore[assignment]
+    def fit(self, model: HookedModel, data: Sequence[Contrast]) -> SteeringVector:
+        hp = self.hparams
         self.check_layers(model, hp.layers)
         check_multiple_choice(hp.multiple_choice, data)
-        hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
-        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt,
-                                hp.read_at)
+        hooks = [names.hook(hp.hook, layer) for layer in hp.layers]
+        diffs = mean_difference(
+            model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt, hp.read_at
+        )
         # the letter term exists only where the letter is read
         groups = answer_groups(data) if hp.balance_answers and hp.read_at == "letter" else None
         return SteeringVector(
             {hook: balance_answer_letters(d, groups).mean(0) for hook, d in diffs.items()},
-            method=self.name, model=model_identity(model), dataset=hp.dataset,
+            method=self.name,
+            model=ModelRecord.of(model),
+            dataset=hp.dataset,
             meta={"n_examples": len(data), "hparams": hp.to_dict()},
         )

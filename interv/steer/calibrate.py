@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..adapters import HookedModel
+from ..errors import ConfigError
+from ..eval.steering import perplexity
 from ..graph import Graph
 from .apply import Steering
 from .prompt import score_texts
@@ -58,11 +60,16 @@ class Calibration:
     samples: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric_name, "goal": self.goal, "fluency": self.fluency_name,
-                "fluency_floor": self.fluency_floor, "baseline_metric": self.baseline_metric,
-                "baseline_fluency": self.baseline_fluency,
-                "best": None if self.best is None else self.best.__dict__,
-                "points": [p.__dict__ for p in self.points]}
+        return {
+            "metric": self.metric_name,
+            "goal": self.goal,
+            "fluency": self.fluency_name,
+            "fluency_floor": self.fluency_floor,
+            "baseline_metric": self.baseline_metric,
+            "baseline_fluency": self.baseline_fluency,
+            "best": None if self.best is None else self.best.__dict__,
+            "points": [p.__dict__ for p in self.points],
+        }
 
     def plot(self, path: str | Path) -> Path:
         """Metric and fluency against scale, one line per layer (matplotlib PNG)."""
@@ -81,7 +88,9 @@ class Calibration:
         limit = self._limit()
         right.axhline(limit, color="red", linestyle="--", label=f"floor ({self.fluency_floor:g})")
         if self.best is not None:
-            left.plot([self.best.scale], [self.best.metric], marker="*", markersize=16, color="black")
+            left.plot(
+                [self.best.scale], [self.best.metric], marker="*", markersize=16, color="black"
+            )
         left.set(xlabel="scale", ylabel=self.metric_name, title="effect")
         right.set(xlabel="scale", ylabel=self.fluency_name, title="fluency")
         left.legend(fontsize=7)
@@ -99,13 +108,12 @@ class Calibration:
         return self.baseline_fluency * self.fluency_floor
 
 
-def _fluency(name: str | Metric, model: HookedModel, prompts: Sequence[str], texts: list[str],
-             graph: Graph) -> float:
+def _fluency(
+    name: str | Metric, model: HookedModel, prompts: Sequence[str], texts: list[str], graph: Graph
+) -> float:
     if callable(name):
         return float(name(texts, graph))
     if name == "perplexity":
-        from ..eval.steering import perplexity
-
         values = [p for p in perplexity(model, prompts, texts) if math.isfinite(p)]
         return sum(values) / len(values) if values else float("inf")
     return score_texts(texts, name)
@@ -138,23 +146,25 @@ def calibrate(
     generation: dict[str, Any] | None = None,
 ) -> Calibration:
     """Sweep ``scales`` x ``layers`` (default: the vector's layers); see the module docstring."""
-    if not 0 < fluency_floor <= 1:
-        raise ValueError(f"fluency_floor must be in (0, 1], got {fluency_floor}.")
-    if not callable(fluency) and fluency not in FLUENCY:
-        raise ValueError(f"fluency must be one of {', '.join(FLUENCY)}, not {fluency!r}.")
-    if goal not in ("max", "min"):
-        raise ValueError(f"goal must be 'max' or 'min', not {goal!r}.")
-    if not prompts or not scales:
-        raise ValueError("Calibration needs prompts and at least one scale.")
+    _check_settings(fluency_floor, fluency, goal, prompts, scales)
     vector.check(model)
     score, name = _metric_fn(metric)
     gen = {"max_new_tokens": 30, **(generation or {})}
-    layers = list(layers) if layers is not None else sorted(set(vector.layers)) or [None]  # type: ignore[list-item]
+    sweep: list[int | None] = list(layers) if layers is not None else sorted(set(vector.layers))
     plain = model.generate(list(prompts), **gen)
     fluency_name = fluency if isinstance(fluency, str) else getattr(fluency, "__name__", "fluency")
-    result = Calibration([], score(plain, Graph()), _fluency(fluency, model, prompts, plain, Graph()),
-                         fluency_floor, fluency_name, name, goal, samples={"unsteered": plain[:3]})
-    for layer in layers:
+    baseline = _fluency(fluency, model, prompts, plain, Graph())
+    result = Calibration(
+        [],
+        score(plain, Graph()),
+        baseline,
+        fluency_floor,
+        fluency_name,
+        name,
+        goal,
+        samples={"unsteered": plain[:3]},
+    )
+    for layer in sweep or [None]:
         single = vector.at_layers([layer]) if layer is not None else vector
         for scale in scales:
             graph = single.to_graph(scale=scale, positions=positions)
@@ -163,10 +173,35 @@ def calibrate(
             allowed = _within(flu, result.baseline_fluency, fluency_floor, fluency_name)
             result.points.append(Point(layer, float(scale), value, flu, allowed))
             result.samples[f"L{layer} x{scale:g}"] = texts[:3]
-            log.info("layer %s scale %g: %s=%.3f %s=%.3f%s", layer, scale, name, value, fluency, flu,
-                     "" if allowed else " (below the floor)")
+            log.info(
+                "layer %s scale %g: %s=%.3f %s=%.3f%s",
+                layer,
+                scale,
+                name,
+                value,
+                fluency_name,
+                flu,
+                "" if allowed else " (below the floor)",
+            )
     sign = 1.0 if goal == "max" else -1.0
     allowed = [p for p in result.points if p.allowed]
     if allowed:
         result.best = max(allowed, key=lambda p: (sign * p.metric, -abs(p.scale)))
     return result
+
+
+def _check_settings(
+    fluency_floor: float,
+    fluency: str | Metric,
+    goal: str,
+    prompts: Sequence[str],
+    scales: Sequence[float],
+) -> None:
+    if not 0 < fluency_floor <= 1:
+        raise ConfigError(f"fluency_floor must be in (0, 1], got {fluency_floor}.")
+    if not callable(fluency) and fluency not in FLUENCY:
+        raise ConfigError(f"fluency must be one of {', '.join(FLUENCY)}, not {fluency!r}.")
+    if goal not in ("max", "min"):
+        raise ConfigError(f"goal must be 'max' or 'min', not {goal!r}.")
+    if not prompts or not scales:
+        raise ConfigError("Calibration needs prompts and at least one scale.")

@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .vector import SteeringVector, hook_layer
+from ..adapters import names
+from ..errors import ArtefactError, MissingFileError
+from ..record import ModelRecord
+from .vector import SteeringVector
 
 _LAYER_FILE = re.compile(r"^layer_(\d+)(?:_.*)?\.pt$")
 GGUF_ARCH = "controlvector"
@@ -47,13 +50,13 @@ def load_easyedit(folder: str | Path, method: str | None = None) -> SteeringVect
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder of EasyEdit2 vectors.")
+        raise MissingFileError(f"{folder} is not a folder of EasyEdit2 vectors.")
     candidates = _vector_folders(folder)
     if method is not None:
         candidates = [c for c in candidates if c.name in (folder.name, f"{method}_vector")]
     if len(candidates) != 1:
         found = ", ".join(c.name for c in candidates) or "none"
-        raise ValueError(
+        raise ArtefactError(
             f"{folder}: expected one EasyEdit2 vector folder (<method>_vector/layer_<L>.pt), "
             f"found {found}. Point at one of them."
         )
@@ -63,29 +66,35 @@ def load_easyedit(folder: str | Path, method: str | None = None) -> SteeringVect
         match = _LAYER_FILE.match(path.name)
         if not match:
             continue
-        hook = f"blocks.{int(match.group(1))}.hook_resid_post"
+        hook = names.hook("resid_post", int(match.group(1)))
         if hook in directions:
-            raise ValueError(f"{vector_dir} holds two vectors for layer {match.group(1)}; keep one.")
+            raise ArtefactError(
+                f"{vector_dir} holds two vectors for layer {match.group(1)}; keep one."
+            )
         directions[hook] = _read_pt_vector(path)
     if not directions:
-        raise ValueError(f"{vector_dir} holds no layer_<L>.pt files.")
+        raise ArtefactError(f"{vector_dir} holds no layer_<L>.pt files.")
     name = vector_dir.name.removesuffix("_vector")
-    return SteeringVector(directions, method=name, dataset=vector_dir.parent.name,
-                          meta={"source": "easyedit2", "path": str(vector_dir)})
+    return SteeringVector(
+        directions,
+        method=name,
+        dataset=vector_dir.parent.name,
+        meta={"source": "easyedit2", "path": str(vector_dir)},
+    )
 
 
 def _read_pt_vector(path: Path) -> torch.Tensor:
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} is not a tensor file torch can load safely ({err}).") from None
+        raise ArtefactError(f"{path} is not a tensor file torch can load safely ({err}).") from None
     if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{path} holds a {type(value).__name__}, not a tensor.")
+        raise ArtefactError(f"{path} holds a {type(value).__name__}, not a tensor.")
     value = value.detach().float()
     if value.dim() == 2 and 1 in value.shape:
         value = value.reshape(-1)
     if value.dim() != 1:
-        raise ValueError(f"{path} holds a tensor of shape {tuple(value.shape)}, not a vector.")
+        raise ArtefactError(f"{path} holds a tensor of shape {tuple(value.shape)}, not a vector.")
     return value
 
 
@@ -94,20 +103,25 @@ def load_pt_vector(path: str | Path) -> SteeringVector:
     path = Path(path)
     match = _LAYER_FILE.match(path.name) or re.search(r"layer_(\d+)", path.name)
     if not match:
-        raise ValueError(f"{path}: cannot tell the layer; EasyEdit2 files are named layer_<L>.pt.")
-    hook = f"blocks.{int(match.group(1))}.hook_resid_post"
-    return SteeringVector({hook: _read_pt_vector(path)}, method=path.parent.name.removesuffix("_vector"),
-                          meta={"source": "easyedit2", "path": str(path)})
+        raise ArtefactError(
+            f"{path}: cannot tell the layer; EasyEdit2 files are named layer_<L>.pt."
+        )
+    hook = names.hook("resid_post", int(match.group(1)))
+    return SteeringVector(
+        {hook: _read_pt_vector(path)},
+        method=path.parent.name.removesuffix("_vector"),
+        meta={"source": "easyedit2", "path": str(path)},
+    )
 
 
 # ---------------------------------------------------------------------------------- GGUF
 def _gguf_layer(hook: str) -> int:
-    layer = hook_layer(hook)
+    layer = names.layer_of(hook)
     if layer is not None and hook.endswith(".hook_resid_post"):
         return layer
     if layer is not None and hook.endswith(".hook_resid_pre"):
         return layer - 1  # block L's input is block L-1's output
-    raise ValueError(
+    raise ArtefactError(
         f"llama.cpp control vectors steer block outputs; {hook!r} is not one "
         "(use blocks.L.hook_resid_post or blocks.L.hook_resid_pre)."
     )
@@ -127,16 +141,17 @@ def export_gguf(vector: SteeringVector, path: str | Path, scale: float | None = 
     for hook, direction in vector.directions.items():
         layer = _gguf_layer(hook)
         if layer < 1:
-            raise ValueError(
-                f"{hook!r} maps to llama.cpp layer {layer}; llama.cpp cannot steer block 0's output "
-                "(direction.0 is invalid). Leave that layer out."
+            raise ArtefactError(
+                f"{hook!r} maps to llama.cpp layer {layer}; llama.cpp cannot steer block 0's "
+                "output (direction.0 is invalid). Leave that layer out."
             )
         value = (direction.detach().float().cpu() * factor).numpy()
         layers[layer] = layers[layer] + value if layer in layers else value
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), GGUF_ARCH)
-    writer.add_string(f"{GGUF_ARCH}.model_hint", vector.model.get("architecture", "llama") or "llama")
+    hint = vector.model.architecture if vector.model is not None else ""
+    writer.add_string(f"{GGUF_ARCH}.model_hint", hint or "llama")
     writer.add_uint32(f"{GGUF_ARCH}.layer_count", len(layers))
     meta = dict(vector.metadata(), gguf_scale=factor)
     writer.add_string("interv.meta", json.dumps(meta, default=str))
@@ -166,31 +181,43 @@ def load_gguf(path: str | Path) -> SteeringVector:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist.")
+        raise MissingFileError(f"{path} does not exist.")
     try:
         reader = gguf.GGUFReader(str(path))
     except Exception as err:
-        raise ValueError(f"{path} is not a GGUF file ({err}).") from None
+        raise ArtefactError(f"{path} is not a GGUF file ({err}).") from None
     arch = _field_string(reader, "general.architecture")
     if arch != GGUF_ARCH:
-        raise ValueError(f"{path} has GGUF architecture {arch!r}, not a control vector ({GGUF_ARCH!r}).")
+        raise ArtefactError(
+            f"{path} has GGUF architecture {arch!r}, not a control vector ({GGUF_ARCH!r})."
+        )
     directions = {}
     for tensor in reader.tensors:
         match = re.fullmatch(r"direction\.(\d+)", tensor.name)
         if not match:
             continue
-        directions[f"blocks.{int(match.group(1))}.hook_resid_post"] = torch.tensor(
+        directions[names.hook("resid_post", int(match.group(1)))] = torch.tensor(
             np.array(tensor.data, dtype=np.float32).reshape(-1)
         )
     if not directions:
-        raise ValueError(f"{path} holds no direction.<L> tensors.")
-    directions = dict(sorted(directions.items(), key=lambda kv: hook_layer(kv[0]) or 0))
+        raise ArtefactError(f"{path} holds no direction.<L> tensors.")
+    directions = dict(sorted(directions.items(), key=lambda kv: names.layer_of(kv[0]) or 0))
     stored = _field_string(reader, "interv.meta")
     if stored is None:
         hint = _field_string(reader, f"{GGUF_ARCH}.model_hint") or ""
-        return SteeringVector(directions, method="gguf", model={"architecture": hint},
-                              meta={"source": "gguf", "path": str(path)})
+        return SteeringVector(
+            directions,
+            method="gguf",
+            model=ModelRecord(architecture=hint),
+            meta={"source": "gguf", "path": str(path)},
+        )
     meta = json.loads(stored)
-    return SteeringVector(directions, method=meta["method"], model=meta["model"], dataset=meta["dataset"],
-                          recommended_scale=1.0, created=meta["created"],
-                          meta={**meta.get("meta", {}), "gguf_scale": meta.get("gguf_scale")})
+    return SteeringVector(
+        directions,
+        method=meta["method"],
+        model=ModelRecord.from_dict(meta["model"]),
+        dataset=meta["dataset"],
+        recommended_scale=1.0,
+        created=meta["created"],
+        meta={**meta.get("meta", {}), "gguf_scale": meta.get("gguf_scale")},
+    )

@@ -19,22 +19,26 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from ..graph import Graph
+from ..adapters import names
+from ..errors import ArtefactError, ConfigError, MissingFileError, UnknownNameError
+from ..files import read_yaml
+from ..graph.serialize import GRAPH_FILE
+from . import interop
+from .apply import Steerable
+from .graphs import SteeringGraph
+from .prompt import FILE as PROMPT_FILE
 from .prompt import PromptIntervention
+from .vector import FILE as VECTOR_FILE
 from .vector import SteeringVector
 
-VECTOR_FILE = "vector.safetensors"
-PROMPT_FILE = "prompt.yaml"
-GRAPH_FILE = "graph.yaml"
-Artifact = SteeringVector | Graph | PromptIntervention
+Artifact = SteeringVector | SteeringGraph | PromptIntervention
 
 
 def library_root() -> Path:
@@ -65,8 +69,15 @@ def entries(root: Path | None = None) -> list[Entry]:
         if path is None:
             continue
         dataset_dir, model_dir = folder.parent, folder.parent.parent
-        found.append(Entry(dataset_dir.name, model_dir.name, folder.name.removesuffix("_vector"),
-                           path, describe(path)))
+        found.append(
+            Entry(
+                dataset_dir.name,
+                model_dir.name,
+                folder.name.removesuffix("_vector"),
+                path,
+                describe(path),
+            )
+        )
     return found
 
 
@@ -88,78 +99,70 @@ def describe(path: Path) -> dict[str, Any]:
     read without loading tensors."""
     if path.name == VECTOR_FILE:
         return SteeringVector.read_metadata(path)
-    document = yaml.safe_load(path.read_text()) or {}
+    document = read_yaml(path, "saved steering artefact", ArtefactError)
     meta = dict(document.get("meta") or {})
     hooks = [node.get("hook", "") for node in document.get("nodes") or []]
-    layers = sorted({int(h.split(".")[1]) for h in hooks if h.startswith("blocks.")})
-    return {"kind": "graph" if path.name == GRAPH_FILE else "prompt",
-            "method": meta.get("method", ""), "layers": layers, "hooks": hooks,
-            "recommended_scale": float(meta.get("recommended_scale", 1.0)),
-            "dataset": meta.get("dataset", ""),
-            "model": document.get("model") or meta.get("model") or {},
-            "created": meta.get("created", ""), "interv_version": meta.get("interv_version", ""),
-            "meta": meta}
+    layers = sorted({layer for h in hooks if (layer := names.layer_of(h)) is not None})
+    return {
+        "kind": "graph" if path.name == GRAPH_FILE else "prompt",
+        "method": meta.get("method", ""),
+        "layers": layers,
+        "hooks": hooks,
+        "recommended_scale": float(meta.get("recommended_scale", 1.0)),
+        "dataset": meta.get("dataset", ""),
+        "model": document.get("model") or meta.get("model") or {},
+        "created": meta.get("created", ""),
+        "interv_version": meta.get("interv_version", ""),
+        "meta": meta,
+    }
 
 
 def find(name: str, root: Path | None = None) -> Entry:
-    """A library entry by name (``sentiment_positive``), ``name/method`` or ``model/name/method``."""
+    """A library entry by name (``sentiment_positive``), ``name/method`` or
+    ``model/name/method``."""
     everything = entries(root)
     parts = name.strip("/").split("/")
-    fields = {1: lambda e: [e.name], 2: lambda e: [e.name, e.method], 3: lambda e: e.key.split("/")}
-    if len(parts) not in fields:
-        raise KeyError(f"{name!r}: give a library name, name/method or model/name/method.")
-    matches = [e for e in everything if fields[len(parts)](e) == parts]
+    keys = {1: lambda e: [e.name], 2: lambda e: [e.name, e.method], 3: lambda e: e.key.split("/")}
+    if len(parts) not in keys:
+        raise ConfigError(f"{name!r}: give a library name, name/method or model/name/method.")
+    matches = [e for e in everything if keys[len(parts)](e) == parts]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        known = ", ".join(sorted({e.name for e in everything})) or "none"
-        raise KeyError(f"No library vector named {name!r}; the library has: {known}.")
-    raise KeyError(f"{name!r} is ambiguous: {', '.join(e.key for e in matches)}; give model/name/method.")
+        known = sorted({e.name for e in everything} | {e.key for e in everything})
+        raise UnknownNameError(
+            "library vector", name, known, listing="See `interv vectors list` for all of them."
+        )
+    raise ConfigError(
+        f"{name!r} is ambiguous: {', '.join(e.key for e in matches)}; give model/name/method."
+    )
 
 
-def save(output: Artifact, folder: str | Path, dtype: str = "float32") -> Path:
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def save(output: Steerable, folder: str | Path, dtype: str = "float32") -> Path:
     """Write a method's output into a folder (EasyEdit2's ``<method>_vector/`` level).
 
-    ``dtype`` is the precision a vector is stored in (``float16`` for the shipped library).
+    ``dtype`` is the precision tensors are stored in (``float16`` for the shipped library).
     """
-    folder = Path(folder)
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"vector dtype must be float32, float16 or bfloat16, not {dtype!r}.")
-    if isinstance(output, SteeringVector):
-        return output.save(folder / VECTOR_FILE, getattr(torch, dtype))
-    if isinstance(output, Graph):
-        return _cast(output, getattr(torch, dtype)).save(folder)
-    if isinstance(output, PromptIntervention):
-        return output.save(folder / PROMPT_FILE)
-    raise TypeError(f"Cannot save a {type(output).__name__} as a steering artefact.")
-
-
-def _cast(graph: Graph, dtype: torch.dtype) -> Graph:
-    """The graph with every floating-point tensor field of its nodes stored as ``dtype``."""
-    if dtype == torch.float32:
-        return graph
-    nodes = []
-    for node in graph.nodes:
-        tensors = {f.name: getattr(node, f.name) for f in fields(node)}
-        cast = {k: v.to(dtype) for k, v in tensors.items()
-                if isinstance(v, torch.Tensor) and v.is_floating_point()}
-        nodes.append(node.replace(**cast))
-    return Graph(nodes, model=graph.model, meta=graph.meta)
+    if dtype not in DTYPES:
+        raise ConfigError(f"vector dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+    return output.save_to(Path(folder), getattr(torch, dtype))
 
 
 def load(source: str | Path, method: str | None = None) -> Artifact:
     """Any saved steering artefact, by path or library name (see the module docstring)."""
-    from . import interop
-
     path = Path(source)
     if path.is_file():
         return _load_file(path)
     if path.is_dir():
-        for name, loader in ((VECTOR_FILE, SteeringVector.load), (PROMPT_FILE, PromptIntervention.load)):
-            if (path / name).is_file():
-                return loader(path / name)
+        if (path / VECTOR_FILE).is_file():
+            return SteeringVector.load(path / VECTOR_FILE)
+        if (path / PROMPT_FILE).is_file():
+            return PromptIntervention.load(path / PROMPT_FILE)
         if (path / GRAPH_FILE).is_file():
-            return Graph.load(path)
+            return SteeringGraph.load(path)
         inner = [p for p in path.glob("*_vector") if p.is_dir()]
         if method is not None:
             inner = [p for p in inner if p.name == f"{method}_vector"]
@@ -167,19 +170,20 @@ def load(source: str | Path, method: str | None = None) -> Artifact:
             return load(inner[0])
         return interop.load_easyedit(path, method)
     if path.suffix or path.is_absolute() or str(source).startswith("."):
-        raise FileNotFoundError(f"{source} does not exist.")
+        raise MissingFileError(
+            f"{source} does not exist; give a saved artefact or a library "
+            "name (`interv vectors list`)."
+        )
     return load(find(str(source)).path.parent)
 
 
 def _load_file(path: Path) -> Artifact:
-    from . import interop
-
     if path.suffix == ".gguf":
         return interop.load_gguf(path)
     if path.suffix == ".pt":
         return interop.load_pt_vector(path)
     if path.suffix in (".yaml", ".yml"):
         if path.name == GRAPH_FILE:
-            return Graph.load(path.parent)
+            return SteeringGraph.load(path.parent)
         return PromptIntervention.load(path)
     return SteeringVector.load(path)

@@ -1,12 +1,14 @@
-"""LM-Steer: a learned linear transform of the final hidden state (Han et al. 2024, arXiv 2305.12798).
+"""LM-Steer: a learned linear transform of the final hidden state (Han et al. 2024,
+arXiv 2305.12798).
 
 LM-Steer shows that shifting the output embeddings by a linear map, ``h -> h + eps * s * h W``,
 steers a language model's style, and that ``W`` can be learned from labelled text with the
 ordinary LM loss: texts with the wanted label are trained with ``s = +1``, the others with
 ``s = -1``. ``W = P1 @ P2.T`` is low rank. The model stays frozen, so the final hidden states are
 read once and cached; training only touches the two small matrices. The result is a graph with
-one ``Transform(residual=True)`` node at ``ln_final.hook_normalized``; its strength is ``s``
-(EasyEdit2's ``steer_values``), so a multiplier of -1 steers the other way.
+one ``Transform(residual=True)`` node at ``ln_final.hook_normalized`` (a ``SteeringGraph``);
+its strength is ``s`` (EasyEdit2's ``steer_values``), so a multiplier of -1 steers the other
+way.
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..adapters import HookedModel
-from ..graph import Graph, ModelRecord, Transform
+from ..errors import ConfigError, SteeringError, UnknownNameError
+from ..files import provenance
+from ..graph import Graph, Transform
 from ..hparams import HParams
-from .activations import read_token_states, tokenize
+from ..record import ModelRecord
+from ..tokens import tokenize
+from .activations import read_token_states
 from .base import STEER_METHODS, SteerMethod
-from .vector import provenance
+from .graphs import SteeringGraph
 
 log = logging.getLogger(__name__)
 Labelled = Sequence[tuple[str, int]]
@@ -33,10 +40,20 @@ Labelled = Sequence[tuple[str, int]]
 @dataclass(kw_only=True)
 class LMSteerHParams(HParams):
     method = "lm_steer"
-    ee2_ignored: ClassVar[frozenset[str]] = frozenset({
-        "adapted_component", "num_steers", "dummy_steer", "training_steer", "low_resource_mode",
-        "subset", "log_step", "gamma_mean", "optimizer", "steer_values",
-    })
+    ee2_ignored: ClassVar[frozenset[str]] = frozenset(
+        {
+            "adapted_component",
+            "num_steers",
+            "dummy_steer",
+            "training_steer",
+            "low_resource_mode",
+            "subset",
+            "log_step",
+            "gamma_mean",
+            "optimizer",
+            "steer_values",
+        }
+    )
     adaptor_class: str = "multiply"
     hook: str = "ln_final.hook_normalized"
     rank: int = 16
@@ -52,27 +69,27 @@ class LMSteerHParams(HParams):
 
     def __post_init__(self) -> None:
         if self.adaptor_class != "multiply":
-            raise ValueError(
+            raise ConfigError(
                 f"adaptor_class {self.adaptor_class!r} is not supported; interv's LM-Steer learns "
                 "the 'multiply' transform (for an additive shift use caa or mean_diff)."
             )
         for name in ("rank", "n_steps", "batch_size", "max_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+                raise ConfigError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.epsilon <= 0 or self.lr <= 0:
-            raise ValueError("`epsilon` and `lr` must be > 0.")
+            raise ConfigError("`epsilon` and `lr` must be > 0.")
 
 
 def check_labelled(data: Labelled) -> list[tuple[str, int]]:
     """Texts with labels 1 (steer towards) and 0 or -1 (away); both labels must occur."""
     rows = [(text, int(label)) for text, label in data if text and text.strip()]
     if not rows:
-        raise ValueError("The dataset is empty; LM-Steer needs labelled texts.")
+        raise SteeringError("The dataset is empty; LM-Steer needs labelled texts.")
     labels = {label for _, label in rows}
     if not labels <= {-1, 0, 1}:
-        raise ValueError(f"LM-Steer labels must be 1 and 0 (or -1), got {sorted(labels)}.")
+        raise SteeringError(f"LM-Steer labels must be 1 and 0 (or -1), got {sorted(labels)}.")
     if len({label > 0 for label in labels}) < 2:
-        raise ValueError(
+        raise SteeringError(
             "The dataset is one-sided: every text has the same label. LM-Steer needs texts of "
             "both labels (positive +1, negative -1)."
         )
@@ -89,14 +106,18 @@ def _cached_states(model: HookedModel, rows: list[tuple[str, int]], hp: LMSteerH
     return inputs, targets, signs
 
 
-def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor], signs: list[float],
-                    hp: LMSteerHParams) -> tuple[Tensor, list[float]]:
+def train_transform(
+    unembed: Float[Tensor, "d_model d_vocab"],
+    inputs: list[Float[Tensor, "_pos d_model"]],
+    targets: list[Int[Tensor, " _pos"]],
+    signs: list[float],
+    hp: LMSteerHParams,
+) -> tuple[Float[Tensor, "d_model d_model"], list[float]]:
     """Learn ``eps * P1 @ P2.T`` with the LM loss on cached states; returns it and the losses.
 
     The logits ``(h + eps s h P1 P2ᵀ) W_U`` are computed as ``h W_U + (eps s h P1)(P2ᵀ W_U)``
     in one ``addmm``: the full-vocabulary product ``h W_U`` needs no gradient, so the backward
-    runs rank-``r`` products instead of ``d_vocab x d_model`` (default model, 32 texts of 63
-    tokens: 2.35 -> 2.16 s a step; the softmax over 49k tokens is most of the rest).
+    runs rank-``r`` products instead of ``d_vocab x d_model``.
     """
     d = unembed.shape[0]
     gen = torch.Generator().manual_seed(hp.seed)
@@ -106,7 +127,9 @@ def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor]
     weight = unembed.detach().float()
     losses = []
     for step in range(hp.n_steps):
-        pick = torch.randint(len(inputs), (min(hp.batch_size, len(inputs)),), generator=gen).tolist()
+        pick = torch.randint(
+            len(inputs), (min(hp.batch_size, len(inputs)),), generator=gen
+        ).tolist()
         h = torch.cat([inputs[i] for i in pick])
         t = torch.cat([targets[i] for i in pick])
         s = torch.cat([torch.full((len(inputs[i]),), signs[i]) for i in pick])
@@ -126,22 +149,29 @@ def train_transform(unembed: Tensor, inputs: list[Tensor], targets: list[Tensor]
 
 
 @STEER_METHODS.register("lm_steer")
-class LMSteer(SteerMethod):
+class LMSteer(SteerMethod[Labelled, SteeringGraph]):
     name = "lm_steer"
     hparams_class = LMSteerHParams
     data_kind = "labelled"
+    hparams: LMSteerHParams
 
-    def fit(self, model: HookedModel, data: Labelled) -> Graph:
-        hp: LMSteerHParams = self.hparams  # type: ignore[assignment]
+    def fit(self, model: HookedModel, data: Labelled) -> SteeringGraph:
+        hp = self.hparams
         rows = check_labelled(data)
         if hp.hook not in model.hook_names():
-            from ..adapters import UnknownNameError
-
             raise UnknownNameError("hook", hp.hook, model.hook_names())
         inputs, targets, signs = _cached_states(model, rows, hp)
         matrix, losses = train_transform(model.weight("unembed.W_U"), inputs, targets, signs, hp)
         node = Transform(hp.hook, matrix, residual=True, name="lm_steer")
-        meta = {**provenance(), "kind": "graph", "method": self.name, "dataset": hp.dataset, "recommended_scale": 1.0,
-                "n_texts": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
-                "hparams": hp.to_dict()}
-        return Graph([node], model=ModelRecord.of(model), meta=meta)
+        meta = {
+            **provenance(),
+            "kind": "graph",
+            "method": self.name,
+            "dataset": hp.dataset,
+            "recommended_scale": 1.0,
+            "n_texts": len(rows),
+            "loss_first": losses[0],
+            "loss_last": losses[-1],
+            "hparams": hp.to_dict(),
+        }
+        return SteeringGraph(Graph([node], model=ModelRecord.of(model), meta=meta))

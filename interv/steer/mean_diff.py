@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..adapters import HookedModel
+from ..adapters import HookedModel, names
+from ..errors import ConfigError, SteeringError
 from ..hparams import HParams
-from .activations import read_activations, tokenize
+from ..record import ModelRecord
+from ..tokens import tokenize
+from .activations import read_activations
 from .base import STEER_METHODS, SteerMethod
-from .vector import SteeringVector, model_identity
+from .vector import SteeringVector
 
 
 @dataclass(kw_only=True)
@@ -30,32 +33,35 @@ class MeanDiffHParams(HParams):
 
     def __post_init__(self) -> None:
         if self.read not in ("last", "mean"):
-            raise ValueError(f"`read` must be 'last' or 'mean', not {self.read!r}.")
+            raise ConfigError(f"`read` must be 'last' or 'mean', not {self.read!r}.")
         if not self.positive or len(self.positive) != len(self.negative):
-            raise ValueError("`positive` and `negative` must be non-empty lists of equal length.")
+            raise ConfigError("`positive` and `negative` must be non-empty lists of equal length.")
 
 
 @STEER_METHODS.register("mean_diff")
-class MeanDiff(SteerMethod):
+class MeanDiff(SteerMethod[list[tuple[str, str]] | None, SteeringVector]):
     name = "mean_diff"
     hparams_class = MeanDiffHParams
     data_kind = None  # the prompt pairs are hyperparameters
+    hparams: MeanDiffHParams
 
     def fit(self, model: HookedModel, data: list[tuple[str, str]] | None = None) -> SteeringVector:
         """``data``: (positive, negative) prompt pairs; defaults to the hyperparameters' pairs."""
-        hp: MeanDiffHParams = self.hparams  # type: ignore[assignment]
+        hp = self.hparams
         self.check_layers(model, hp.layers)
-        pairs = list(data) if data else list(zip(hp.positive, hp.negative))
+        pairs = list(data) if data else list(zip(hp.positive, hp.negative, strict=True))
         if any(not p.strip() or not n.strip() for p, n in pairs):
-            raise ValueError("A mean_diff prompt pair has an empty side; give both prompts.")
+            raise SteeringError("A mean_diff prompt pair has an empty side; give both prompts.")
         texts = [p for p, _ in pairs] + [n for _, n in pairs]
         ids = tokenize(model, texts)
         spans = [(len(t) - 1, len(t)) if hp.read == "last" else (0, len(t)) for t in ids]
-        hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
+        hooks = [names.hook(hp.hook, layer) for layer in hp.layers]
         acts = read_activations(model, ids, spans, hooks, hp.batch_size)
         n = len(pairs)
         return SteeringVector(
             {hook: (a[:n] - a[n:]).mean(0) for hook, a in acts.items()},
-            method=self.name, model=model_identity(model), dataset=hp.dataset or "prompt pairs",
+            method=self.name,
+            model=ModelRecord.of(model),
+            dataset=hp.dataset or "prompt pairs",
             meta={"pairs": pairs, "hparams": hp.to_dict()},
         )

@@ -24,8 +24,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel
+from ..errors import ConfigError, ModelMismatchError, SteeringError
 from ..hparams import HParams
 from .base import STEER_METHODS, SteerMethod
+from .library import load
 from .vector import SteeringVector
 
 MODES = ("linear", "ties", "dare_linear", "dare_ties")
@@ -45,13 +47,13 @@ class MergeHParams(HParams):
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"`mode` must be one of {', '.join(MODES)}, not {self.mode!r}.")
+            raise ConfigError(f"`mode` must be one of {', '.join(MODES)}, not {self.mode!r}.")
         if not 0 < self.density <= 1:
-            raise ValueError(f"`density` must be in (0, 1], got {self.density}.")
+            raise ConfigError(f"`density` must be in (0, 1], got {self.density}.")
         if any(not 0 < d <= 1 for d in self.densities):
-            raise ValueError(f"`densities` must hold values in (0, 1], got {self.densities}.")
+            raise ConfigError(f"`densities` must hold values in (0, 1], got {self.densities}.")
         if self.vector_paths and len(self.vector_paths) < 2:
-            raise ValueError("`vector_paths` must list at least two vectors to merge.")
+            raise ConfigError("`vector_paths` must list at least two vectors to merge.")
 
 
 def _trim(v: Tensor, density: float) -> Tensor:
@@ -73,18 +75,21 @@ def merge_tensors(vectors: Sequence[Float[Tensor, " d"]], hp: MergeHParams) -> F
     """Merge same-shaped directions by ``hp.mode``."""
     weights = hp.weights or [1.0] * len(vectors)
     if len(weights) != len(vectors):
-        raise ValueError(f"`weights` has {len(weights)} values for {len(vectors)} vectors.")
+        raise ConfigError(f"`weights` has {len(weights)} values for {len(vectors)} vectors.")
     densities = hp.densities or [hp.density]
     if len(densities) == 1:
         densities = densities * len(vectors)
     if len(densities) != len(vectors):
-        raise ValueError(f"`densities` has {len(hp.densities)} values for {len(vectors)} vectors.")
-    scaled = [w * v.float() for w, v in zip(weights, vectors)]
+        raise ConfigError(f"`densities` has {len(hp.densities)} values for {len(vectors)} vectors.")
+    scaled = [w * v.float() for w, v in zip(weights, vectors, strict=True)]
     if hp.mode.startswith("dare"):
         generator = torch.Generator().manual_seed(hp.seed)
-        scaled = [v * (torch.rand(v.shape, generator=generator) < d) / d for v, d in zip(scaled, densities)]
+        scaled = [
+            v * (torch.rand(v.shape, generator=generator) < d) / d
+            for v, d in zip(scaled, densities, strict=True)
+        ]
     if hp.mode == "ties":
-        scaled = [_trim(v, d) for v, d in zip(scaled, densities)]
+        scaled = [_trim(v, d) for v, d in zip(scaled, densities, strict=True)]
     merged = _ties(scaled) if hp.mode.endswith("ties") else torch.stack(scaled).sum(0)
     if hp.normalize:
         merged = merged / sum(weights)
@@ -93,24 +98,27 @@ def merge_tensors(vectors: Sequence[Float[Tensor, " d"]], hp: MergeHParams) -> F
 
 @STEER_METHODS.register("merge")
 @STEER_METHODS.register("merge_vector")
-class Merge(SteerMethod):
+class Merge(SteerMethod[Sequence[SteeringVector] | None, SteeringVector]):
     name = "merge"
     hparams_class = MergeHParams
     data_kind = "vectors"
+    hparams: MergeHParams
 
     @property
     def needs_data(self) -> bool:
-        return not self.hparams.vector_paths  # type: ignore[attr-defined]
+        return not self.hparams.vector_paths
 
-    def fit(self, model: HookedModel | None, data: Sequence[SteeringVector] | None = None) -> SteeringVector:
+    def fit(
+        self, model: HookedModel | None, data: Sequence[SteeringVector] | None = None
+    ) -> SteeringVector:
         """Merge ``data`` (the vectors) hook by hook; a hook missing from a vector counts as 0."""
-        hp: MergeHParams = self.hparams  # type: ignore[assignment]
+        hp = self.hparams
         vectors = list(data) if data else _load_all(hp.vector_paths)
         if len(vectors) < 2:
-            raise ValueError("Merging needs at least two vectors.")
-        prints = {v.model.get("fingerprint") for v in vectors} - {None}
-        if len(prints) > 1:
-            raise ValueError("Cannot merge vectors computed on different models.")
+            raise SteeringError("Merging needs at least two vectors.")
+        records = [v.model for v in vectors if v.model is not None]
+        if any(not records[0].compatible(r) for r in records[1:]):
+            raise ModelMismatchError("Cannot merge vectors computed on different models.")
         if model is not None:
             for vector in vectors:
                 vector.check(model)
@@ -118,22 +126,25 @@ class Merge(SteerMethod):
         merged = {}
         for hook in hooks:
             like = next(v.directions[hook] for v in vectors if hook in v.directions)
-            parts = [v.directions.get(hook, torch.zeros_like(like)) * v.recommended_scale for v in vectors]
+            parts = [
+                v.directions.get(hook, torch.zeros_like(like)) * v.recommended_scale
+                for v in vectors
+            ]
             merged[hook] = merge_tensors(parts, hp)
         return SteeringVector(
-            merged, method=f"merge:{hp.mode}", model=next((v.model for v in vectors if v.model), {}),
+            merged,
+            method=f"merge:{hp.mode}",
+            model=records[0] if records else None,
             dataset="+".join(v.dataset for v in vectors if v.dataset),
             meta={"sources": [v.method for v in vectors], "hparams": hp.to_dict()},
         )
 
 
 def _load_all(paths: Sequence[str]) -> list[SteeringVector]:
-    from .library import load
-
     vectors = []
     for path in paths:
         vector = load(path)
         if not isinstance(vector, SteeringVector):
-            raise ValueError(f"{path} is not a steering vector; only vectors can be merged.")
+            raise SteeringError(f"{path} is not a steering vector; only vectors can be merged.")
         vectors.append(vector)
     return vectors

@@ -19,12 +19,14 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
-from ..data.steering import ABItem, ContrastPair
+from ..adapters import HookedModel, names
+from ..contrast import Contrast, answer_groups, balance_answer_letters
+from ..errors import SteeringError
 from ..hparams import HParams
+from ..record import ModelRecord
 from .base import STEER_METHODS, SteerMethod
-from .caa import answer_groups, balance_answer_letters, check_contrast_data, mean_difference
-from .vector import SteeringVector, model_identity
+from .caa import check_contrast_data, mean_difference
+from .vector import SteeringVector
 
 
 @dataclass(kw_only=True)
@@ -53,18 +55,23 @@ def first_component(diffs: Float[Tensor, "n d"], center: bool) -> tuple[Float[Te
 
 
 @STEER_METHODS.register("repe")
-class RepE(SteerMethod):
+class RepE(SteerMethod[Sequence[Contrast], SteeringVector]):
     name = "repe"
     hparams_class = RepEHParams
+    hparams: RepEHParams
 
-    def fit(self, model: HookedModel, data: Sequence[ABItem | ContrastPair]) -> SteeringVector:
-        hp: RepEHParams = self.hparams  # type: ignore[assignment]
+    def fit(self, model: HookedModel, data: Sequence[Contrast]) -> SteeringVector:
+        hp = self.hparams
         self.check_layers(model, hp.layers)
         check_contrast_data(data, "RepE")
         if len(data) < 2:
-            raise ValueError("RepE needs at least two contrastive pairs for a principal component.")
-        hooks = [f"blocks.{layer}.{hp.hook}" for layer in hp.layers]
-        diffs = mean_difference(model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt)
+            raise SteeringError(
+                "RepE needs at least two contrastive pairs for a principal component."
+            )
+        hooks = [names.hook(hp.hook, layer) for layer in hp.layers]
+        diffs = mean_difference(
+            model, data, hooks, hp.chat_template, hp.batch_size, hp.system_prompt
+        )
         groups = answer_groups(data) if hp.balance_answers else None
         directions, agreement = {}, {}
         for hook, raw in diffs.items():
@@ -73,6 +80,9 @@ class RepE(SteerMethod):
             directions[hook] = direction * mean_projection
             agreement[hook] = float(((d @ direction) > 0).float().mean())
         return SteeringVector(
-            directions, method=self.name, model=model_identity(model), dataset=hp.dataset,
+            directions,
+            method=self.name,
+            model=ModelRecord.of(model),
+            dataset=hp.dataset,
             meta={"n_examples": len(data), "sign_agreement": agreement, "hparams": hp.to_dict()},
         )

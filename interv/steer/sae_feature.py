@@ -2,26 +2,37 @@
 
 The vector is ``sum_i strengths[i] * W_dec[features[i]]``: the decoder directions of SAE
 features you picked (with ``interv sae inspect``, Neuronpedia, or STA's selection), added at
-the SAE's hook. Clamping or scaling features instead of adding them is the ``SAEFeature``
-graph node's ``mode="clamp"`` / ``"scale"``.
+the SAE's hook. ``feature_graph`` turns such a vector (or STA's) into one ``SAEFeature`` graph
+node, which saves with the SAE's id; clamping or scaling features instead of adding them is
+that node's ``mode="clamp"`` / ``"scale"``.
 
-Example:
-    >>> import interv  # doctest: +SKIP
-    >>> from interv.steer.sae_feature import SAEFeatureSteer, SAEFeatureHParams
-    >>> model = interv.load()
-    >>> vector = SAEFeatureSteer(SAEFeatureHParams(features=[12], strengths=[8.0])).fit(model)
+Example (with the default model)::
+
+    import interv
+    from interv.steer.sae_feature import SAEFeatureSteer, SAEFeatureHParams
+    model = interv.load()
+    vector = SAEFeatureSteer(SAEFeatureHParams(features=[12], strengths=[8.0])).fit(model)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapters import HookedModel
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from ..adapters import HookedModel, names
+from ..errors import ConfigError, SAEError
+from ..graph import Graph, SAEFeature
 from ..hparams import HParams
+from ..record import ModelRecord
+from ..sae import HookedSAE
+from ..sae import load as load_named_sae
 from .base import STEER_METHODS, SteerMethod
-from .sta import load_sae
-from .vector import SteeringVector, model_identity
+from .vector import SteeringVector
 
 
 @dataclass(kw_only=True)
@@ -35,36 +46,89 @@ class SAEFeatureHParams(HParams):
 
     def __post_init__(self) -> None:
         if len(self.strengths) != len(self.features):
-            raise ValueError(
+            raise ConfigError(
                 f"`strengths` has {len(self.strengths)} values for {len(self.features)} "
                 "features; give one strength per feature."
             )
 
 
+def load_sae(
+    model: HookedModel, name: str, layer: int | None, sae: HookedSAE | None = None
+) -> HookedSAE:
+    """The SAE to steer with (loaded unless given), checked against the model and layer."""
+    sae = sae if sae is not None else load_named_sae(name, model=model)
+    sae.check(model)
+    if layer is not None and names.layer_of(sae.hook_name) != layer:
+        raise SAEError(
+            f"`layer` is {layer}, but SAE {sae.id!r} reads {sae.hook_name!r}; set `layer` to "
+            "the SAE's layer (or leave it empty) or pass an SAE trained on that layer."
+        )
+    return sae
+
+
+def feature_direction(
+    sae: HookedSAE, features: Sequence[int], strengths: Sequence[float]
+) -> Float[Tensor, " d_in"]:
+    """``sum strengths[k] * W_dec[features[k]]`` (the data-free ``sae_feature`` vector)."""
+    index = sae.check_features(features)
+    if len(strengths) != len(index):
+        raise SAEError(
+            f"{len(strengths)} strengths for {len(index)} features; give one per feature."
+        )
+    rows = sae.W_dec.detach().float().cpu()[index]
+    return torch.tensor([float(s) for s in strengths]) @ rows
+
+
+def feature_graph(vector: SteeringVector, sae: HookedSAE, scale: float | None = None) -> Graph:
+    """The intervention graph of an SAE-feature steering vector: one ``SAEFeature`` node that
+    adds the features' decoder rows (``vector.meta`` features/values), at strength ``scale``
+    (default: the vector's recommended scale). Saved graphs name the SAE by its id."""
+    meta = vector.meta
+    if "features" not in meta or "values" not in meta:
+        raise SAEError(
+            "This vector does not record SAE features; it was not made by sta or sae_feature."
+        )
+    if meta.get("sae") not in (None, sae.id):
+        raise SAEError(f"The vector was made with SAE {meta['sae']!r}, not {sae.id!r}.")
+    strength = vector.recommended_scale if scale is None else scale
+    node = SAEFeature(
+        sae,
+        list(meta["features"]),
+        mode="add",
+        values=list(meta["values"]),
+        strength=strength,
+        sae_id=sae.id,
+        name=vector.method or "sae",
+    )
+    return Graph(
+        [node],
+        model=vector.model,
+        meta={"method": vector.method, "hparams": meta.get("hparams", {})},
+    )
+
+
 @STEER_METHODS.register("sae_feature")
-class SAEFeatureSteer(SteerMethod):
+class SAEFeatureSteer(SteerMethod[None, SteeringVector]):
     name = "sae_feature"
     hparams_class = SAEFeatureHParams
     data_kind = None  # the features and strengths are hyperparameters
+    hparams: SAEFeatureHParams
 
-    def __init__(self, hparams: SAEFeatureHParams | None = None, *, sae: Any = None):
+    def __init__(self, hparams: SAEFeatureHParams | None = None, *, sae: HookedSAE | None = None):
         super().__init__(hparams)
         self.sae = sae
 
     def fit(self, model: HookedModel, data: Any = None) -> SteeringVector:
         """``data`` is ignored: the features and strengths are the hyperparameters."""
-        from ..sae.steering import feature_direction
-
-        hp: SAEFeatureHParams = self.hparams  # type: ignore[assignment]
+        hp = self.hparams
         if not hp.features:
-            raise ValueError("`features` is empty; name the SAE features to steer with.")
+            raise ConfigError("`features` is empty; name the SAE features to steer with.")
         sae = self.sae = load_sae(model, hp.sae, hp.layer, self.sae)
         direction = feature_direction(sae, hp.features, hp.strengths)
         return SteeringVector(
             {sae.hook_name: direction},
             method=self.name,
-            model=model_identity(model),
-            dataset="",
+            model=ModelRecord.of(model),
             recommended_scale=hp.multiplier,
             meta={
                 "sae": sae.id,

@@ -2,9 +2,9 @@
 
 Steering methods produce one; arithmetic (``+ - *`` and negation) composes them, and
 ``to_graph`` turns one into an intervention graph of ``Add`` nodes, which is how every vector is
-applied. A saved vector is one safetensors file whose header carries the metadata: model
-identity (name, architecture, widths, fingerprint), method, dataset, layers, creation date,
-interv version and the recommended scale.
+applied. A saved vector is one safetensors file whose header carries the metadata: the record
+of the model it was computed on (``interv.record.ModelRecord``), method, dataset, layers,
+creation date, interv version and the recommended scale.
 
 Example:
     >>> import torch
@@ -18,50 +18,25 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel
-from ..files import read_tagged, write_tagged
-
-if TYPE_CHECKING:
-    from ..graph import Graph, Positions
+from ..adapters import HookedModel, names
+from ..errors import ModelMismatchError, SteeringError, UnknownNameError
+from ..files import now, read_tagged, version, write_tagged
+from ..graph import Add, Graph, Positions
+from ..record import ModelRecord
+from .apply import ApplyHParams, Steering, selector
 
 FORMAT = "interv.vector"
 FORMAT_VERSION = 1
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
-
-
-def model_identity(model: HookedModel) -> dict[str, Any]:
-    """What a saved vector records about the model it was computed on."""
-    cfg = model.cfg
-    return {"name": cfg.name, "fingerprint": model.fingerprint(), "architecture": cfg.architecture,
-            "d_model": cfg.d_model, "n_layers": cfg.n_layers}
-
-
-def hook_layer(hook: str) -> int | None:
-    """The block index of a ``blocks.{i}.…`` hook name (None for hooks outside the blocks)."""
-    match = _LAYER.match(hook)
-    return int(match.group(1)) if match else None
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def provenance() -> dict[str, str]:
-    """Creation date and interv version, for the metadata of any saved artefact."""
-    from .. import __version__
-
-    return {"created": _now(), "interv_version": __version__}
+FILE = "vector.safetensors"
 
 
 @dataclass(eq=False)
@@ -74,20 +49,24 @@ class SteeringVector:
 
     directions: dict[str, Float[Tensor, " d"]]
     method: str = ""
-    model: dict[str, Any] = field(default_factory=dict)
+    model: ModelRecord | None = None
     dataset: str = ""
     recommended_scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
-    created: str = field(default_factory=_now)
+    created: str = field(default_factory=now)
 
     def __post_init__(self) -> None:
         if not self.directions:
-            raise ValueError("A steering vector needs at least one direction.")
+            raise SteeringError("A steering vector needs at least one direction.")
         for name, vec in self.directions.items():
             if vec.dim() != 1:
-                raise ValueError(f"Direction at {name!r} must be 1-D, got shape {tuple(vec.shape)}.")
+                raise SteeringError(
+                    f"Direction at {name!r} must be 1-D, got shape {tuple(vec.shape)}."
+                )
             if not torch.isfinite(vec).all():
-                raise ValueError(f"Direction at {name!r} contains NaN or inf.")
+                raise SteeringError(
+                    f"Direction at {name!r} contains NaN or inf; check how it was computed."
+                )
 
     @property
     def hooks(self) -> list[str]:
@@ -96,18 +75,23 @@ class SteeringVector:
     @property
     def layers(self) -> list[int]:
         """Block indices the vector has directions at, in hook order."""
-        return [layer for h in self.directions if (layer := hook_layer(h)) is not None]
+        return [layer for h in self.directions if (layer := names.layer_of(h)) is not None]
 
     # ------------------------------------------------------------------ arithmetic
     def _combine(self, other: SteeringVector, sign: float) -> SteeringVector:
-        if self.model.get("fingerprint") and other.model.get("fingerprint") and (
-            self.model["fingerprint"] != other.model["fingerprint"]
-        ):
-            raise ValueError("Cannot combine vectors computed on different models.")
+        if self.model is not None and not self.model.compatible(other.model):
+            raise ModelMismatchError(
+                f"Cannot combine vectors computed on different models ({self.model.name!r} "
+                f"and {other.model.name if other.model else '?'!r})."
+            )
         out = {k: v.clone() for k, v in self.directions.items()}
         for name, vec in other.directions.items():
             out[name] = out[name] + sign * vec if name in out else sign * vec.clone()
-        return self._with(out, method=f"{self.method}{'+' if sign > 0 else '-'}{other.method}")
+        return self._with(
+            out,
+            method=f"{self.method}{'+' if sign > 0 else '-'}{other.method}",
+            model=self.model or other.model,
+        )
 
     def __add__(self, other: SteeringVector) -> SteeringVector:
         return self._combine(other, 1.0)
@@ -150,16 +134,22 @@ class SteeringVector:
         """Only the directions at these block indices (each must be present)."""
         missing = [layer for layer in layers if layer not in self.layers]
         if missing:
-            raise ValueError(
+            raise SteeringError(
                 f"This {self.method or 'steering'} vector has no direction at layer(s) {missing}; "
                 f"it has layers {self.layers}. Fix `layers` or regenerate the vector there."
             )
-        keep = {h: v for h, v in self.directions.items() if hook_layer(h) in set(layers)}
+        keep = {h: v for h, v in self.directions.items() if names.layer_of(h) in set(layers)}
         return self._with(keep)
 
     def _with(self, directions: dict[str, Tensor], **changes: Any) -> SteeringVector:
-        fields = dict(method=self.method, model=self.model, dataset=self.dataset,
-                      recommended_scale=self.recommended_scale, meta=self.meta, created=self.created)
+        fields = dict(
+            method=self.method,
+            model=self.model,
+            dataset=self.dataset,
+            recommended_scale=self.recommended_scale,
+            meta=self.meta,
+            created=self.created,
+        )
         fields.update(changes)
         return SteeringVector(directions, **fields)
 
@@ -170,26 +160,20 @@ class SteeringVector:
     # ---------------------------------------------------------------------- checks
     def check(self, model: HookedModel) -> None:
         """Raise before anything runs if this vector does not fit ``model``."""
-        if self.model.get("fingerprint") and self.model["fingerprint"] != model.fingerprint():
-            raise ValueError(
-                f"This vector was computed on {self.model.get('name')!r} (fingerprint "
-                f"{self.model['fingerprint']}), not on {model.cfg.name!r} ({model.fingerprint()}); "
-                "recompute it on this model (or clear vector.model if the weights are the same)."
-            )
-        names = set(model.hook_names())
+        if self.model is not None:
+            self.model.check(model, f"This {self.method or 'steering'} vector")
+        hooks = set(model.hook_names())
         for name, vec in self.directions.items():
-            layer = hook_layer(name)
+            layer = names.layer_of(name)
             if layer is not None and layer >= model.cfg.n_layers:
-                raise ValueError(
+                raise SteeringError(
                     f"Direction at {name!r}: layer {layer} is out of range; the model has layers "
                     f"0..{model.cfg.n_layers - 1}."
                 )
-            if name not in names:
-                from ..adapters import UnknownNameError
-
+            if name not in hooks:
                 raise UnknownNameError("hook", name, model.hook_names())
             if vec.shape[0] != model.hook_shape(name)[-1]:
-                raise ValueError(
+                raise SteeringError(
                     f"Direction at {name!r} has width {vec.shape[0]}; activations there have "
                     f"width {model.hook_shape(name)[-1]}. Was it computed for another model?"
                 )
@@ -210,35 +194,100 @@ class SteeringVector:
         picked layer (or one for all); ``positions`` is a name from ``interv.steer.apply``
         (``all``, ``prompt``, ``generated``, ``from_last_prompt_token``) or a selector.
         """
-        from .apply import build_vector_graph
-
         if model is not None:
             self.check(model)
-        return build_vector_graph(self, scale, positions, layers, multipliers)
+        picked = self.at_layers(layers) if layers is not None else self
+        hooks = picked.hooks
+        factors = list(multipliers) if multipliers else [1.0]
+        if len(factors) == 1:
+            factors = factors * len(hooks)
+        if len(factors) != len(hooks):
+            raise SteeringError(
+                f"{len(factors)} multipliers for {len(hooks)} steered hooks ({', '.join(hooks)}); "
+                "give one value, or one per layer."
+            )
+        select = selector(positions)
+        stem = self.method.split(":")[0] or "vector"
+        nodes = [
+            Add(
+                hook,
+                picked.directions[hook],
+                scale=scale * factor,
+                positions=select,
+                name=stem if (layer := names.layer_of(hook)) is None else f"{stem}_L{layer}",
+            )
+            for hook, factor in zip(hooks, factors, strict=True)
+        ]
+        meta = {
+            "kind": "vector",
+            "method": self.method,
+            "dataset": self.dataset,
+            "recommended_scale": self.recommended_scale,
+            "created": self.created,
+            "apply": {"scale": scale, "multipliers": factors, "positions": select.to_yaml()},
+        }
+        return Graph(nodes, model=self.model, meta=meta)
+
+    def steering(self, spec: ApplyHParams | None = None) -> Steering:
+        """The vector under an apply spec: ``Add`` nodes at the spec's layers, multipliers
+        (times the recommended scale) and positions."""
+        spec = spec or ApplyHParams()
+        return Steering(
+            self.to_graph(
+                self.recommended_scale,
+                spec.positions,
+                layers=spec.layers,
+                multipliers=spec.multipliers,
+            )
+        )
+
+    def annotated(self, config: str, recommended_scale: float | None) -> SteeringVector:
+        scale = self.recommended_scale if recommended_scale is None else float(recommended_scale)
+        return self.replace(recommended_scale=scale, meta={**self.meta, "config": config})
+
+    def describe(self) -> str:
+        norms = ", ".join(f"{h}: {n:.2f}" for h, n in self.norms().items())
+        return f"vector ({norms}), recommended scale {self.recommended_scale:g}"
 
     # ------------------------------------------------------------------ persistence
     def metadata(self) -> dict[str, Any]:
-        from .. import __version__
-
-        return {"method": self.method, "model": self.model, "dataset": self.dataset,
-                "layers": sorted(set(self.layers)), "hooks": self.hooks,
-                "recommended_scale": self.recommended_scale, "created": self.created,
-                "interv_version": __version__, "meta": self.meta}
+        return {
+            "method": self.method,
+            "model": self.model.to_dict() if self.model is not None else {},
+            "dataset": self.dataset,
+            "layers": sorted(set(self.layers)),
+            "hooks": self.hooks,
+            "recommended_scale": self.recommended_scale,
+            "created": self.created,
+            "interv_version": version(),
+            "meta": self.meta,
+        }
 
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """One safetensors file; ``dtype=torch.float16`` halves it (a 576-d vector: ~1 KB)."""
         tensors = {name: vec.to(dtype) for name, vec in self.directions.items()}
         return write_tagged(path, tensors, FORMAT, FORMAT_VERSION, self.metadata())
 
+    def save_to(self, folder: Path, dtype: torch.dtype = torch.float32) -> Path:
+        return self.save(Path(folder) / FILE, dtype)
+
     @staticmethod
     def read_metadata(path: str | Path) -> dict[str, Any]:
         """The metadata of a saved vector without loading its tensors."""
-        return read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector", tensors=False)[0]
+        return read_tagged(
+            path, FORMAT, FORMAT_VERSION, "steering vector", SteeringError, tensors=False
+        )[0]
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
-        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector")
+        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector", SteeringError)
         directions = {name: tensors[name].float() for name in meta["hooks"]}
-        return cls(directions, method=meta["method"], model=meta["model"], dataset=meta["dataset"],
-                   recommended_scale=meta["recommended_scale"], meta=meta.get("meta", {}),
-                   created=meta["created"])
+        return cls(
+            directions,
+            method=meta["method"],
+            model=ModelRecord.from_dict(meta["model"]),
+            dataset=meta["dataset"],
+            recommended_scale=meta["recommended_scale"],
+            meta=meta.get("meta", {}),
+            created=meta["created"],
+        )

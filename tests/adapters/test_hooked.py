@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from interv.adapters.backends import Batch
-
 from tests.conftest import BACKENDS
 from tests.tiny import FAMILIES
 
@@ -77,8 +76,9 @@ def test_run_state_tracks_positions_during_generation(tiny_models, backend):
         run = ctx.run
         seen.append((run.step, run.prompt_length, run.token_index.tolist(), act.shape[1]))
 
-    model.generate(PROMPTS, max_new_tokens=3, hooks={"blocks.0.hook_resid_pre": record},
-                   min_new_tokens=3)
+    model.generate(
+        PROMPTS, max_new_tokens=3, hooks={"blocks.0.hook_resid_pre": record}, min_new_tokens=3
+    )
     prompt_len = model.to_batch(PROMPTS).input_ids.shape[1]
     assert seen[0] == (0, prompt_len, list(range(prompt_len)), prompt_len)
     assert seen[1] == (1, prompt_len, [prompt_len], 1)
@@ -90,7 +90,11 @@ def test_run_state_tracks_one_unpadded_prompt(tiny_models, backend):
     """transformers passes no attention mask for one unpadded prompt: the cache gives the past."""
     model = tiny_models("llama", backend)
     seen = []
-    hooks = {"blocks.0.hook_resid_pre": lambda act, ctx: seen.append((ctx.run.past_length, ctx.run.prompt_length))}
+    hooks = {
+        "blocks.0.hook_resid_pre": lambda act, ctx: seen.append(
+            (ctx.run.past_length, ctx.run.prompt_length)
+        )
+    }
     model.generate(PROMPTS[0], max_new_tokens=3, min_new_tokens=3, hooks=hooks)
     n = model.to_batch(PROMPTS[0]).input_ids.shape[1]
     assert seen == [(0, n), (n, n), (n + 1, n)]
@@ -103,8 +107,15 @@ def test_run_state_keeps_python_positions_and_ids(tiny_models, backend):
 
     def record(act, ctx):
         run = ctx.run
-        seen.append((run.past_length, run.cur_length, run.forward_id, run.input_ids.clone(),
-                     run.sequence_ids().clone()))
+        seen.append(
+            (
+                run.past_length,
+                run.cur_length,
+                run.forward_id,
+                run.input_ids.clone(),
+                run.sequence_ids().clone(),
+            )
+        )
 
     prompt = model.to_batch(PROMPTS).input_ids
     hooks = {"blocks.0.hook_resid_pre": record}
@@ -140,8 +151,12 @@ def test_batched_generation_equals_one_by_one(tiny_models):
 
 def test_chat_template_and_system_prompt(tiny_models):
     model = tiny_models("llama")
-    templated = model.generate("Hi", chat_template=True, system_prompt="Be brief.", max_new_tokens=3)
-    manual = model.generate("<|system|>Be brief.<eos><|user|>Hi<eos><|assistant|>", max_new_tokens=3)
+    templated = model.generate(
+        "Hi", chat_template=True, system_prompt="Be brief.", max_new_tokens=3
+    )
+    manual = model.generate(
+        "<|system|>Be brief.<eos><|user|>Hi<eos><|assistant|>", max_new_tokens=3
+    )
     assert templated == manual
 
 
@@ -227,13 +242,15 @@ def test_prefill_stopped_early_serves_shallow_reads(tiny_models, backend):
     hook = "blocks.0.hook_resid_post"
     with torch.no_grad():
         _, whole = model.run_with_cache(left_pad_ids(rows, 0, model.device), [hook])
-        past = model.prefill(left_pad_ids([r[:s] for r, s in zip(rows, splits)], 0, model.device),
-                             stop_at_layer=0)
-        cont = right_pad_ids([r[s:] for r, s in zip(rows, splits)], 0, model.device)
+        past = model.prefill(
+            left_pad_ids([r[:s] for r, s in zip(rows, splits, strict=True)], 0, model.device),
+            stop_at_layer=0,
+        )
+        cont = right_pad_ids([r[s:] for r, s in zip(rows, splits, strict=True)], 0, model.device)
         _, got = model.run_with_cache(cont, [hook], past=past, stop_at_layer=0)
     assert past.depth == 1 < model.cfg.n_layers
     width = whole[hook].shape[1]
-    for i, (row, split) in enumerate(zip(rows, splits)):
+    for i, (row, split) in enumerate(zip(rows, splits, strict=True)):
         expected = whole[hook][i, width - len(row) + split :]
         torch.testing.assert_close(got[hook][i, : len(row) - split], expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="prefilled up to block 0 only"):
@@ -257,7 +274,11 @@ def test_prefix_select_continues_a_subset_of_rows(tiny_models, backend):
         alone = model.prefill(left_pad_ids([prefixes[i] for i in keep], 0, model.device))
         cont = right_pad_ids([tails[i] for i in keep], 0, model.device)
         got, expected = model.forward(cont, past=chosen), model.forward(cont, past=alone)
-    assert chosen.attention_mask.shape[1] == max(splits[i] for i in keep) < past.attention_mask.shape[1]
+    assert (
+        chosen.attention_mask.shape[1]
+        == max(splits[i] for i in keep)
+        < past.attention_mask.shape[1]
+    )
     torch.testing.assert_close(chosen.lengths, alone.lengths)
     for i, k in enumerate(keep):
         n = len(tails[k])
@@ -285,12 +306,16 @@ def test_packed_rows_equal_whole_rows(tiny_models, family, backend, sizes):
     for row, ref, (b, col) in zip(rows, refs, starts, strict=True):
         assert torch.allclose(got_whole[b, col : col + len(row)], ref, atol=1e-4 * scale)
     with torch.no_grad():
-        heads = packed_ids([r[:s] for r, s in zip(rows, splits)], model.device, sizes)[0]
+        heads = packed_ids([r[:s] for r, s in zip(rows, splits, strict=True)], model.device, sizes)[
+            0
+        ]
         try:
             past = model.prefill(heads)
         except NotImplementedError:  # after the whole packed rows above were checked
             pytest.skip(f"{family} has a sliding-window cache, which prefill does not support")
-        cont, cont_starts = packed_ids([r[s:] for r, s in zip(rows, splits)], model.device, sizes)
+        cont, cont_starts = packed_ids(
+            [r[s:] for r, s in zip(rows, splits, strict=True)], model.device, sizes
+        )
         cont.past = past
         got_tail = model.forward(cont)
     for row, split, ref, (b, col) in zip(rows, splits, refs, cont_starts, strict=True):

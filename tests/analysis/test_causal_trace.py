@@ -12,8 +12,10 @@ from interv.edit import EditRequest
 from interv.edit.rome import ROME, ROMEHParams
 from tests.edit.conftest import TINY
 
-REQUESTS = [EditRequest(prompt="The cat sat on the", subject="The cat", target_new="x"),
-            EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="x")]
+REQUESTS = [
+    EditRequest(prompt="The cat sat on the", subject="The cat", target_new="x"),
+    EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="x"),
+]
 
 
 def test_trace_shapes_and_restoring_everything(edit_tiny):
@@ -36,7 +38,9 @@ def test_restoring_the_last_state_of_a_subject_only_prompt_restores_the_answer(e
 
 
 def test_window_and_best_layer():
-    effects = {"mlp": torch.tensor([[0.0, 0.1, 0.5, 0.4, 0.0, 0.0], [0.0, 0.2, 0.3, 0.6, 0.1, 0.0]])}
+    effects = {
+        "mlp": torch.tensor([[0.0, 0.1, 0.5, 0.4, 0.0, 0.0], [0.0, 0.2, 0.3, 0.6, 0.1, 0.0]])
+    }
     trace = CausalTrace(["a", "b"], ["x", "y"], effects, torch.ones(2), torch.zeros(2))
     assert trace.best_layer("mlp") == 3
     assert trace.best_window("mlp", 2) == [2, 3] and trace.best_window("mlp", 3) == [1, 2, 3]
@@ -59,6 +63,7 @@ def test_bad_arguments(edit_tiny):
 
 def test_rome_layers_auto_uses_the_trace(edit_tiny, stats_cache, monkeypatch):
     import interv.analysis.causal_trace as ct
+    import interv.edit.locate as locate
 
     seen = []
     real = ct.causal_trace
@@ -67,9 +72,11 @@ def test_rome_layers_auto_uses_the_trace(edit_tiny, stats_cache, monkeypatch):
         seen.append(len(requests))
         return real(model, requests, samples=1, **kwargs)
 
-    monkeypatch.setattr(ct, "causal_trace", spy)
-    method = ROME(ROMEHParams(**{**TINY, "layers": "auto", "trace_prompts": 1, "v_num_grad_steps": 2}),
-                  stats_cache=stats_cache)
+    monkeypatch.setattr(locate, "causal_trace", spy)  # what layers: auto calls
+    method = ROME(
+        ROMEHParams(**{**TINY, "layers": "auto", "trace_prompts": 1, "v_num_grad_steps": 2}),
+        stats_cache=stats_cache,
+    )
     patch = method.compute(edit_tiny, REQUESTS[:1])
     method.compute(edit_tiny, REQUESTS[1:])
     assert seen == [1]  # traced once per model
@@ -80,11 +87,28 @@ def test_rome_layers_auto_uses_the_trace(edit_tiny, stats_cache, monkeypatch):
 def test_trace_cli_writes_json_and_png(edit_tiny_dir, tmp_path, capsys):
     from interv.cli.main import main
 
-    records = [{"prompt": "zq Rome mat", "subject": "zq", "target_new": "Paris", "ground_truth": "Rome"}]
+    records = [
+        {"prompt": "zq Rome mat", "subject": "zq", "target_new": "Paris", "ground_truth": "Rome"}
+    ]
     (tmp_path / "requests.json").write_text(json.dumps(records))
     out = tmp_path / "trace"
-    code = main(["trace", "--requests", str(tmp_path / "requests.json"), "--kinds", "mlp", "--samples", "1",
-                 "--model", str(edit_tiny_dir), "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "trace",
+            "--requests",
+            str(tmp_path / "requests.json"),
+            "--kinds",
+            "mlp",
+            "--samples",
+            "1",
+            "--model",
+            str(edit_tiny_dir),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     saved = json.loads((out / "trace.json").read_text())
     assert len(saved["effects"]["mlp"][0]) == 4  # one effect per layer of the tiny model

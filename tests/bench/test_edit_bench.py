@@ -23,7 +23,12 @@ def test_finished_sections_survive_a_failing_one(tiny_models, tmp_path, monkeypa
     parser = argparse.ArgumentParser()
     bench_edit.add_arguments(parser)
     args = parser.parse_args(["--methods", "stats,rome"])
-    args.model, args.device, args.dtype, args.json = None, "cpu", None, tmp_path / "out" / "edit.json"
+    args.model, args.device, args.dtype, args.json = (
+        None,
+        "cpu",
+        None,
+        tmp_path / "out" / "edit.json",
+    )
     with pytest.raises(RuntimeError, match="stopped"):
         bench_edit.run(args)
     saved = json.loads(args.json.read_text())
@@ -34,12 +39,14 @@ def test_sequential_section_starts_from_its_recipe_and_takes_overrides():
     parser = argparse.ArgumentParser()
     bench_edit.add_arguments(parser)
     plain = bench_edit.make_method("alphaedit", parser.parse_args([]), "edit/alphaedit-smollm2")
-    sequential = bench_edit.make_method("alphaedit", parser.parse_args([]),
-                                        bench_edit.SEQUENTIAL_RECIPE)
+    sequential = bench_edit.make_method(
+        "alphaedit", parser.parse_args([]), bench_edit.SEQUENTIAL_RECIPE
+    )
     assert plain.hparams.clamp_norm_factor == 0.75 and sequential.hparams.clamp_norm_factor == 0.4
     before, after = plain.hparams.to_dict(), sequential.hparams.to_dict()
     differing = {k for k, v in after.items() if before[k] != v}
     assert differing == {"clamp_norm_factor"}
-    changed = bench_edit.make_method("alphaedit", parser.parse_args(["--set", "alphaedit.L2=3"]),
-                                     bench_edit.SEQUENTIAL_RECIPE)
+    changed = bench_edit.make_method(
+        "alphaedit", parser.parse_args(["--set", "alphaedit.L2=3"]), bench_edit.SEQUENTIAL_RECIPE
+    )
     assert changed.hparams.L2 == 3 and changed.hparams.clamp_norm_factor == 0.4

@@ -110,7 +110,11 @@ def test_sequential_and_batches(tiny_dirs, inputs, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "nope"], "Unknown edit method 'nope'; known methods: alphaedit, emmet, ft-l, ft-m, memit, rome"),
+        (
+            ["--method", "nope"],
+            "Unknown edit method 'nope'. Closest valid names: rome. Known methods: "
+            "alphaedit, emmet, ft-l, ft-m, memit, rome",
+        ),
         (
             ["--method", "ft-l", "--hparams", "{hparams}"],
             "holds hyperparameters for method 'ft-m', not 'ft-l'",
@@ -119,7 +123,7 @@ def test_sequential_and_batches(tiny_dirs, inputs, tmp_path):
             ["--method", "ft-m", "--requests", "{bad}"],
             "Edit record 1 is missing field 'target_new'",
         ),
-        (["--hparams", "{typo}"], "Unknown FTMHParams key.*lrr"),
+        (["--hparams", "{typo}"], "FTMHParams: unknown key 'lrr'. Did you mean 'lr'"),
     ],
 )
 def test_errors_are_one_line_and_write_nothing(tiny_dirs, inputs, tmp_path, capsys, args, message):

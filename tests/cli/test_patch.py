@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 import interv
 from interv.cli.main import main
 from interv.patch import PatchSet, WeightPatch
+from interv.record import ModelRecord
 
 IDS = torch.tensor([[5, 6, 7, 8, 9]])
 
@@ -23,7 +24,7 @@ def make_patch(model, path, seed=0, weight="blocks.1.mlp.W_out"):
         method="test",
         requests=[{"prompt": "Hello", "target_new": "abc"}],
         hparams={"lr": 1},
-        fingerprint=model.fingerprint(),
+        model=ModelRecord.of(model),
     )
     return patch.save(path)
 
@@ -115,7 +116,7 @@ def test_wrong_model_corrupt_file_and_foreign_revert(tiny_dirs, tiny_models, tmp
         )
         == 2
     )
-    assert "fingerprint" in capsys.readouterr().err and not out.exists()
+    assert "was made for" in capsys.readouterr().err and not out.exists()
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
     assert main(["patch", "inspect", str(corrupt)]) == 2

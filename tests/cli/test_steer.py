@@ -8,21 +8,35 @@ import yaml
 
 from interv.cli.main import main
 
-AB = [{"question": f"Q{i}?\n(A) yes\n(B) no", "matching": "(A)" if i % 2 else "(B)",
-       "not_matching": "(B)" if i % 2 else "(A)"} for i in range(4)]
+AB = [
+    {
+        "question": f"Q{i}?\n(A) yes\n(B) no",
+        "matching": "(A)" if i % 2 else "(B)",
+        "not_matching": "(B)" if i % 2 else "(A)",
+    }
+    for i in range(4)
+]
 
 
 def _files(tmp_path, tiny_dirs):
     (tmp_path / "train.json").write_text(json.dumps(AB))
     (tmp_path / "prompts.json").write_text(json.dumps([{"input": "hi"}, {"input": "a dog"}]))
-    (tmp_path / "caa.yaml").write_text(yaml.safe_dump({"alg_name": "caa", "layers": [1], "multipliers": [3.0]}))
+    (tmp_path / "caa.yaml").write_text(
+        yaml.safe_dump({"alg_name": "caa", "layers": [1], "multipliers": [3.0]})
+    )
     config = {
-        "model_name_or_path": str(tiny_dirs["llama"]), "device": "cpu",
-        "steer_train_hparam_paths": ["caa.yaml"], "steer_train_dataset": "train.json",
-        "steer_vector_output_dir": "vectors", "apply_steer_hparam_paths": ["caa.yaml"],
-        "steer_vector_load_dir": ["vectors/train/caa_vector"], "generation_data": ["prompts.json"],
-        "generation_output_dir": "out", "generate_orig_output": True,
-        "generation_params": {"max_new_tokens": 4}, "eval_metrics": ["distinct", "fluency"],
+        "model_name_or_path": str(tiny_dirs["llama"]),
+        "device": "cpu",
+        "steer_train_hparam_paths": ["caa.yaml"],
+        "steer_train_dataset": "train.json",
+        "steer_vector_output_dir": "vectors",
+        "apply_steer_hparam_paths": ["caa.yaml"],
+        "steer_vector_load_dir": ["vectors/train/caa_vector"],
+        "generation_data": ["prompts.json"],
+        "generation_output_dir": "out",
+        "generate_orig_output": True,
+        "generation_params": {"max_new_tokens": 4},
+        "eval_metrics": ["distinct", "fluency"],
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -35,11 +49,35 @@ def test_generate_then_apply_then_eval(tmp_path, tiny_dirs, capsys, monkeypatch)
     assert main(["steer", "generate", "--config", str(config)]) == 0
     assert "train.json\tcaa\tvector (blocks.1.hook_resid_post" in capsys.readouterr().out
     assert (tmp_path / "vectors" / "train" / "caa_vector" / "vector.safetensors").is_file()
-    assert main(["steer", "apply", "--config", str(config), "--set", "generation_params.max_new_tokens=3"]) == 0
+    assert (
+        main(
+            [
+                "steer",
+                "apply",
+                "--config",
+                str(config),
+                "--set",
+                "generation_params.max_new_tokens=3",
+            ]
+        )
+        == 0
+    )
     records = json.loads((tmp_path / "out" / "prompts_results.json").read_text())
     assert [r["input"] for r in records] == ["hi", "a dog"] and all(r["pred"] for r in records)
-    assert main(["eval", "--input", "out/prompts_results.json", "--metrics", "distinct,sentiment",
-                 "--out", "report"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--input",
+                "out/prompts_results.json",
+                "--metrics",
+                "distinct,sentiment",
+                "--out",
+                "report",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "| distinct_2 |" in table and "| vader_positive_share |" in table
     report = json.loads((tmp_path / "report" / "prompts_eval.json").read_text())
@@ -58,18 +96,28 @@ def test_run_prints_the_evaluation_table(tmp_path, tiny_dirs, capsys, monkeypatc
 def test_bad_config_is_one_error_line(tmp_path, tiny_dirs, capsys):
     config = _files(tmp_path, tiny_dirs)
     assert main(["steer", "generate", "--config", str(config), "--set", "caa.layers=[9]"]) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("interv: error:")]
+    errors = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("interv: error:")
+    ]
     assert len(errors) == 1 and "out of range" in errors[0]
     assert main(["steer", "run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "vectors").exists()
 
 
-def test_calibrate_sweeps_plots_and_writes_the_chosen_strength(tmp_path, tiny_dirs, capsys, monkeypatch):
+def test_calibrate_sweeps_plots_and_writes_the_chosen_strength(
+    tmp_path, tiny_dirs, capsys, monkeypatch
+):
     config = _files(tmp_path, tiny_dirs)
     monkeypatch.chdir(tmp_path)
-    block = ["calibration.prompts=prompts.json", "calibration.metric=distinct_1", "calibration.scales=[1, 2]",
-             "calibration.layers=[0, 1]", "calibration.fluency_floor=0.1", "calibration.max_new_tokens=3"]
+    block = [
+        "calibration.prompts=prompts.json",
+        "calibration.metric=distinct_1",
+        "calibration.scales=[1, 2]",
+        "calibration.layers=[0, 1]",
+        "calibration.fluency_floor=0.1",
+        "calibration.max_new_tokens=3",
+    ]
     args = ["steer", "calibrate", "--config", str(config), "--plot", "sweep.png", "--write"]
     for item in block:
         args += ["--set", item]
@@ -79,6 +127,8 @@ def test_calibrate_sweeps_plots_and_writes_the_chosen_strength(tmp_path, tiny_di
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     from interv.steer.vector import SteeringVector
 
-    vector = SteeringVector.load(tmp_path / "vectors" / "train" / "caa_vector" / "vector.safetensors")
+    vector = SteeringVector.load(
+        tmp_path / "vectors" / "train" / "caa_vector" / "vector.safetensors"
+    )
     assert len(vector.layers) == 1 and vector.recommended_scale in (1.0, 2.0)
     assert vector.meta["calibration"]["metric"] == "distinct_1"

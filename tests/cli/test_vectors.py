@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import torch
 
 from interv.cli.main import main
@@ -34,7 +33,7 @@ def test_list_and_show_the_shipped_library(capsys):
     assert main(["vectors", "show", "refusal"]) == 2  # a CAA and a RepE vector share the name
     assert "'refusal' is ambiguous" in capsys.readouterr().err
     assert main(["vectors", "show", "no_such_vector"]) == 2
-    assert "No library vector named 'no_such_vector'" in capsys.readouterr().err
+    assert "Unknown library vector name 'no_such_vector'" in capsys.readouterr().err
 
 
 def test_export_gguf_and_import_easyedit(tmp_path, capsys):

@@ -16,6 +16,7 @@ from interv.data.editing import (
     zsre,
 )
 from interv.edit import RequestError
+from interv.errors import DataError
 
 
 def test_counterfact_and_zsre_records():
@@ -30,10 +31,10 @@ def test_shipped_sample_is_the_first_twenty_records(tmp_path, monkeypatch):
     sample = counterfact_sample()
     assert len(sample) == 20
     assert [r.to_dict() for r in sample] == [r.to_dict() for r in counterfact(20)]
-    monkeypatch.setenv("INTERV_DATA", str(tmp_path))  # no benchmark folder: the sample serves
+    monkeypatch.setenv("INTERV_DATA", str(tmp_path))  # no benchmark folder: the bundle serves
     assert [r.prompt for r in counterfact(5, start=2)] == [r.prompt for r in sample[2:7]]
-    with pytest.raises(FileNotFoundError):
-        counterfact(21)
+    with pytest.raises(DataError, match="only its first 40 records ship"):
+        counterfact(41)
 
 
 def test_knowedit_subsets_keep_their_probe_sets():

@@ -19,11 +19,12 @@ def test_caa_sets():
 
 
 def test_sentiment_and_toxicity_sets():
-    assert len(steering.sentiment_prompts("neutral")) == 5000
+    assert len(steering.sentiment_prompts("neutral", 400)) == 400  # the bundled first 400
     pairs = steering.convsent_pairs(n=20)
     assert len(pairs) == 20 and all(p.positive and p.negative for p in pairs)
     data = steering.sst2()
     assert len(data) == 872 and {label for _, label in data} == {0, 1}
-    assert len(steering.toxic_prompts()) == 700
+    assert len(steering.toxic_prompts()) == 700  # 100 per category
+    assert len(steering.toxic_prompts("insult")) == 100
     terms = steering.profanity_terms()
     assert "fuck" in terms and "class" not in terms

@@ -32,7 +32,9 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     backend.pre_tokenizer = ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>"
+    )
 
 
 def build_edit_tiny(folder: Path) -> Path:
@@ -41,9 +43,16 @@ def build_edit_tiny(folder: Path) -> Path:
     tokenizer = word_tokenizer()
     vocab = len(tokenizer)
     config = LlamaConfig(
-        hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-        intermediate_size=128, max_position_embeddings=256, vocab_size=vocab,
-        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 3,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=256,
+        vocab_size=vocab,
+        bos_token_id=vocab - 2,
+        eos_token_id=vocab - 1,
+        pad_token_id=vocab - 3,
     )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
@@ -55,8 +64,15 @@ def build_edit_tiny(folder: Path) -> Path:
 
 # Hyperparameters that edit the tiny model: its activations are large (norm ~100) and random,
 # so the value needs a large learning rate and norm budget.
-TINY = dict(fact_token="last", mom2_n_samples=2000, context_template_length_params=[[3, 2]], v_lr=20.0,
-            clamp_norm_factor=20.0, v_num_grad_steps=25, kl_factor=0.0)
+TINY = dict(
+    fact_token="last",
+    mom2_n_samples=2000,
+    context_template_length_params=[[3, 2]],
+    v_lr=20.0,
+    clamp_norm_factor=20.0,
+    v_num_grad_steps=25,
+    kl_factor=0.0,
+)
 
 
 @pytest.fixture(scope="session")

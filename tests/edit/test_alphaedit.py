@@ -11,20 +11,24 @@ from interv.edit import EditRequest
 from interv.edit.alphaedit import AlphaEdit, AlphaEditHParams
 from tests.edit.conftest import TINY
 
-REQUESTS = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
-            EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")]
+REQUESTS = [
+    EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+    EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat"),
+]
 
 
 def _method(stats_cache, **changes):
-    return AlphaEdit(AlphaEditHParams(**{**TINY, "layers": [0, 1], "nullspace_threshold": 5.0, **changes}),
-                     stats_cache=stats_cache)
+    return AlphaEdit(
+        AlphaEditHParams(**{**TINY, "layers": [0, 1], "nullspace_threshold": 5.0, **changes}),
+        stats_cache=stats_cache,
+    )
 
 
 def test_updates_leave_preserved_directions_alone(edit_tiny, stats_cache):
     method = _method(stats_cache)
     patch = method.compute(edit_tiny, REQUESTS)
     moments = method.second_moment(edit_tiny, [0, 1])
-    for layer, weight_patch in zip([0, 1], patch.patches):
+    for layer, weight_patch in zip([0, 1], patch.patches, strict=True):
         eigvals, eigvecs = torch.linalg.eigh(moments[layer].double())
         kept = eigvecs[:, eigvals >= 5.0].float()  # directions the statistics say matter
         change = kept.T @ weight_patch.dense()

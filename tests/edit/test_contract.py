@@ -1,25 +1,63 @@
-"""Contract tests over every registered locate-then-edit method, on the 4-layer tiny model:
-the patch teaches the target, compute leaves the model alone, revert is bit-exact, the
-hyperparameters round-trip through YAML, the shipped recipe loads, bad input fails first."""
+"""Contract tests over every registered editing method, on the 4-layer tiny model: the patch
+teaches the target, compute leaves the model alone, revert is bit-exact, the hyperparameters
+round-trip through YAML, the shipped recipe loads, bad input fails first.
+
+Every method in ``EDIT_METHODS`` needs a case in ``CASES`` (its family and hyperparameters for
+the tiny model); a registered method without one fails every test parametrised with it."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from interv.edit import EDIT_METHODS, EditRequest, RequestError
+from interv.adapters import names
+from interv.edit import EDIT_METHODS, EditMethod, EditRequest, RequestError
+from interv.edit.ft import FineTune
+from interv.edit.locate import LocateMethod
 from interv.eval.tokens import token_accuracy
 from tests.edit.conftest import TINY
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "edit"
-METHODS = ["rome", "memit", "alphaedit", "emmet"]
-EXTRA = {"rome": {"layers": [1]}, "memit": {"layers": [0, 1], "mom2_update_weight": 1.0},
-         "alphaedit": {"layers": [0, 1], "nullspace_threshold": 5.0},
-         "emmet": {"layers": [0, 1], "mom2_update_weight": 1.0}}
-REQUESTS = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
-            EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")]
+SMOLLM2_LAYERS = 30
+
+
+@dataclass(frozen=True)
+class Case:
+    """How one registered method edits the tiny model: its family (locate-then-edit methods
+    write low-rank ``mlp.W_out`` updates, fine-tuning writes dense deltas on the configured
+    weights) and the hyperparameters that make it teach the targets."""
+
+    family: type[EditMethod]
+    hparams: dict[str, Any]
+
+
+# FT: a large step without the norm bound (the tiny model's weights are random; the bound is
+# tested in tests/edit/test_ft.py), on two weights of two layers.
+FT = dict(
+    layers=[1, 2],
+    weights=["mlp.W_out", "mlp.W_in"],
+    lr=5e-2,
+    num_steps=30,
+    norm_constraint=None,
+    batch_size=2,
+)
+CASES: dict[str, Case] = {
+    "rome": Case(LocateMethod, {**TINY, "layers": [1]}),
+    "memit": Case(LocateMethod, {**TINY, "layers": [0, 1], "mom2_update_weight": 1.0}),
+    "alphaedit": Case(LocateMethod, {**TINY, "layers": [0, 1], "nullspace_threshold": 5.0}),
+    "emmet": Case(LocateMethod, {**TINY, "layers": [0, 1], "mom2_update_weight": 1.0}),
+    "ft-l": Case(FineTune, FT),
+    "ft-m": Case(FineTune, FT),
+}
+METHODS = EDIT_METHODS.names()
+REQUESTS = [
+    EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+    EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat"),
+]
 
 
 def weights_hash(model) -> str:
@@ -29,9 +67,25 @@ def weights_hash(model) -> str:
     return digest.hexdigest()
 
 
+def case(name: str) -> Case:
+    if name not in CASES:
+        pytest.fail(f"Edit method {name!r} is registered but has no contract case in CASES.")
+    return CASES[name]
+
+
 def make(name, stats_cache, **changes):
     cls = EDIT_METHODS.get(name)
-    return cls(cls.hparams_class(**{**TINY, **EXTRA[name], **changes}), stats_cache=stats_cache)
+    hparams = cls.hparams_class(**{**case(name).hparams, **changes})
+    if issubclass(cls, LocateMethod):
+        return cls(hparams, stats_cache=stats_cache)
+    return cls(hparams)
+
+
+def test_every_registered_method_has_a_case():
+    assert sorted(CASES) == METHODS
+    assert {"rome", "memit", "alphaedit", "emmet", "ft-l", "ft-m"} <= set(METHODS)
+    for name in METHODS:
+        assert issubclass(EDIT_METHODS.get(name), case(name).family), name
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -44,7 +98,15 @@ def test_patch_teaches_the_target_and_reverts_bit_exactly(name, edit_tiny, stats
     patch = make(name, stats_cache).compute(model, requests)
     assert weights_hash(model) == original  # computing never leaves a change behind
     assert patch.method == name and patch.fingerprint == model.fingerprint()
-    assert all(p.weight.endswith("mlp.W_out") and p.rank is not None for p in patch.patches)
+    if case(name).family is LocateMethod:
+        assert all(p.weight.endswith("mlp.W_out") and p.rank is not None for p in patch.patches)
+    else:  # dense deltas on exactly the configured weights, each of them moved
+        hp = case(name).hparams
+        assert patch.weights() == [
+            names.weight(w, layer) for layer in hp["layers"] for w in hp["weights"]
+        ]
+        assert all(p.rank is None and p.delta is not None for p in patch.patches)
+        assert all(p.delta.abs().max() > 0 for p in patch.patches)
     with patch.applied(model):
         assert token_accuracy(model, prompts, targets) == [1.0] * len(requests)
     assert weights_hash(model) == original
@@ -53,15 +115,21 @@ def test_patch_teaches_the_target_and_reverts_bit_exactly(name, edit_tiny, stats
 @pytest.mark.parametrize("name", METHODS)
 def test_hparams_yaml_round_trip_and_recipe(name, tmp_path):
     cls = EDIT_METHODS.get(name).hparams_class
-    hp = cls(**{**TINY, **EXTRA[name]})
+    hp = cls(**case(name).hparams)
     path = tmp_path / "hp.yaml"
     hp.to_yaml(path)
     assert cls.from_yaml(path) == hp
     recipe = RECIPES / f"{name}-smollm2.yaml"
     loaded = cls.from_yaml(recipe)
-    assert f"method: {name}" in recipe.read_text()
-    assert loaded.model_dims == {"n_layers": 30, "d_model": 576, "d_mlp": 1536}
-    with pytest.raises(ValueError, match="Unknown .* key"):
+    assert f"method: {name}" in recipe.read_text() and loaded.method == name
+    assert loaded.layers and all(0 <= layer < SMOLLM2_LAYERS for layer in loaded.layers)
+    if case(name).family is LocateMethod:
+        assert loaded.model_dims == {"n_layers": 30, "d_model": 576, "d_mlp": 1536}
+    else:  # canonical weight names in a block (an unknown name raises)
+        assert [names.weight(w, 0) for w in loaded.weights] == [
+            f"blocks.0.{w}" for w in loaded.weights
+        ]
+    with pytest.raises(ValueError, match="unknown key"):
         cls.from_dict({"rewrite_module_tmp": "model.layers.{}.mlp.down_proj"})
 
 
@@ -71,20 +139,28 @@ def test_bad_input_fails_before_anything_changes(name, edit_tiny, stats_cache):
     original = weights_hash(model)
     with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
         make(name, stats_cache, layers=[7]).compute(model, REQUESTS[:1])
-    with pytest.raises(ValueError, match="another architecture: d_mlp=1536 \\(model has 128\\)"):
-        make(name, stats_cache, model_dims={"d_mlp": 1536}).compute(model, REQUESTS[:1])
-    with pytest.raises(ValueError, match="v_loss_layer=31"):
-        make(name, stats_cache, v_loss_layer=31).compute(model, REQUESTS[:1])
-    with pytest.raises(RequestError, match="needs `subject`"):
-        make(name, stats_cache).compute(model, [EditRequest(prompt="Hello world", target_new="Rome")])
+    if case(name).family is LocateMethod:
+        with pytest.raises(
+            ValueError, match="another architecture: d_mlp=1536 \\(model has 128\\)"
+        ):
+            make(name, stats_cache, model_dims={"d_mlp": 1536}).compute(model, REQUESTS[:1])
+        with pytest.raises(ValueError, match="v_loss_layer=31"):
+            make(name, stats_cache, v_loss_layer=31).compute(model, REQUESTS[:1])
+        with pytest.raises(RequestError, match="needs `subject`"):
+            make(name, stats_cache).compute(
+                model, [EditRequest(prompt="Hello world", target_new="Rome")]
+            )
+        with pytest.raises(ValueError, match="v_lr must be positive"):
+            make(name, stats_cache, v_lr=0.0)
+    else:
+        with pytest.raises(KeyError, match="Unknown weight name 'mlp.W_outt'"):
+            make(name, stats_cache, weights=["mlp.W_outt"]).compute(model, REQUESTS[:1])
+        with pytest.raises(ValueError, match="lr must be positive"):
+            make(name, stats_cache, lr=0.0)
+        with pytest.raises(ValueError, match="num_steps must be at least 1"):
+            make(name, stats_cache, num_steps=0)
     with pytest.raises(RequestError, match="does not occur in prompt"):
         EditRequest(prompt="Hello world", subject="Goodbye", target_new="Rome")
     with pytest.raises(RequestError, match="empty `target_new`"):
         EditRequest(prompt="Hello world", subject="Hello", target_new=" ")
-    with pytest.raises(ValueError, match="v_lr must be positive"):
-        make(name, stats_cache, v_lr=0.0)
     assert weights_hash(model) == original
-
-
-def test_registry_lists_the_methods():
-    assert set(METHODS) <= set(EDIT_METHODS.names())

@@ -42,21 +42,27 @@ def test_keys_are_the_w_out_inputs_averaged_over_templates(edit_tiny):
     request = EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")
     templates = ["{}", "Ab. {}", "Hello there. {}"]
     keys = mean_keys(model, [request, request], 1, templates, "subject_last", "test")
-    single = [gather(model, [e], ["blocks.1.mlp.hook_post"], None)["blocks.1.mlp.hook_post"][0]
-              for e in templated(model, request, templates, "subject_last", "test")]
+    single = [
+        gather(model, [e], ["blocks.1.mlp.hook_post"], None)["blocks.1.mlp.hook_post"][0]
+        for e in templated(model, request, templates, "subject_last", "test")
+    ]
     torch.testing.assert_close(keys[0], torch.stack(single).mean(0), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(keys[0], keys[1])
 
 
 def test_value_optimisation_reaches_the_target_and_respects_the_norm_budget(edit_tiny):
     model = edit_tiny
-    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
-                EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat")]
+    requests = [
+        EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+        EditRequest(prompt="The cat sat on the", subject="The cat", target_new="mat"),
+    ]
     hp = ROMEHParams(**{**TINY, "v_chunk_size": 1})
     flags = [p.requires_grad for p in model.hf_model.parameters()]
     result = optimise_values(model, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "test")
     assert [p.requires_grad for p in model.hf_model.parameters()] == flags
-    assert all(p >= hp.v_stop_prob for p in result.probs) and max(result.steps) < hp.v_num_grad_steps
+    assert (
+        all(p >= hp.v_stop_prob for p in result.probs) and max(result.steps) < hp.v_num_grad_steps
+    )
     # the budget is relative to the activation's mean norm over the templates
     encoded = [e for r in requests for e in templated(model, r, ["{}", "Ab. {}"], "last", "test")]
     acts = gather(model, encoded, ["blocks.1.hook_mlp_out"], 1)["blocks.1.hook_mlp_out"]
@@ -83,12 +89,21 @@ def test_rank_one_writes_scale_delta_by_the_rows_key(edit_tiny):
     hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 4, "v_stop_prob": 1.0})
     templates, post = ["{}", "Ab. {}"], "blocks.1.mlp.hook_post"
     plain = optimise_values(model, [request], "blocks.1.hook_mlp_out", templates, hp, "t")
-    none = optimise_values(model, [request], "blocks.1.hook_mlp_out", templates, hp, "t",
-                           writes=(post, [torch.zeros(model.cfg.d_mlp)]))
+    none = optimise_values(
+        model,
+        [request],
+        "blocks.1.hook_mlp_out",
+        templates,
+        hp,
+        "t",
+        writes=(post, [torch.zeros(model.cfg.d_mlp)]),
+    )
     assert none.probs[0] < 0.5 * plain.probs[0]
     keys = gather(model, templated(model, request, templates, "last", "t"), [post], 1)[post]
     u = torch.linalg.lstsq(keys, torch.ones(len(keys), 1)).solution[:, 0]  # k·u = 1 on both rows
-    ones = optimise_values(model, [request], "blocks.1.hook_mlp_out", templates, hp, "t", writes=(post, [u]))
+    ones = optimise_values(
+        model, [request], "blocks.1.hook_mlp_out", templates, hp, "t", writes=(post, [u])
+    )
     torch.testing.assert_close(ones.delta, plain.delta, atol=1e-3, rtol=1e-3)
 
 
@@ -118,15 +133,19 @@ def test_rows_a_rank_one_write_cannot_reach_do_not_hold_up_stopping(edit_tiny):
 
 def test_reusing_prefix_keys_values_optimises_the_same_values(edit_tiny, monkeypatch):
     """Each step runs only the tokens from the lookup on; the result equals whole-row steps."""
-    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
-                EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat")]
+    requests = [
+        EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+        EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat"),
+    ]
     hp = ROMEHParams(**{**TINY, "v_stop_prob": 1.0, "v_num_grad_steps": 4})  # exactly 4 steps
     results, real = {}, _rows._layout
     for split in (True, False):
         monkeypatch.setitem(_rows._CHECKED, edit_tiny, split)
         seen = []
-        monkeypatch.setattr(_rows, "_layout", lambda *a: seen.append(a[2]) or real(*a))
-        results[split] = optimise_values(edit_tiny, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "t")
+        monkeypatch.setattr(_rows, "_layout", lambda *a, seen=seen: seen.append(a[2]) or real(*a))
+        results[split] = optimise_values(
+            edit_tiny, requests, "blocks.1.hook_mlp_out", ["{}", "Ab. {}"], hp, "t"
+        )
         assert seen == [split]  # one layout for all steps (no request finished early)
     _assert_same_values(results[True].delta, results[False].delta)
     assert results[True].probs == pytest.approx(results[False].probs, abs=1e-4)
@@ -143,19 +162,26 @@ def _assert_same_values(got, expected):
 def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkeypatch):
     """A request that reaches its target early drops out; the others continue the prefix rows
     already computed (no second prefill) and end where whole-row steps end."""
-    requests = [EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
-                EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat"),
-                EditRequest(prompt="A red fox ran", subject="A red fox", target_new=" far away")]
+    requests = [
+        EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome"),
+        EditRequest(prompt="So the cat sat on the", subject="the cat", target_new="mat"),
+        EditRequest(prompt="A red fox ran", subject="A red fox", target_new=" far away"),
+    ]
     site, templates = "blocks.1.hook_mlp_out", ["{}", "Ab. {}"]
-    first = optimise_values(edit_tiny, requests, site, templates,
-                            ROMEHParams(**{**TINY, "v_num_grad_steps": 1}), "t").probs
+    first = optimise_values(
+        edit_tiny, requests, site, templates, ROMEHParams(**{**TINY, "v_num_grad_steps": 1}), "t"
+    ).probs
     low, high = sorted(first)[1:]
     hp = ROMEHParams(**{**TINY, "v_stop_prob": (low + high) / 2, "v_num_grad_steps": 5})
     results, real = {}, edit_tiny.prefill
     for split in (True, False):
         monkeypatch.setitem(_rows._CHECKED, edit_tiny, split)
         prefills = []
-        monkeypatch.setattr(edit_tiny, "prefill", lambda *a, **k: prefills.append(1) or real(*a, **k))
+        monkeypatch.setattr(
+            edit_tiny,
+            "prefill",
+            lambda *a, prefills=prefills, **k: prefills.append(1) or real(*a, **k),
+        )
         results[split] = optimise_values(edit_tiny, requests, site, templates, hp, "t")
         assert len(prefills) == split  # one prefill, whatever finishes when
     assert min(results[True].steps) == 1 < max(results[True].steps)  # one finished at once
@@ -166,13 +192,24 @@ def test_finished_requests_leave_the_others_on_the_same_prefix(edit_tiny, monkey
 def test_chunks_are_formed_by_row_length_and_values_return_in_request_order(edit_tiny):
     """The request with the longer rows comes first but is chunked second; each value still
     belongs to its own request (equal to optimising it alone)."""
-    long = EditRequest(prompt="Hello world, this is a long way", subject="Hello world", target_new="Rome")
+    long = EditRequest(
+        prompt="Hello world, this is a long way", subject="Hello world", target_new="Rome"
+    )
     short = EditRequest(prompt="So the cat", subject="the cat", target_new="mat")
-    hp = ROMEHParams(**{**TINY, "v_num_grad_steps": 3, "v_stop_prob": 1.0, "v_chunk_size": 1,
-                        "fact_token": "subject_last"})
+    hp = ROMEHParams(
+        **{
+            **TINY,
+            "v_num_grad_steps": 3,
+            "v_stop_prob": 1.0,
+            "v_chunk_size": 1,
+            "fact_token": "subject_last",
+        }
+    )
     site, templates = "blocks.1.hook_mlp_out", ["{}", "Ab. {}"]
     both = optimise_values(edit_tiny, [long, short], site, templates, hp, "t")
-    alone = [optimise_values(edit_tiny, [r], site, templates, hp, "t").delta[0] for r in (long, short)]
+    alone = [
+        optimise_values(edit_tiny, [r], site, templates, hp, "t").delta[0] for r in (long, short)
+    ]
     torch.testing.assert_close(both.delta, torch.stack(alone), atol=1e-5, rtol=1e-4)
 
 
@@ -217,14 +254,20 @@ def test_subject_prompts_take_the_edit_prompts_place_after_the_first_two_templat
     hp = ROMEHParams(subject_prompts=["{}:", "Q: {}? A:"])
     rows = value_prompts(model, request, templates, hp, "t")
     texts = [model.tokenizer.decode(list(r.ids)) for r in rows]
-    assert texts == ["Hello world, this is", "Ab. Hello world, this is", "Cd. Hello world:",
-                     "Ef. Q: Hello world? A:", "Gh. Hello world:"]
+    assert texts == [
+        "Hello world, this is",
+        "Ab. Hello world, this is",
+        "Cd. Hello world:",
+        "Ef. Q: Hello world? A:",
+        "Gh. Hello world:",
+    ]
     assert all(model.tokenizer.decode([r.ids[r.lookup]]) == "d" for r in rows)  # "world"'s last
     # ROME's own code and a prompt-last lookup use the edit prompt in every template
     for off in ({"original_implementation": True}, {"fact_token": "last"}):
         hp_off = ROMEHParams(**{"subject_prompts": ["{}:"], **off})
-        assert [r.ids for r in value_prompts(model, request, templates, hp_off, "t")] == \
-            [r.ids for r in templated(model, request, templates, hp_off.fact_token, "t")]
+        assert [r.ids for r in value_prompts(model, request, templates, hp_off, "t")] == [
+            r.ids for r in templated(model, request, templates, hp_off.fact_token, "t")
+        ]
 
 
 @pytest.mark.parametrize("bad", ["no subject here", "{} and {}", "{}", " {} "])
@@ -240,8 +283,9 @@ def test_subject_prompt_rows_are_optimised_and_the_mean_activation_stays_the_pro
     model = edit_tiny
     request = EditRequest(prompt="Hello world, this is", subject="Hello world", target_new="Rome")
     templates, site = ["{}", "Ab. {}", "Cd. {}"], "blocks.1.hook_mlp_out"
-    hp = ROMEHParams(**{**TINY, "fact_token": "subject_last", "subject_prompts": ["{}:"],
-                        "v_num_grad_steps": 2})
+    hp = ROMEHParams(
+        **{**TINY, "fact_token": "subject_last", "subject_prompts": ["{}:"], "v_num_grad_steps": 2}
+    )
     problem = _problem(model, request, templates, hp, "t")
     target = answer_ids(model, "Rome")
     subject_row = model.tokenizer("Cd. Hello world:")["input_ids"]

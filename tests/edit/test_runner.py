@@ -136,23 +136,39 @@ def test_requested_rewrite_layout():
     assert requested_rewrite(REQUESTS[1])["rephrase_prompt"] == ["Nice day"]
 
 
-def test_preparation_with_layers_is_timed_once(fresh_tiny):
-    import dataclasses
+def test_preparation_of_locate_methods_loads_their_layers_and_is_timed(fresh_tiny, monkeypatch):
+    """``run_edits`` calls ``prepare`` once before the first edit and reports its time; a
+    locate-then-edit method prepares the statistics of its configured layers (ROME too)."""
+    import time
 
-    @dataclasses.dataclass(kw_only=True)
-    class LayerHParams(HParams):
-        layers: list[int] = dataclasses.field(default_factory=lambda: [1])
+    from interv.edit.rome import ROME, ROMEHParams
 
-    class Layered(Shift):
-        hparams_class = LayerHParams
+    method = ROME(ROMEHParams(layers=[1], fact_token="last"))
+    seen = []
 
-        def __init__(self):
-            EditMethod.__init__(self, LayerHParams())
-            self.calls, self.seen = [], []
+    def prepare_layers(model, layers):
+        seen.append(layers)
+        time.sleep(0.05)
 
-        def prepare(self, model, layers):
-            self.seen.append(layers)
+    monkeypatch.setattr(method, "prepare_layers", prepare_layers)
+    monkeypatch.setattr(
+        method, "compute_each", lambda model, requests: [Shift().compute(model, requests)]
+    )
+    result = run_edits(fresh_tiny("llama"), method, REQUESTS[:1], evaluate)
+    assert seen == [[1]] and result.seconds["stats"] >= 0.05
 
-    method = Layered()
-    run_edits(fresh_tiny("llama"), method, REQUESTS[:1], evaluate)
-    assert method.seen == [[1]]
+
+def test_progress_shows_each_optimisation_step(fresh_tiny, capsys):
+    """With a progress bar, a method's steps show beside the edit count while it computes
+    (a group of ROME edits is one call; without the steps the bar would sit at 0)."""
+
+    class Stepping(Shift):
+        def compute(self, model, requests):
+            for step in range(3):
+                self.report(f"value step {step + 1}/3")
+            return super().compute(model, requests)
+
+    method = Stepping()
+    run_edits(fresh_tiny("llama"), method, REQUESTS[:1], evaluate, progress=True)
+    assert "value step 3/3" in capsys.readouterr().err
+    assert method.on_step is None  # the bar's callback does not outlive the run

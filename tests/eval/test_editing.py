@@ -56,7 +56,9 @@ def test_teacher_forced_layout_matches_easyedit(fresh_tiny):
         post = evaluate(model, REQUESTS, reference=pre)
     acc = post[0]["locality"]["n_acc"]
     outputs = zip(pre[0]["locality"]["n_output"], post[0]["locality"]["n_output"], strict=True)
-    assert acc == [pytest.approx(sum(a == b for a, b in zip(x, y, strict=True)) / len(x)) for x, y in outputs]
+    assert acc == [
+        pytest.approx(sum(a == b for a, b in zip(x, y, strict=True)) / len(x)) for x, y in outputs
+    ]
     assert min(acc) < 1.0
 
 
@@ -114,7 +116,9 @@ def test_generation_protocol_layout(fresh_tiny):
     assert post[0]["locality"]["n_acc"] == [1.0, 1.0]
     with damage(model).applied(model):
         changed = evaluate_generation(model, REQUESTS, reference=pre, max_new_tokens=6)
-    texts = zip(pre[0]["locality"]["n_gen_content"], changed[0]["locality"]["n_gen_content"], strict=True)
+    texts = zip(
+        pre[0]["locality"]["n_gen_content"], changed[0]["locality"]["n_gen_content"], strict=True
+    )
     assert changed[0]["locality"]["n_acc"] == [float(a == b) for a, b in texts]
     with pytest.raises(ValueError, match="match must be one of"):
         evaluate_generation(model, REQUESTS, match="fuzzy")

@@ -15,12 +15,28 @@ from interv.eval.report import (
 )
 
 RECORDS = [
-    {"input": "Today", "pred": ["I love this wonderful day"], "orig_pred": ["it rained and I hate it"],
-     "complete_output": ["TodayI love this wonderful day"], "reference_response": "",
-     "ab_probability": 0.8, "orig_ab_probability": 0.5, "matching": "(A)", "not_matching": "(B)"},
-    {"input": "Then", "pred": ["great fun, happy people"], "orig_pred": ["a table stood there"],
-     "complete_output": ["Thengreat fun, happy people"], "reference_response": "",
-     "ab_probability": 0.6, "orig_ab_probability": 0.3, "matching": "(B)", "not_matching": "(A)"},
+    {
+        "input": "Today",
+        "pred": ["I love this wonderful day"],
+        "orig_pred": ["it rained and I hate it"],
+        "complete_output": ["TodayI love this wonderful day"],
+        "reference_response": "",
+        "ab_probability": 0.8,
+        "orig_ab_probability": 0.5,
+        "matching": "(A)",
+        "not_matching": "(B)",
+    },
+    {
+        "input": "Then",
+        "pred": ["great fun, happy people"],
+        "orig_pred": ["a table stood there"],
+        "complete_output": ["Thengreat fun, happy people"],
+        "reference_response": "",
+        "ab_probability": 0.6,
+        "orig_ab_probability": 0.3,
+        "matching": "(B)",
+        "not_matching": "(A)",
+    },
 ]
 
 
@@ -36,12 +52,18 @@ def test_steered_and_unsteered_are_scored_side_by_side(tmp_path):
     table = markdown_table(report)
     assert "| vader_positive_share | 0 | 1 | +1 |" in table
     json_path, md_path = write_report(report, tmp_path, "toy")
-    assert json.loads(json_path.read_text()) == report and md_path.read_text().startswith("# toy: 2 records")
+    assert json.loads(json_path.read_text()) == report and md_path.read_text().startswith(
+        "# toy: 2 records"
+    )
 
 
 def test_control_generations_get_their_own_column():
-    records = [{**r, "control_pred": [text], "control_ab_probability": q}
-               for r, text, q in zip(RECORDS, ["sad, I hate rain", "I hate it, awful"], (0.5, 0.2))]
+    records = [
+        {**r, "control_pred": [text], "control_ab_probability": q}
+        for r, text, q in zip(
+            RECORDS, ["sad, I hate rain", "I hate it, awful"], (0.5, 0.2), strict=True
+        )
+    ]
     report = evaluate_results(records, ["sentiment", "ab"])
     assert report["control"]["vader_positive_share"] == 0.0
     assert report["control"]["ab_matching_probability"] == 0.35

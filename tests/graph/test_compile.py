@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from interv.adapters import HookSource, UnknownNameError
 
 import interv
+from interv.adapters import HookSource, UnknownNameError
 from interv.graph import (
     Add,
     Clamp,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from interv.adapters import architecture_for
 
+from interv.adapters import architecture_for
+from interv.errors import ModelMismatchError
 from interv.graph import Add, Graph, GraphError, ProjectOut, SAEFeature, conditions, positions
 from interv.patch import PatchSet
 from tests.conftest import BACKENDS
@@ -151,5 +152,5 @@ def test_refusals_that_depend_on_the_architecture(fresh_tiny):
         with pytest.raises(GraphError, match="ties it to the unembedding"):
             Graph([Add(hook, torch.ones(32))]).fold(gpt2)
     llama = fresh_tiny("llama")
-    with pytest.raises(GraphError, match="was made for"):
+    with pytest.raises(ModelMismatchError, match="was made for"):
         Graph([Add("blocks.0.hook_resid_post", torch.ones(32))], model=gpt2).fold(llama)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from interv.adapters import UnknownNameError
 
+from interv.adapters import UnknownNameError
+from interv.errors import ModelMismatchError
 from interv.graph import Add, Clamp, Graph, GraphError, ModelRecord, ProjectOut, Scale, positions
 from tests.graph.conftest import PROMPTS, vector
 
@@ -87,7 +88,7 @@ def test_model_record_refuses_another_model(tiny_models):
     graph = Graph([Add(POST0, torch.ones(32))], model=llama)
     assert graph.model == ModelRecord.of(llama)
     llama.forward(PROMPTS, graph=graph)  # its own model is fine
-    with pytest.raises(GraphError, match="was made for .*fingerprint"):
+    with pytest.raises(ModelMismatchError, match="was made for .*model_type 'llama' != 'qwen2'"):
         qwen.forward(PROMPTS, graph=graph)
     with pytest.raises(GraphError, match="different models"):
         graph + Graph(model=qwen)

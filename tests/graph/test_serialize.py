@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from interv.errors import ModelMismatchError
 from interv.graph import (
     Ablate,
     Add,
@@ -187,9 +188,9 @@ def test_other_refusals(tiny_models, tiny_sae, tmp_path):
         Graph.load(tmp_path / "g")
     graph = Graph([Add("blocks.1.hook_resid_post", vector(32))], model=llama)
     graph.save(tmp_path / "h")
-    with pytest.raises(GraphError, match="was made for"):
+    with pytest.raises(ModelMismatchError, match="was made for"):
         Graph.load(tmp_path / "h", model=qwen)
-    with pytest.raises(GraphError, match="was made for"):
+    with pytest.raises(ModelMismatchError, match="was made for"):
         qwen.forward(PROMPTS, graph=Graph.load(tmp_path / "h"))
     with pytest.raises(GraphError, match="holds Python code"):
         Graph([Function("blocks.0.hook_resid_post", lambda a, c: a)]).save(tmp_path / "f")

@@ -6,14 +6,35 @@ import json
 
 from interv.cli.main import main
 
-SETUPS = {"plain", "interv_no_graph", "graph_one_add", "graph_five_nodes", "graph_folded",
-          "raw_torch_hook", "nnsight_native"}
+SETUPS = {
+    "plain",
+    "interv_no_graph",
+    "graph_one_add",
+    "graph_five_nodes",
+    "graph_folded",
+    "raw_torch_hook",
+    "nnsight_native",
+}
 
 
 def test_bench_steer_reports_ratios_and_agreement(tiny_dirs, tmp_path, capsys):
     out = tmp_path / "steer.json"
-    args = ["bench", "steer", "--model", str(tiny_dirs["llama"]), "--device", "cpu", "--json", str(out),
-            "--reps", "1", "--new-tokens", "3", "--batches", "1,2"]
+    args = [
+        "bench",
+        "steer",
+        "--model",
+        str(tiny_dirs["llama"]),
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--reps",
+        "1",
+        "--new-tokens",
+        "3",
+        "--batches",
+        "1,2",
+    ]
     assert main(args) == 0
     report = json.loads(out.read_text())
     for key in ("generate_batch1", "generate_batch2"):

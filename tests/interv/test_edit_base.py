@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from interv.edit import EditRequest, RequestError
-from interv.eval.tokens import answer_ids, predicted_answer_tokens, token_accuracy, unchanged_fraction
+from interv.eval.tokens import (
+    answer_ids,
+    predicted_answer_tokens,
+    token_accuracy,
+    unchanged_fraction,
+)
 
 
 def test_request_validation():
@@ -41,8 +46,10 @@ def test_predictions_are_batch_independent(tiny_models):
     model = tiny_models("gpt2")
     prompts, answers = ["Hello world", "abc", "x"], ["foo bar", "q", "longer answer here"]
     batched = predicted_answer_tokens(model, prompts, answers, batch_size=3)
-    single = [predicted_answer_tokens(model, [p], [a])[0] for p, a in zip(prompts, answers)]
-    for a, b in zip(batched, single):
+    single = [
+        predicted_answer_tokens(model, [p], [a])[0] for p, a in zip(prompts, answers, strict=True)
+    ]
+    for a, b in zip(batched, single, strict=True):
         assert torch.equal(a, b)
     assert [len(t) for t in batched] == [len(answer_ids(model, a)) for a in answers]
 

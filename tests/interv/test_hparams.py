@@ -39,7 +39,7 @@ def test_strings_from_yaml_are_coerced(tmp_path):
 
 
 def test_unknown_keys_fail_or_warn():
-    with pytest.raises(ValueError, match="Unknown ToyHParams key.*lrr"):
+    with pytest.raises(ValueError, match="ToyHParams: unknown key 'lrr'. Did you mean 'lr'"):
         ToyHParams.from_dict({"lrr": 1})
     with pytest.warns(UserWarning, match="lrr"):
         assert ToyHParams.from_dict({"lrr": 1, "lr": 2.0}, strict=False).lr == 2.0
@@ -57,6 +57,6 @@ def test_registry_rejects_duplicates_and_lists_known_names():
     registry.register("a")(int)
     with pytest.raises(ValueError, match="already registered"):
         registry.register("a")(str)
-    with pytest.raises(KeyError, match="known methods: a"):
+    with pytest.raises(KeyError, match="Known methods: a"):
         registry.get("b")
     assert registry.get("A") is int

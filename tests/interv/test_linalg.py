@@ -40,8 +40,9 @@ def test_moment_solve_reuses_the_factor_until_the_moment_changes(monkeypatch):
     X, C, W = _data()
     factorisations = []
     cholesky = torch.linalg.cholesky_ex
-    monkeypatch.setattr(torch.linalg, "cholesky_ex",
-                        lambda A: factorisations.append(1) or cholesky(A))
+    monkeypatch.setattr(
+        torch.linalg, "cholesky_ex", lambda A: factorisations.append(1) or cholesky(A)
+    )
     for _ in range(3):
         torch.testing.assert_close(C @ moment_solve(C, W), W)
     assert len(factorisations) == 1
@@ -82,7 +83,9 @@ def test_shared_key_direction_writes_every_key_at_least_cost():
     key = X[0]
     Cinv_k = inverse_times(C, key[None])[0]
     # one key: ROME's C^-1 k / (kᵀ C^-1 k)
-    torch.testing.assert_close(shared_key_direction(key[None], C, ridge=0.0), Cinv_k / (key @ Cinv_k))
+    torch.testing.assert_close(
+        shared_key_direction(key[None], C, ridge=0.0), Cinv_k / (key @ Cinv_k)
+    )
     K = X[:2]
     u = shared_key_direction(K, C, ridge=0.0)
     torch.testing.assert_close(K @ u, torch.ones(2, dtype=torch.float64))
@@ -95,9 +98,12 @@ def test_shared_key_direction_writes_every_key_at_least_cost():
         assert (u + t * free) @ C @ (u + t * free) > cost
     # identical keys stay solvable with the ridge and still get ~1
     twin = shared_key_direction(torch.stack([key, key]), C)
-    torch.testing.assert_close(torch.stack([key, key]) @ twin, torch.ones(2, dtype=torch.float64),
-                               atol=1e-3, rtol=0)
-    torch.testing.assert_close(shared_key_direction(K, None, ridge=0.0) @ K.T, torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.stack([key, key]) @ twin, torch.ones(2, dtype=torch.float64), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(
+        shared_key_direction(K, None, ridge=0.0) @ K.T, torch.ones(2, dtype=torch.float64)
+    )
 
 
 def test_memit_is_the_regularised_least_squares_solution():
@@ -131,15 +137,24 @@ def test_null_space_projector_and_projected_update():
     assert rank == 4
     torch.testing.assert_close(P @ P, P)
     torch.testing.assert_close(K0 @ P, torch.zeros_like(K0), atol=1e-8, rtol=0)
-    K, R = torch.randn(2, 12, generator=g, dtype=torch.float64), torch.randn(2, 5, generator=g, dtype=torch.float64)
+    K, R = (
+        torch.randn(2, 12, generator=g, dtype=torch.float64),
+        torch.randn(2, 5, generator=g, dtype=torch.float64),
+    )
     U, V = projected_update(K, R, P, torch.zeros(12, 12, dtype=torch.float64), l2=1e-6)
     delta = U @ V.T
-    torch.testing.assert_close(K0 @ delta, torch.zeros(500, 5, dtype=torch.float64), atol=1e-6, rtol=0)
-    torch.testing.assert_close(K @ delta, R, atol=1e-4, rtol=1e-4)  # 2 keys fit in a 4-dim null space
+    torch.testing.assert_close(
+        K0 @ delta, torch.zeros(500, 5, dtype=torch.float64), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        K @ delta, R, atol=1e-4, rtol=1e-4
+    )  # 2 keys fit in a 4-dim null space
     # keys written earlier (``previous``) keep their outputs under a later update
     K2 = torch.randn(1, 12, generator=g, dtype=torch.float64)
     U2, V2 = projected_update(K2, R[:1], P, K.T @ K, l2=1e-6)
-    torch.testing.assert_close(K @ (U2 @ V2.T), torch.zeros(2, 5, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        K @ (U2 @ V2.T), torch.zeros(2, 5, dtype=torch.float64), atol=1e-4, rtol=0
+    )
 
 
 def test_moment_solve_forgets_a_moment_that_is_gone():

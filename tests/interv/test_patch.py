@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
 import torch
 
+from interv.adapters.identity import encode_sample
+from interv.errors import ModelMismatchError
 from interv.patch import PatchError, PatchSet, WeightPatch
+from interv.record import ModelRecord
 
 
 def weights_hash(model) -> str:
@@ -23,12 +27,19 @@ def _random_set(model, seed=0, rank=None) -> PatchSet:
     c = model.cfg
     patches = [
         WeightPatch("blocks.0.mlp.W_out", delta=torch.randn(c.d_mlp, c.d_model, generator=g)),
-        WeightPatch("blocks.1.attn.W_Q", delta=torch.randn(c.n_heads, c.d_model, c.d_head, generator=g)),
+        WeightPatch(
+            "blocks.1.attn.W_Q", delta=torch.randn(c.n_heads, c.d_model, c.d_head, generator=g)
+        ),
     ]
     if rank:
-        patches.append(WeightPatch("blocks.1.mlp.W_in", U=torch.randn(c.d_model, rank, generator=g),
-                                   V=torch.randn(c.d_mlp, rank, generator=g)))
-    return PatchSet(patches, method="test", fingerprint=model.fingerprint())
+        patches.append(
+            WeightPatch(
+                "blocks.1.mlp.W_in",
+                U=torch.randn(c.d_model, rank, generator=g),
+                V=torch.randn(c.d_mlp, rank, generator=g),
+            )
+        )
+    return PatchSet(patches, method="test", model=ModelRecord.of(model))
 
 
 @pytest.mark.parametrize("backend", ["hf", "transformer_lens", "nnsight"])
@@ -84,8 +95,12 @@ def test_save_load_round_trip(fresh_tiny, tmp_path):
     patch.requests = [{"prompt": "x", "target_new": "y"}]
     loaded = PatchSet.load(patch.save(tmp_path / "p.safetensors"))
     assert loaded.weights() == patch.weights()
-    assert (loaded.method, loaded.fingerprint, loaded.requests) == ("test", model.fingerprint(), patch.requests)
-    for a, b in zip(loaded.patches, patch.patches):
+    assert (loaded.method, loaded.fingerprint, loaded.requests) == (
+        "test",
+        model.fingerprint(),
+        patch.requests,
+    )
+    for a, b in zip(loaded.patches, patch.patches, strict=True):
         for key, tensor in b.tensors().items():
             assert torch.equal(a.tensors()[key], tensor)
 
@@ -97,10 +112,21 @@ def test_errors_leave_the_model_unchanged(fresh_tiny, tiny_models, tmp_path):
     with pytest.raises(PatchError, match="has shape"):
         wrong_shape.apply(model)
     other_model = _random_set(tiny_models("qwen2"))
-    with pytest.raises(PatchError, match="fingerprint"):
+    with pytest.raises(ModelMismatchError, match="model_type 'qwen2' != 'llama'"):
         other_model.apply(model)
-    late_typo = PatchSet([WeightPatch("blocks.0.mlp.W_out", delta=torch.ones(64, 32)),
-                          WeightPatch("blocks.0.mlp.W_outt", delta=torch.ones(64, 32))])
+    record = ModelRecord.of(model)
+    values, dtype = model.weight_sample()
+    finetuned = dataclasses.replace(
+        record, sample=encode_sample(values * 1.01), fingerprint="f" * 16
+    )  # the same family, other weights
+    with pytest.raises(ModelMismatchError, match="weights differ .fingerprint"):
+        PatchSet(_random_set(model).patches, model=finetuned).apply(model)
+    late_typo = PatchSet(
+        [
+            WeightPatch("blocks.0.mlp.W_out", delta=torch.ones(64, 32)),
+            WeightPatch("blocks.0.mlp.W_outt", delta=torch.ones(64, 32)),
+        ]
+    )
     with pytest.raises(KeyError, match="blocks.0.mlp.W_out"):
         late_typo.apply(model)
     assert weights_hash(model) == original

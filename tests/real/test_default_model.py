@@ -54,7 +54,9 @@ def test_backend_parity_on_the_real_model(real_models, backend):
         assert (got[name][mask] - expected[name][mask]).abs().max() <= 1e-5 * scale, name
     scale = expected_logits[mask].abs().max()
     assert (logits[mask] - expected_logits[mask]).abs().max() <= 1e-5 * scale
-    assert model.generate(PROMPTS, max_new_tokens=10) == reference.generate(PROMPTS, max_new_tokens=10)
+    assert model.generate(PROMPTS, max_new_tokens=10) == reference.generate(
+        PROMPTS, max_new_tokens=10
+    )
 
 
 def test_cli_hooks_same_on_every_backend(real_model_dir, capsys):

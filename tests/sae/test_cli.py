@@ -70,12 +70,13 @@ def test_list_shows_the_shipped_sae(capsys):
 
 
 def test_shipped_recipes_parse_and_match_the_shipped_sae():
+    from interv.recipes import recipe_path
     from interv.sae import shipped
     from interv.sae.training import TrainConfig
-
-    from interv.recipes import recipe_path
     from interv.steer.sae_feature import SAEFeatureHParams
     from interv.steer.sta import STAHParams
+    from interv.steer.workflow.config import load_workflow
+    from interv.steer.workflow.methods import train_hparams
 
     train = TrainConfig.from_yaml(recipe_path("sae/smollm2-135m-res12"))
     from interv.sae.loading import shipped_folder
@@ -84,8 +85,10 @@ def test_shipped_recipes_parse_and_match_the_shipped_sae():
         (shipped_folder("smollm2-135m-res12") / "training.json").read_text()
     )
     assert shipped_report["config"] == train.to_dict()  # the shipped SAE is the recipe's output
-    for hp in (
-        STAHParams.from_yaml(recipe_path("steer/sta_sentiment")),
-        SAEFeatureHParams.from_yaml(recipe_path("steer/sae_feature_positive")),
+    for name, cls in (
+        ("steer/sta_sentiment", STAHParams),
+        ("steer/sae_feature_positive", SAEFeatureHParams),
     ):
-        assert hp.sae in shipped()
+        workflow = load_workflow(recipe_path(name))  # steering recipes are workflow configs
+        method = train_hparams(workflow.train[0], workflow, "x")
+        assert isinstance(method.hparams, cls) and method.hparams.sae in shipped()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from interv.sae import SAEError
 from interv.sae.features import direction_logits, feature_report, histogram, logit_lens, text_report
 
@@ -38,7 +39,7 @@ def test_feature_report_contexts_are_the_top_activations(tiny_sae_run):
 
 def test_logit_lens_matches_manual_unembedding(tiny_sae_run):
     model, sae, _, _ = tiny_sae_run
-    direction = sae.W_dec[5].float()
+    direction = sae.W_dec[5].detach().float()
     manual = (direction * model.weight("ln_final.w").float()) @ model.weight("unembed.W_U").float()
     torch.testing.assert_close(direction_logits(model, direction), manual)
     top, bottom = logit_lens(model, sae, 5, k=4)

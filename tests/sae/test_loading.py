@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+
 from interv.adapters import UnknownNameError
 from interv.sae import SAEError, canonical_hook, load, load_from_disk, shipped
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from interv.sae import corpus
 from interv.sae.metrics import evaluate
 from interv.sae.training import REPORT_FILE, TrainConfig
@@ -59,7 +60,9 @@ def test_config_rejects_bad_values():
         TrainConfig(architecture="relu")
     with pytest.raises(ValueError, match="k=99 exceeds features=8"):
         TrainConfig(features=8, k=99)
-    with pytest.raises(ValueError, match="Unknown TrainConfig key"):
+    with pytest.raises(
+        ValueError, match="TrainConfig: unknown key 'featurs'. Did you mean 'features'"
+    ):
         TrainConfig.from_dict({"featurs": 3})
 
 
@@ -75,7 +78,6 @@ def test_unknown_hook_fails_before_reading(tiny_models, tmp_path):
 
 def test_jumprelu_trains(tiny_models, tmp_path):
     from interv.sae.training import train
-
     from tests.sae.conftest import tiny_corpus
 
     cfg = TrainConfig(

@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 
 from interv.data.steering import ABItem, ContrastPair
-from tests.sae.conftest import tiny_sae_run  # noqa: F401  (the SAE methods' contract cases use it)
 
-AB = [ABItem(f"Q{i}?\n(A) yes\n(B) no", "(A)" if i % 2 else "(B)", "(B)" if i % 2 else "(A)") for i in range(6)]
+AB = [
+    ABItem(f"Q{i}?\n(A) yes\n(B) no", "(A)" if i % 2 else "(B)", "(B)" if i % 2 else "(A)")
+    for i in range(6)
+]
 PAIRS = [ContrastPair("good great fine", "bad awful poor", prompt=f"Item {i}:") for i in range(4)]
-LABELLED = [("good great fine", 1), ("nice and kind", 1), ("bad awful poor", 0), ("rude and mean", 0)]
+LABELLED = [
+    ("good great fine", 1),
+    ("nice and kind", 1),
+    ("bad awful poor", 0),
+    ("rude and mean", 0),
+]
 
 
 @pytest.fixture

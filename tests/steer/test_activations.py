@@ -13,11 +13,11 @@ def _pairs(vocab: int):
     g = torch.Generator().manual_seed(1)
     ids = lambda n: torch.randint(3, vocab, (n,), generator=g).tolist()  # noqa: E731
     stems = [ids(n) for n in (7, 3, 12, 5, 9)]
-    first = [s + ids(k) for s, k in zip(stems, (1, 2, 1, 3, 1))]
-    second = [s + ids(k) for s, k in zip(stems, (1, 1, 4, 2, 1))]
+    first = [s + ids(k) for s, k in zip(stems, (1, 2, 1, 3, 1), strict=True)]
+    second = [s + ids(k) for s, k in zip(stems, (1, 1, 4, 2, 1), strict=True)]
     second[3] = ids(6)  # shares nothing with its first text
-    spans_first = [(len(s), len(t)) for s, t in zip(stems, first)]
-    spans_second = [(len(s), len(t)) for s, t in zip(stems, second)]
+    spans_first = [(len(s), len(t)) for s, t in zip(stems, first, strict=True)]
+    spans_second = [(len(s), len(t)) for s, t in zip(stems, second, strict=True)]
     spans_second[3] = (2, 6)
     return first, spans_first, second, spans_second
 
@@ -42,4 +42,6 @@ def test_pair_reading_errors(tiny_models):
     with pytest.raises(ValueError, match="as many second texts"):
         read_pair_activations(model, first, fs, second[:-1], ss[:-1], ["blocks.0.hook_resid_post"])
     with pytest.raises(ValueError, match=r"Span \(0, 99\) is outside"):
-        read_pair_activations(model, first, [(0, 99)] + fs[1:], second, ss, ["blocks.0.hook_resid_post"])
+        read_pair_activations(
+            model, first, [(0, 99)] + fs[1:], second, ss, ["blocks.0.hook_resid_post"]
+        )

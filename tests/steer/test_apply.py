@@ -6,26 +6,39 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interv.graph import Graph, GraphError, Transform
+from interv.errors import ModelMismatchError
+from interv.graph import Graph, Transform
+from interv.record import ModelRecord
 from interv.steer.apply import ApplyHParams, Steering, steering_for
+from interv.steer.graphs import SteeringGraph
 from interv.steer.prompt import PromptIntervention
-from interv.steer.vector import SteeringVector, model_identity
+from interv.steer.vector import SteeringVector
 
 HOOK = "blocks.1.hook_resid_post"
 
 
 def _vector(model, layers=(0, 1), scale=1.0) -> SteeringVector:
     g = torch.Generator().manual_seed(0)
-    dirs = {f"blocks.{i}.hook_resid_post": 5 * torch.randn(model.cfg.d_model, generator=g) for i in layers}
-    return SteeringVector(dirs, method="caa", model=model_identity(model), recommended_scale=scale)
+    dirs = {
+        f"blocks.{i}.hook_resid_post": 5 * torch.randn(model.cfg.d_model, generator=g)
+        for i in layers
+    }
+    return SteeringVector(dirs, method="caa", model=ModelRecord.of(model), recommended_scale=scale)
 
 
 def _changed_per_step(model, graph, prompts):
     """For every forward of a greedy generation: which positions the graph changed at HOOK."""
     seen: list[torch.Tensor] = []
-    model.generate(prompts, max_new_tokens=3, hooks={HOOK: lambda act, ctx: seen.append(act.clone())})
+    model.generate(
+        prompts, max_new_tokens=3, hooks={HOOK: lambda act, ctx: seen.append(act.clone())}
+    )
     steered: list[torch.Tensor] = []
-    model.generate(prompts, max_new_tokens=3, graph=graph, hooks={HOOK: lambda act, ctx: steered.append(act.clone())})
+    model.generate(
+        prompts,
+        max_new_tokens=3,
+        graph=graph,
+        hooks={HOOK: lambda act, ctx: steered.append(act.clone())},
+    )
     return [(a - b).abs().amax(-1) > 1e-4 for a, b in zip(seen, steered, strict=True)], seen
 
 
@@ -66,9 +79,9 @@ def test_to_graph_layers_multipliers_and_recommended_scale(tiny_models):
 def test_a_vector_for_another_model_fails_before_running(tiny_models):
     llama, qwen = tiny_models("llama"), tiny_models("qwen2")
     vector = _vector(llama, [1])
-    with pytest.raises(ValueError, match="computed on .* not on"):
+    with pytest.raises(ModelMismatchError, match="was made for .* not for"):
         vector.to_graph(model=qwen)
-    with pytest.raises(GraphError, match="was made for"):
+    with pytest.raises(ModelMismatchError, match="was made for"):
         qwen.forward("hi", graph=vector.to_graph())
     wide = SteeringVector({HOOK: torch.ones(7)})
     with pytest.raises(ValueError, match="width 7"):
@@ -85,10 +98,14 @@ def test_apply_spec_validation():
     with pytest.raises(ValueError, match="contradicts positions: prompt"):
         ApplyHParams(positions="prompt", steer_from_end_position=True)
     assert ApplyHParams(steer_from_end_position=True).positions == "from_last_prompt_token"
-    graph = Graph([Transform("ln_final.hook_normalized", torch.eye(4))], meta={"recommended_scale": 2.0})
+    graph = Graph(
+        [Transform("ln_final.hook_normalized", torch.eye(4))], meta={"recommended_scale": 2.0}
+    )
     with pytest.raises(ValueError, match="Remove `layers`"):
-        steering_for(graph, ApplyHParams(layers=[1]))
-    moved = steering_for(graph, ApplyHParams(multipliers=[-1.5], positions="generated")).graph
+        SteeringGraph(graph).steering(ApplyHParams(layers=[1]))
+    moved = (
+        SteeringGraph(graph).steering(ApplyHParams(multipliers=[-1.5], positions="generated")).graph
+    )
     assert moved.nodes[0].strength == -3.0 and moved.nodes[0].positions.kind == "generated"
 
 
@@ -100,10 +117,14 @@ def test_prompt_intervention_composes_with_a_graph(tiny_models, tmp_path):
     assert out == model.generate(["Be kind. hi", "Be kind. yo"], max_new_tokens=4, graph=graph)
     system = Steering(prompt=PromptIntervention("Be kind.", mode="system"))
     chat = system.generate(model, ["hi"], max_new_tokens=4, chat_template=True)
-    assert chat == model.generate(["hi"], max_new_tokens=4, chat_template=True, system_prompt="Be kind.")
+    assert chat == model.generate(
+        ["hi"], max_new_tokens=4, chat_template=True, system_prompt="Be kind."
+    )
     stacked = PromptIntervention("A.") + PromptIntervention("B.")
     assert stacked.prompt == "A. B."
     with pytest.raises(ValueError, match="prefix prompt and a system prompt"):
         PromptIntervention("A.") + PromptIntervention("B.", mode="system")
     path = PromptIntervention("Be kind.", meta={"scores": {"a": 1.0}}).save(tmp_path / "p.yaml")
-    assert PromptIntervention.load(path) == PromptIntervention("Be kind.", meta={"scores": {"a": 1.0}})
+    assert PromptIntervention.load(path) == PromptIntervention(
+        "Be kind.", meta={"scores": {"a": 1.0}}
+    )

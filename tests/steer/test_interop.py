@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from interv.record import ModelRecord
 from interv.steer import library
 from interv.steer.interop import export_gguf, load_easyedit, load_gguf, load_pt_vector
 from interv.steer.vector import SteeringVector
@@ -54,9 +55,13 @@ def test_easyedit_errors(tmp_path):
 
 def test_gguf_round_trip_keeps_metadata_and_bakes_the_scale(tmp_path):
     g = torch.Generator().manual_seed(0)
-    vector = SteeringVector({f"blocks.{i}.hook_resid_post": torch.randn(8, generator=g) for i in (2, 5)},
-                            method="caa", dataset="sentiment", recommended_scale=3.0,
-                            model={"name": "tiny", "architecture": "llama"})
+    vector = SteeringVector(
+        {f"blocks.{i}.hook_resid_post": torch.randn(8, generator=g) for i in (2, 5)},
+        method="caa",
+        dataset="sentiment",
+        recommended_scale=3.0,
+        model=ModelRecord(name="tiny", architecture="llama"),
+    )
     path = export_gguf(vector, tmp_path / "v.gguf")
     loaded = load_gguf(path)
     assert loaded.hooks == vector.hooks and loaded.method == "caa" and loaded.dataset == "sentiment"
@@ -68,9 +73,13 @@ def test_gguf_round_trip_keeps_metadata_and_bakes_the_scale(tmp_path):
 
 def test_gguf_layer_convention_and_errors(tmp_path):
     pre = SteeringVector({"blocks.3.hook_resid_pre": torch.ones(4)})
-    assert load_gguf(export_gguf(pre, tmp_path / "pre.gguf", 1.0)).hooks == ["blocks.2.hook_resid_post"]
+    assert load_gguf(export_gguf(pre, tmp_path / "pre.gguf", 1.0)).hooks == [
+        "blocks.2.hook_resid_post"
+    ]
     with pytest.raises(ValueError, match="cannot steer block 0"):
-        export_gguf(SteeringVector({"blocks.0.hook_resid_post": torch.ones(4)}), tmp_path / "x.gguf")
+        export_gguf(
+            SteeringVector({"blocks.0.hook_resid_post": torch.ones(4)}), tmp_path / "x.gguf"
+        )
     with pytest.raises(ValueError, match="steer block outputs"):
         export_gguf(SteeringVector({"blocks.1.hook_mlp_out": torch.ones(4)}), tmp_path / "x.gguf")
     (tmp_path / "junk.gguf").write_bytes(b"not gguf")
@@ -79,7 +88,8 @@ def test_gguf_layer_convention_and_errors(tmp_path):
 
 
 def test_repeng_style_gguf_without_interv_metadata(tmp_path):
-    """A control vector written as repeng does (no interv metadata) reads as directions per layer."""
+    """A control vector written as repeng does (no interv metadata) reads as directions per
+    layer."""
     import gguf
 
     path = tmp_path / "repeng.gguf"
@@ -94,6 +104,6 @@ def test_repeng_style_gguf_without_interv_metadata(tmp_path):
     writer.write_tensors_to_file()
     writer.close()
     vector = load_gguf(path)
-    assert vector.method == "gguf" and vector.model == {"architecture": "llama"}
+    assert vector.method == "gguf" and vector.model == ModelRecord(architecture="llama")
     assert vector.hooks == ["blocks.1.hook_resid_post", "blocks.2.hook_resid_post"]
     assert torch.equal(vector.directions["blocks.2.hook_resid_post"], torch.tensor(values[2]))

@@ -38,7 +38,9 @@ def test_training_follows_the_loss_of_the_shifted_state():
         pick = torch.randint(3, (2,), generator=gen).tolist()
         h, t = torch.cat([inputs[i] for i in pick]), torch.cat([targets[i] for i in pick])
         sign = torch.cat([torch.full((5,), signs[i]) for i in pick])[:, None]
-        loss = torch.nn.functional.cross_entropy((h + hp.epsilon * sign * (h @ p1 @ p2.T)) @ unembed, t)
+        loss = torch.nn.functional.cross_entropy(
+            (h + hp.epsilon * sign * (h @ p1 @ p2.T)) @ unembed, t
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -49,9 +51,15 @@ def test_training_follows_the_loss_of_the_shifted_state():
 
 def test_fit_gives_a_transform_whose_sign_is_the_direction(tiny_models):
     model = tiny_models("llama")
-    data = [("good great fine", 1), ("nice and kind", 1), ("bad awful poor", 0), ("rude and mean", 0)]
-    graph = LMSteer(LMSteerHParams(n_steps=5, rank=2, epsilon=1.0)).fit(model, data)
-    assert graph.names() == ["lm_steer"] and graph.meta["n_texts"] == 4
+    data = [
+        ("good great fine", 1),
+        ("nice and kind", 1),
+        ("bad awful poor", 0),
+        ("rude and mean", 0),
+    ]
+    artefact = LMSteer(LMSteerHParams(n_steps=5, rank=2, epsilon=1.0)).fit(model, data)
+    assert artefact.graph.names() == ["lm_steer"] and artefact.meta["n_texts"] == 4
+    graph = artefact
     ids = torch.tensor([[5, 6, 7]])
     plus = model.forward(ids, graph=steering_for(graph, ApplyHParams(multipliers=[1.0])).graph)
     minus = model.forward(ids, graph=steering_for(graph, ApplyHParams(multipliers=[-1.0])).graph)

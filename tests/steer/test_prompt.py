@@ -16,14 +16,21 @@ def test_manual_prompt_needs_no_model():
 
 def test_candidates_are_scored_on_generations_and_the_best_is_kept(tiny_models):
     model = tiny_models("llama")
-    hp = PromptHParams(candidates=["aaaa aaaa aaaa", "the cat sat on a mat"], metric="distinct_1",
-                       n_inputs=2, max_new_tokens=3)
+    hp = PromptHParams(
+        candidates=["aaaa aaaa aaaa", "the cat sat on a mat"],
+        metric="distinct_1",
+        n_inputs=2,
+        max_new_tokens=3,
+    )
     out = PromptSteer(hp).fit(model, ["hi", "yo", "ignored"])
     scores = out.meta["scores"]
     assert set(scores) == set(hp.candidates)
     assert out.prompt == max(hp.candidates, key=lambda c: scores[c])
     worst = PromptSteer(dataclasses.replace(hp, goal="min")).fit(model, ["hi", "yo"])
-    assert worst.prompt == min(hp.candidates, key=lambda c: scores[c]) or len(set(scores.values())) == 1
+    assert (
+        worst.prompt == min(hp.candidates, key=lambda c: scores[c])
+        or len(set(scores.values())) == 1
+    )
 
 
 def test_prompt_errors(tiny_models):

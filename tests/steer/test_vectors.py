@@ -6,14 +6,17 @@ import pytest
 import torch
 
 from interv.data.steering import ABItem, ContrastPair
+from interv.record import ModelRecord
 from interv.steer.base import STEER_METHODS
 from interv.steer.caa import CAAHParams
 from interv.steer.merge import MergeHParams, merge_tensors
 from interv.steer.repe import RepEHParams, first_component
 from interv.steer.vector import SteeringVector
 
-AB = [ABItem(f"Question {i}?\n(A) yes\n(B) no", "(A)" if i % 2 else "(B)", "(B)" if i % 2 else "(A)")
-      for i in range(6)]
+AB = [
+    ABItem(f"Question {i}?\n(A) yes\n(B) no", "(A)" if i % 2 else "(B)", "(B)" if i % 2 else "(A)")
+    for i in range(6)
+]
 PAIRS = [ContrastPair("good great fine", "bad awful poor", prompt=f"Item {i}:") for i in range(4)]
 
 
@@ -36,8 +39,10 @@ def test_caa_ab_equals_manual_mean_difference(tiny_models):
             _, cache = model.run_with_cache(ids, [hook])
             acts.append(cache[hook][0, -1])
         diffs.append(acts[0] - acts[1])
-    torch.testing.assert_close(vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
-    assert vector.model["fingerprint"] == model.fingerprint()
+    torch.testing.assert_close(
+        vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4
+    )
+    assert vector.model is not None and vector.model.fingerprint == model.fingerprint()
 
 
 def test_balanced_answers_cancel_the_letter_difference(tiny_models):
@@ -51,7 +56,9 @@ def test_balanced_answers_cancel_the_letter_difference(tiny_models):
     caa = STEER_METHODS.get("caa")
     balanced = caa(CAAHParams(layers=[1])).fit(model, items).directions[hook]
     plain = caa(CAAHParams(layers=[1], balance_answers=False)).fit(model, items).directions[hook]
-    letter = caa(CAAHParams(layers=[1], balance_answers=False)).fit(model, items[:1]).directions[hook]
+    letter = (
+        caa(CAAHParams(layers=[1], balance_answers=False)).fit(model, items[:1]).directions[hook]
+    )
     assert balanced.abs().max() < 1e-5 * letter.abs().max()
     torch.testing.assert_close(plain, 0.5 * letter, atol=1e-5 * float(letter.abs().max()), rtol=0)
 
@@ -61,23 +68,31 @@ def test_caa_read_at_answer_averages_each_choice_text_after_the_bare_question(ti
     the other's, both after the question without its choices; no letter to balance."""
     model = tiny_models("llama")
     tok = model.tokenizer
-    items = [ABItem("Shall we?\n\nChoices:\n (A) Yes, gladly\n (B) No", "(A)", "(B)"),
-             ABItem("Stop now?\n(A) Never ever\n(B) Sure", "(B)", "(A)")]
+    items = [
+        ABItem("Shall we?\n\nChoices:\n (A) Yes, gladly\n (B) No", "(A)", "(B)"),
+        ABItem("Stop now?\n(A) Never ever\n(B) Sure", "(B)", "(A)"),
+    ]
     hook = "blocks.1.hook_resid_post"
     vector = STEER_METHODS.get("caa")(CAAHParams(layers=[1], read_at="answer")).fit(model, items)
     diffs = []
     for item in items:
         stem, texts = item.options()
         text_a, text_b = texts["A"], texts["B"]
-        prompt = tok(tok.apply_chat_template([{"role": "user", "content": stem}], tokenize=False,
-                                             add_generation_prompt=True), add_special_tokens=False)["input_ids"]
+        prompt = tok(
+            tok.apply_chat_template(
+                [{"role": "user", "content": stem}], tokenize=False, add_generation_prompt=True
+            ),
+            add_special_tokens=False,
+        )["input_ids"]
         means = {}
         for letter, text in (("A", text_a), ("B", text_b)):
             answer = tok(text, add_special_tokens=False)["input_ids"]
             _, cache = model.run_with_cache(torch.tensor([prompt + answer]), [hook])
-            means[letter] = cache[hook][0, len(prompt):].mean(0)
+            means[letter] = cache[hook][0, len(prompt) :].mean(0)
         diffs.append(means[item.matching_letter] - means[item.not_matching_letter])
-    torch.testing.assert_close(vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        vector.directions[hook], torch.stack(diffs).mean(0), atol=1e-4, rtol=1e-4
+    )
     with pytest.raises(ValueError, match="`read_at` must be one of letter, answer"):
         CAAHParams(layers=[1], read_at="token")
 
@@ -103,8 +118,12 @@ def test_free_form_pairs_and_batch_invariance(tiny_models):
     model = tiny_models("gpt2")
     a = STEER_METHODS.get("caa")(CAAHParams(layers=[1], batch_size=1)).fit(model, PAIRS)
     b = STEER_METHODS.get("caa")(CAAHParams(layers=[1], batch_size=8)).fit(model, PAIRS)
-    torch.testing.assert_close(a.directions["blocks.1.hook_resid_post"],
-                               b.directions["blocks.1.hook_resid_post"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        a.directions["blocks.1.hook_resid_post"],
+        b.directions["blocks.1.hook_resid_post"],
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def test_empty_and_bad_inputs(tiny_models):
@@ -156,9 +175,15 @@ def test_vector_algebra_and_round_trip(tmp_path, tiny_models):
 
 def test_control_is_a_random_push_of_the_same_size(tmp_path):
     torch.manual_seed(0)
-    v = SteeringVector({"blocks.0.hook_resid_post": 3 * torch.randn(64),
-                        "blocks.2.hook_resid_post": torch.randn(64)}, method="caa",
-                       recommended_scale=4.0, model={"name": "m", "fingerprint": "f"})
+    v = SteeringVector(
+        {
+            "blocks.0.hook_resid_post": 3 * torch.randn(64),
+            "blocks.2.hook_resid_post": torch.randn(64),
+        },
+        method="caa",
+        recommended_scale=4.0,
+        model=ModelRecord(name="m", fingerprint="f"),
+    )
     c = v.control(seed=1)
     assert c.hooks == v.hooks and c.recommended_scale == 4.0 and c.model == v.model
     assert c.method == "control(caa)"

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from interv.record import ModelRecord
 from interv.steer.vector import SteeringVector
 from interv.steer.workflow import (
     BaseVectorApplier,
@@ -16,8 +17,14 @@ from interv.steer.workflow import (
     run,
 )
 
-AB_RECORDS = [{"question": f"Q{i}?\n(A) yes\n(B) no", "matching": "(A)" if i % 2 else "(B)",
-               "not_matching": "(B)" if i % 2 else "(A)"} for i in range(4)]
+AB_RECORDS = [
+    {
+        "question": f"Q{i}?\n(A) yes\n(B) no",
+        "matching": "(A)" if i % 2 else "(B)",
+        "not_matching": "(B)" if i % 2 else "(A)",
+    }
+    for i in range(4)
+]
 INPUTS = [{"input": "hi", "reference_response": ""}, {"input": "a cat", "reference_response": ""}]
 
 
@@ -32,11 +39,16 @@ def files(tmp_path):
 
 def _config(tiny_dirs, tmp_path, train, prompts, **extra):
     cfg = {
-        "model_name_or_path": str(tiny_dirs["llama"]), "device": "cpu", "use_chat_template": False,
+        "model_name_or_path": str(tiny_dirs["llama"]),
+        "device": "cpu",
+        "use_chat_template": False,
         "steer_train_hparam_paths": [{"alg_name": "caa", "layers": [1], "multipliers": [2.0]}],
-        "steer_train_dataset": str(train), "steer_vector_output_dir": str(tmp_path / "vectors"),
-        "generation_data": [str(prompts)], "generation_output_dir": str(tmp_path / "out"),
-        "generate_orig_output": True, "generation_params": {"max_new_tokens": 4},
+        "steer_train_dataset": str(train),
+        "steer_vector_output_dir": str(tmp_path / "vectors"),
+        "generation_data": [str(prompts)],
+        "generation_output_dir": str(tmp_path / "out"),
+        "generate_orig_output": True,
+        "generation_params": {"max_new_tokens": 4},
     }
     cfg.update(extra)
     return cfg
@@ -50,8 +62,11 @@ def test_generator_saves_in_easyedit2_layout_and_applier_reads_it(tiny_dirs, tmp
     assert isinstance(vector, SteeringVector) and vector.hooks == ["blocks.1.hook_resid_post"]
     folder = next((tmp_path / "vectors").rglob("caa_vector"))
     assert (folder / "vector.safetensors").is_file()
-    apply_cfg = {**cfg, "apply_steer_hparam_paths": [{"alg_name": "caa", "multipliers": [2.0]}],
-                 "steer_vector_load_dir": [str(folder)]}
+    apply_cfg = {
+        **cfg,
+        "apply_steer_hparam_paths": [{"alg_name": "caa", "multipliers": [2.0]}],
+        "steer_vector_load_dir": [str(folder)],
+    }
     applier = BaseVectorApplier(apply_cfg)
     steering = applier.apply_vectors()
     assert steering.graph.nodes[0].scale == 2.0
@@ -67,26 +82,37 @@ def test_generator_saves_in_easyedit2_layout_and_applier_reads_it(tiny_dirs, tmp
 
 def test_control_output_steers_with_each_vectors_random_control(tiny_dirs, tmp_path, files):
     train, prompts = files
-    cfg = _config(tiny_dirs, tmp_path, train, prompts, generate_control_output=True, seed=5,
-                  generation_data=[str(prompts), str(train)])
+    cfg = _config(
+        tiny_dirs,
+        tmp_path,
+        train,
+        prompts,
+        generate_control_output=True,
+        seed=5,
+        generation_data=[str(prompts), str(train)],
+    )
     vector = BaseVectorGenerator(cfg).generate_vectors()[str(train)]["caa"]
     apply = [{"alg_name": "caa", "multipliers": [2.0]}]
     applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": apply})
     applier.apply_vectors({"caa": vector})
-    node, = applier.control.graph.nodes
+    (node,) = applier.control.graph.nodes
     hook = vector.hooks[0]
     control = vector.control(5)  # the config's seed
     torch.testing.assert_close(node.vector, control.directions[hook])
     assert node.scale == 2.0 and abs(float(node.vector @ vector.directions[hook])) < 1e-3
     out = applier.generate()
     texts, ab = out[str(prompts)], out[str(train)]
-    expected = applier.model.generate(["hi", "a cat"], max_new_tokens=4, seed=5,
-                                      graph=control.to_graph(scale=2.0))
+    expected = applier.model.generate(
+        ["hi", "a cat"], max_new_tokens=4, seed=5, graph=control.to_graph(scale=2.0)
+    )
     assert [r["control_pred"][0] for r in texts] == expected
     assert all("control_ab_probability" in r and 0 < r["control_ab_probability"] < 1 for r in ab)
     assert all(r["control_ab_probability"] != r["ab_probability"] for r in ab)
-    prompt_only = {**cfg, "steer_train_hparam_paths": [], "apply_steer_hparam_paths": [
-        {"alg_name": "prompt", "prompt": "Be kind."}]}
+    prompt_only = {
+        **cfg,
+        "steer_train_hparam_paths": [],
+        "apply_steer_hparam_paths": [{"alg_name": "prompt", "prompt": "Be kind."}],
+    }
     with pytest.raises(ConfigError, match="generate_control_output needs a steering vector"):
         BaseVectorApplier(prompt_only).apply_vectors()
 
@@ -96,7 +122,9 @@ def test_ab_form_answer_scores_the_answer_text(tiny_dirs, tmp_path, files):
     from interv.eval.steering import ab_answer_probability
 
     train, prompts = files
-    cfg = _config(tiny_dirs, tmp_path, train, prompts, ab_form="answer", generation_data=[str(train)])
+    cfg = _config(
+        tiny_dirs, tmp_path, train, prompts, ab_form="answer", generation_data=[str(train)]
+    )
     vector = BaseVectorGenerator(cfg).generate_vectors()[str(train)]["caa"]
     applier = BaseVectorApplier({**cfg, "apply_steer_hparam_paths": [{"alg_name": "caa"}]})
     applier.apply_vectors({"caa": vector})
@@ -110,10 +138,11 @@ def test_ab_form_answer_scores_the_answer_text(tiny_dirs, tmp_path, files):
 
 def test_run_generates_applies_and_evaluates(tiny_dirs, tmp_path, files):
     train, prompts = files
-    cfg = _config(tiny_dirs, tmp_path, train, prompts, eval_metrics=["distinct", "fluency"],
-                  num_responses=2)
+    cfg = _config(
+        tiny_dirs, tmp_path, train, prompts, eval_metrics=["distinct", "fluency"], num_responses=2
+    )
     out = run(cfg, ["caa.multipliers=[0.0]"])
-    (name, records), = out["results"].items()
+    ((name, records),) = out["results"].items()
     assert all(r["pred"][0] == r["orig_pred"][0] for r in records)  # multiplier 0 is a no-op
     assert all(len(r["pred"]) == 2 for r in records)
     report = out["evaluation"][name]
@@ -124,53 +153,91 @@ def test_run_generates_applies_and_evaluates(tiny_dirs, tmp_path, files):
 def test_overrides_and_easyedit2_keys(tiny_dirs, tmp_path, files):
     train, prompts = files
     cfg = _config(tiny_dirs, tmp_path, train, prompts, vllm_enable=False, dtype="float32")
-    config = load_config(cfg, ["generation_params.max_new_tokens=7", "caa.layers=[0, 1]", "seed=3"])
-    assert config["generation_params"]["max_new_tokens"] == 7 and config["seed"] == 3
-    assert config["torch_dtype"] == "float32"
-    assert config.train[0].values["layers"] == [0, 1]
+    workflow = load_config(
+        cfg, ["generation_params.max_new_tokens=7", "caa.layers=[0, 1]", "seed=3"]
+    )
+    config = workflow.config
+    assert config.generation_params["max_new_tokens"] == 7 and config.seed == 3
+    assert config.torch_dtype == "float32"
+    assert workflow.train[0].values["layers"] == [0, 1]
     path = tmp_path / "cfg.yaml"
     import yaml
 
     path.write_text(yaml.safe_dump(cfg))
-    assert load_config(path)["model_name_or_path"] == str(tiny_dirs["llama"])
+    assert load_config(path).config.model_name_or_path == str(tiny_dirs["llama"])
 
 
 @pytest.mark.parametrize(
     ("change", "overrides", "message"),
     [
-        ({"steer_train_datset": "x"}, [], "unknown key 'steer_train_datset'. Did you mean steer_train_dataset"),
+        (
+            {"steer_train_datset": "x"},
+            [],
+            "unknown key 'steer_train_datset'. Did you mean 'steer_train_dataset'",
+        ),
+        ({"calibration": {"promts": "x"}}, [], "calibration: unknown key 'promts'"),
         ({"dtype": "float16", "torch_dtype": "float32"}, [], "contradicting keys dtype"),
         ({"steer_train_hparam_paths": [{"alg_name": "cca"}]}, [], "Unknown steer method 'cca'"),
-        ({"steer_train_hparam_paths": [{"alg_name": "caa", "method": "repe"}]}, [], "contradicting keys alg_name"),
-        ({"steer_train_hparam_paths": [{"alg_name": "caa", "layerz": [1]}]}, [], "unknown caa key 'layerz'"),
-        ({"steer_train_hparam_paths": [{"alg_name": "caa", "chat_template": True}],
-          "use_chat_template": False}, [], "contradicting keys: top-level use_chat_template"),
+        (
+            {"steer_train_hparam_paths": [{"alg_name": "caa", "method": "repe"}]},
+            [],
+            "contradicting keys alg_name",
+        ),
+        (
+            {"steer_train_hparam_paths": [{"alg_name": "caa", "layerz": [1]}]},
+            [],
+            "caa: unknown key 'layerz'. Did you mean 'layers'",
+        ),
+        (
+            {
+                "steer_train_hparam_paths": [{"alg_name": "caa", "chat_template": True}],
+                "use_chat_template": False,
+            },
+            [],
+            "contradicting keys: top-level use_chat_template",
+        ),
         ({}, ["repe.layers=[1]"], "--set for method\\(s\\) repe"),
-        ({"steer_from_end_position": True,
-          "steer_train_hparam_paths": [{"alg_name": "caa", "positions": "prompt"}]}, [], "contradicts the top-level"),
+        (
+            {
+                "steer_from_end_position": True,
+                "steer_train_hparam_paths": [{"alg_name": "caa", "positions": "prompt"}],
+            },
+            [],
+            "contradicts the top-level",
+        ),
     ],
 )
-def test_config_errors_are_one_clear_message(tiny_dirs, tmp_path, files, change, overrides, message):
+def test_config_errors_are_one_clear_message(
+    tiny_dirs, tmp_path, files, change, overrides, message
+):
     train, prompts = files
     cfg = _config(tiny_dirs, tmp_path, train, prompts, **change)
     with pytest.raises((ConfigError, KeyError), match=message):
-        config = load_config(cfg, overrides)
-        from interv.steer.workflow.config import apply_from_train
+        workflow = load_config(cfg, overrides)
         from interv.steer.workflow.methods import apply_hparams, train_hparams
 
-        train_hparams(config.train[0], config, "x")
-        apply_from_train(config)
-        apply_hparams(config.apply[0], config)
+        train_hparams(workflow.train[0], workflow, "x")
+        workflow.apply_from_train()
+        apply_hparams(workflow.apply[0], workflow)
 
 
 def test_vector_for_another_model_fails_before_generation(tiny_dirs, tmp_path, files):
     train, prompts = files
-    other = SteeringVector({"blocks.1.hook_resid_post": torch.ones(32)}, method="caa",
-                           model={"name": "other", "fingerprint": "0" * 16})
+    other = SteeringVector(
+        {"blocks.1.hook_resid_post": torch.ones(32)},
+        method="caa",
+        model=ModelRecord(name="other", fingerprint="0" * 16),
+    )
     folder = tmp_path / "other" / "caa_vector"
     other.save(folder / "vector.safetensors")
-    cfg = _config(tiny_dirs, tmp_path, train, prompts,
-                  apply_steer_hparam_paths=[{"alg_name": "caa"}], steer_vector_load_dir=[str(folder)])
+    cfg = _config(
+        tiny_dirs,
+        tmp_path,
+        train,
+        prompts,
+        apply_steer_hparam_paths=[{"alg_name": "caa"}],
+        steer_vector_load_dir=[str(folder)],
+    )
     applier = BaseVectorApplier(cfg)
     with pytest.raises(Exception, match="made for|computed on"):
         applier.apply_vectors()

@@ -12,38 +12,49 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...errors import ConfigError
+from ...eval.report import evaluate_results, write_report
 from .applier import BaseVectorApplier
-from .config import ConfigError, SteerConfig, apply_from_train, load_config
+from .config import SteerConfig, Workflow, load_config, load_workflow
 from .datasets import dataset_label
 from .generator import BaseVectorGenerator
 
 
-def run(top_cfg: Mapping[str, Any] | str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def run(
+    top_cfg: Mapping[str, Any] | str | Path | Workflow, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
     """Generate the vectors, apply them, generate from every dataset, evaluate the results.
 
     Returns ``{"vectors": ..., "results": {dataset: records}, "evaluation": {dataset: report}}``.
     Methods of the generate files that the apply files do not list are applied with defaults.
     """
-    config = load_config(top_cfg, overrides)
-    generator = BaseVectorGenerator(config)
+    workflow = load_workflow(top_cfg, overrides)
+    generator = BaseVectorGenerator(workflow)
     vectors = generator.generate_vectors()
-    if not config.apply:
-        apply_from_train(config)
-    applier = BaseVectorApplier(config)
-    applier.apply_vectors(next(iter(vectors.values())) if len(vectors) == 1 else None,
-                          model=generator.model)
+    if not workflow.apply:
+        workflow.apply_from_train()
+    applier = BaseVectorApplier(workflow)
+    applier.apply_vectors(
+        next(iter(vectors.values())) if len(vectors) == 1 else None, model=generator.model
+    )
     results = applier.generate()
-    evaluation = {}
-    if config["eval_metrics"] is not None:
-        from ...eval.report import evaluate_results, write_report
-
-        folder = config["eval_output_dir"] or config["generation_output_dir"]
-        for name, records in results.items():
-            report = evaluate_results(records, config["eval_metrics"] or None, reference=applier.model)
-            if folder:
-                write_report(report, config.resolve(str(folder)), dataset_label(name))
-            evaluation[name] = report
+    config, evaluation = workflow.config, {}
+    folder = config.eval_output_dir or config.generation_output_dir
+    for name, records in results.items():
+        report = evaluate_results(records, config.eval_metrics or None, reference=applier.model)
+        if folder:
+            write_report(report, workflow.resolve(str(folder)), dataset_label(name))
+        evaluation[name] = report
     return {"vectors": vectors, "results": results, "evaluation": evaluation}
 
 
-__all__ = ["BaseVectorApplier", "BaseVectorGenerator", "ConfigError", "SteerConfig", "load_config", "run"]
+__all__ = [
+    "BaseVectorApplier",
+    "BaseVectorGenerator",
+    "ConfigError",
+    "SteerConfig",
+    "Workflow",
+    "load_config",
+    "load_workflow",
+    "run",
+]

@@ -28,11 +28,16 @@ from typing import Any
 
 from ...data import steering as data
 from ...data.steering import ABItem, ContrastPair
+from ...errors import DataError
 
 BEHAVIOURS = {
-    "refusal": "refusal", "sycophancy": "sycophancy", "hallucination": "hallucination",
-    "corrigibility": "corrigible-neutral-HHH", "survival_instinct": "survival-instinct",
-    "myopic_reward": "myopic-reward", "coordinate_other_ais": "coordinate-other-ais",
+    "refusal": "refusal",
+    "sycophancy": "sycophancy",
+    "hallucination": "hallucination",
+    "corrigibility": "corrigible-neutral-HHH",
+    "survival_instinct": "survival-instinct",
+    "myopic_reward": "myopic-reward",
+    "coordinate_other_ais": "coordinate-other-ais",
 }
 
 
@@ -57,16 +62,32 @@ def _contrast(name: str, n: int | None) -> list[ABItem] | list[ContrastPair] | N
 
 
 def _records(name: str, n: int | None) -> list[dict[str, Any]] | None:
-    if name.startswith("sentiment_") and name.split("_", 1)[1] in ("neutral", "positive", "negative"):
-        return [{"input": p, "reference_response": ""} for p in data.sentiment_prompts(name.split("_", 1)[1], n)]
+    if name.startswith("sentiment_") and name.split("_", 1)[1] in (
+        "neutral",
+        "positive",
+        "negative",
+    ):
+        return [
+            {"input": p, "reference_response": ""}
+            for p in data.sentiment_prompts(name.split("_", 1)[1], n)
+        ]
     if name in ("realtoxicityprompts", "toxicity"):
         prompts = data.toxic_prompts()
         return [{"input": p, "reference_response": ""} for p in (prompts[:n] if n else prompts)]
     behaviour = _behaviour(name.removesuffix("_test")) if name.endswith("_test") else None
     if behaviour:
-        return [{"input": i.question, "reference_response": i.matching, "matching": i.matching,
-                 "not_matching": i.not_matching} for i in data.caa_ab(behaviour, "test", n)]
-    behaviour = _behaviour(name.removesuffix("_open_ended")) if name.endswith("_open_ended") else None
+        return [
+            {
+                "input": i.question,
+                "reference_response": i.matching,
+                "matching": i.matching,
+                "not_matching": i.not_matching,
+            }
+            for i in data.caa_ab(behaviour, "test", n)
+        ]
+    behaviour = (
+        _behaviour(name.removesuffix("_open_ended")) if name.endswith("_open_ended") else None
+    )
     if behaviour:
         return [{"input": q, "reference_response": ""} for q in data.caa_open_ended(behaviour, n)]
     return None
@@ -78,15 +99,19 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     rows = json.loads(text)
     if not isinstance(rows, list):
-        raise ValueError(f"{path} must hold a list of records.")
+        raise DataError(f"{path} must hold a list of records.")
     return rows
 
 
 def known_names() -> list[str]:
     behaviours = list(BEHAVIOURS)
-    return (["sentiment_positive", "sentiment_negative", "sst2_label", "sentiment_label"] + behaviours
-            + ["sentiment_neutral", "realtoxicityprompts"] + [f"{b}_test" for b in behaviours]
-            + [f"{b}_open_ended" for b in behaviours])
+    return (
+        ["sentiment_positive", "sentiment_negative", "sst2_label", "sentiment_label"]
+        + behaviours
+        + ["sentiment_neutral", "realtoxicityprompts"]
+        + [f"{b}_test" for b in behaviours]
+        + [f"{b}_open_ended" for b in behaviours]
+    )
 
 
 def _unknown(name: str) -> ValueError:
@@ -98,7 +123,9 @@ def _unknown(name: str) -> ValueError:
 def train_data(name: str, kind: str | None, n: int | None = None) -> list[Any]:
     """The training data a method of ``kind`` needs, from a dataset name or file."""
     if Path(name).suffix in (".json", ".jsonl") and Path(name).is_file():
-        return _from_records(_read_file(Path(name))[:n] if n else _read_file(Path(name)), kind, name)
+        return _from_records(
+            _read_file(Path(name))[:n] if n else _read_file(Path(name)), kind, name
+        )
     if kind == "labelled":
         if name in ("sst2", "sst2_label"):
             return data.sst2(n)
@@ -116,7 +143,7 @@ def train_data(name: str, kind: str | None, n: int | None = None) -> list[Any]:
         if pairs is not None:
             return pairs
     if _contrast(name, 1) is not None or _records(name, 1) is not None or name.startswith("sst2"):
-        raise ValueError(f"Dataset {name!r} does not hold {kind} data, which this method needs.")
+        raise DataError(f"Dataset {name!r} does not hold {kind} data, which this method needs.")
     raise _unknown(name)
 
 
@@ -128,17 +155,28 @@ def _from_records(rows: list[dict[str, Any]], kind: str | None, name: str) -> li
     if kind == "contrast" and rows and "matching" in rows[0]:
         letters = {str(r["matching"]).strip(" ()") for r in rows}
         if letters <= {"A", "B"} and all(r.get("question") for r in rows):
-            return [ABItem(r["question"], r["matching"].strip(), r["not_matching"].strip()) for r in rows]
+            return [
+                ABItem(r["question"], r["matching"].strip(), r["not_matching"].strip())
+                for r in rows
+            ]
         return [ContrastPair(r["matching"], r["not_matching"], r.get("question", "")) for r in rows]
-    raise ValueError(f"{name}: records lack the fields {kind} data needs (see interv.steer.workflow.datasets).")
+    raise DataError(
+        f"{name}: records lack the fields {kind} data needs (see interv.steer.workflow.datasets)."
+    )
 
 
 def generation_records(name: str, n: int | None = None) -> list[dict[str, Any]]:
     """Records ``{input, reference_response, ...}`` of a generation dataset name or file."""
     if Path(name).suffix in (".json", ".jsonl") and Path(name).is_file():
         rows = _read_file(Path(name))
-        out = [{"input": r.get("input") or r.get("question") or r.get("prompt"),
-                "reference_response": r.get("reference_response", ""), **r} for r in rows]
+        out = [
+            {
+                "input": r.get("input") or r.get("question") or r.get("prompt"),
+                "reference_response": r.get("reference_response", ""),
+                **r,
+            }
+            for r in rows
+        ]
         return out[:n] if n else out
     records = _records(name, n)
     if records is None:

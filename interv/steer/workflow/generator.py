@@ -5,8 +5,8 @@ Example:
     >>> cfg = {"steer_train_hparam_paths": [{"alg_name": "caa", "layers": [10]}],
     ...        "steer_train_dataset": "sentiment_positive", "steer_vector_output_dir": "vectors/"}
     >>> vectors = BaseVectorGenerator(cfg).generate_vectors()  # doctest: +SKIP
-    >>> vectors["sentiment_positive"]["caa"]  # a SteeringVector, saved under
-    ...                                       # vectors/sentiment_positive/caa_vector/  # doctest: +SKIP
+    >>> # a SteeringVector, saved under vectors/sentiment_positive/caa_vector/
+    >>> vectors["sentiment_positive"]["caa"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,27 +19,32 @@ from typing import Any
 import torch
 
 from ...adapters import HookedModel
+from ...errors import ConfigError
+from ...loading import load
 from ...recipes import recipe_name
+from ..apply import Steerable
 from ..library import save
-from ..vector import SteeringVector
-from .config import ConfigError, SteerConfig, load_config
+from .config import Workflow, load_workflow
 from .datasets import dataset_label, train_data
 from .methods import train_hparams
 
 log = logging.getLogger(__name__)
 
 
-def load_model(config: SteerConfig) -> HookedModel:
-    from ...loading import load
+def load_model(workflow: Workflow) -> HookedModel:
+    config = workflow.config
+    return load(
+        config.model_name_or_path,
+        backend=config.backend,
+        device=config.device,
+        dtype=config.torch_dtype,
+    )
 
-    return load(config["model_name_or_path"], backend=config["backend"], device=config["device"],
-                dtype=config["torch_dtype"])
 
-
-def _output_dirs(config: SteerConfig) -> list[Path | None]:
-    dirs = config["steer_vector_output_dir"]
+def _output_dirs(workflow: Workflow) -> list[Path | None]:
+    dirs = workflow.config.steer_vector_output_dir
     dirs = dirs if isinstance(dirs, list) else [dirs]
-    n = len(config.train)
+    n = len(workflow.train)
     if len(dirs) == 1:
         dirs = dirs * n
     if len(dirs) != n:
@@ -53,21 +58,25 @@ def _output_dirs(config: SteerConfig) -> list[Path | None]:
 class BaseVectorGenerator:
     """Generate steering artefacts for every (dataset, method file) pair of a config."""
 
-    def __init__(self, top_cfg: Mapping[str, Any] | SteerConfig | str | Path,
-                 overrides: Sequence[str] = ()):
-        self.config = top_cfg if isinstance(top_cfg, SteerConfig) else load_config(top_cfg, overrides)
-        if not self.config.train:
+    def __init__(
+        self, top_cfg: Mapping[str, Any] | Workflow | str | Path, overrides: Sequence[str] = ()
+    ):
+        self.workflow = load_workflow(top_cfg, overrides)
+        if not self.workflow.train:
             raise ConfigError("steer_train_hparam_paths is empty: name at least one method file.")
-        self.output_dirs = _output_dirs(self.config)
+        self.output_dirs = _output_dirs(self.workflow)
         self.model: HookedModel | None = None
 
     def _model(self) -> HookedModel:
         if self.model is None:
-            self.model = load_model(self.config)
+            self.model = load_model(self.workflow)
         return self.model
 
-    def generate_vectors(self, datasets: Mapping[str, Any] | Sequence[str] | None = None,
-                         model: HookedModel | None = None) -> dict[str, dict[str, Any]]:
+    def generate_vectors(
+        self,
+        datasets: Mapping[str, Any] | Sequence[str] | None = None,
+        model: HookedModel | None = None,
+    ) -> dict[str, dict[str, Steerable]]:
         """``{dataset: {alg_name: artefact}}``; saved as ``<out>/<dataset>/<alg>_vector/``.
 
         ``datasets`` maps names to data (as EasyEdit2 passes them), lists names, or is None
@@ -75,49 +84,48 @@ class BaseVectorGenerator:
         """
         if model is not None:
             self.model = model
-        named = _datasets(datasets, self.config)
+        workflow, config = self.workflow, self.workflow.config
+        named = _datasets(datasets, workflow)
         # Validate every method file before any model work.
-        methods = {name: [train_hparams(spec, self.config, name) for spec in self.config.train]
-                   for name in named}
-        out: dict[str, dict[str, Any]] = {}
+        methods = {
+            name: [train_hparams(spec, workflow, name) for spec in workflow.train] for name in named
+        }
+        out: dict[str, dict[str, Steerable]] = {}
         for name, given in named.items():
             out[name] = {}
-            for spec, method, folder in zip(self.config.train, methods[name], self.output_dirs):
-                torch.manual_seed(int(getattr(method.hparams, "seed", self.config["seed"])))
+            for spec, method, folder in zip(
+                workflow.train, methods[name], self.output_dirs, strict=True
+            ):
+                torch.manual_seed(int(getattr(method.hparams, "seed", config.seed_value)))
                 data = given
                 if data is None and method.needs_data:
-                    data = train_data(self.config.data_path(name), method.data_kind, self.config["steer_train_data_size"])
+                    data = train_data(
+                        workflow.data_path(name), method.data_kind, config.steer_train_data_size
+                    )
                 log.info("generating %s on %s", spec.alg_name, name)
                 artefact = method.fit(self._model(), data if method.needs_data else None)
-                artefact = _annotate(artefact, spec.extra, self.config)
+                scale = spec.extra.get("recommended_scale")
+                artefact = artefact.annotated(
+                    recipe_name(workflow.source), None if scale is None else float(scale)
+                )
                 out[name][spec.alg_name] = artefact
-                if self.config["save_vectors"] and folder is not None:
-                    target = self.config.resolve(str(folder)) / dataset_label(name) / f"{spec.alg_name}_vector"
-                    save(artefact, target, str(self.config["vector_dtype"]))
+                if config.save_vectors and folder is not None:
+                    target = (
+                        workflow.resolve(str(folder))
+                        / dataset_label(name)
+                        / f"{spec.alg_name}_vector"
+                    )
+                    save(artefact, target, config.vector_dtype)
                     log.info("saved %s", target)
         return out
 
 
-def _datasets(datasets: Any, config: SteerConfig) -> dict[str, Any]:
+def _datasets(datasets: Any, workflow: Workflow) -> dict[str, Any]:
     if datasets is None:
-        names = config["steer_train_dataset"]
+        names = workflow.config.steer_train_dataset
         if not names:
             raise ConfigError("steer_train_dataset is empty: name the dataset(s) to generate from.")
         return {str(n): None for n in names}
     if isinstance(datasets, Mapping):
         return dict(datasets)
     return {str(n): None for n in datasets}
-
-
-def _annotate(artefact: Any, extra: Mapping[str, Any], config: SteerConfig) -> Any:
-    """Record the recommended scale and where the config came from."""
-    source = recipe_name(config.source)
-    if isinstance(artefact, SteeringVector):
-        meta = {**artefact.meta, "config": source}
-        scale = float(extra.get("recommended_scale", artefact.recommended_scale))
-        return artefact.replace(recommended_scale=scale, meta=meta)
-    if hasattr(artefact, "meta") and isinstance(artefact.meta, dict):
-        artefact.meta["config"] = source
-        if "recommended_scale" in extra:
-            artefact.meta["recommended_scale"] = float(extra["recommended_scale"])
-    return artefact
