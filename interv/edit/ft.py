@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel, names
@@ -131,7 +132,7 @@ class FineTune(EditMethod):
         originals = {name: view.detach().clone() for name, view in views.items()}
         examples = [_encode(model, r, hp.max_length) for r in requests]
         params = _unique([model.native_weight(name)[1] for name in edited])
-        with _trainable(model, params):
+        with only_trainable(model, params):
             try:
                 self._optimise(model, examples, params, views, originals)
                 deltas = {n: (views[n].detach() - originals[n]).clone() for n in edited}
@@ -212,7 +213,7 @@ def _unique(params: list[Tensor]) -> list[Tensor]:
 
 
 @contextmanager
-def _trainable(model: HookedModel, params: list[Tensor]) -> Iterator[None]:
+def only_trainable(model: HookedModel, params: list[Float[Tensor, "..."]]) -> Iterator[None]:
     """Only ``params`` need gradients (the layers below the edit then cost no backward)."""
     flags = {id(p): p.requires_grad for p in model.hf_model.parameters()}
     wanted = {id(p) for p in params}

@@ -1,3 +1,9 @@
 """Share the editing fixtures (tiny editable model, statistics cache)."""
 
-from tests.edit.conftest import edit_tiny, edit_tiny_dir, real_stats, stats_cache  # noqa: F401
+from tests.edit.conftest import (  # noqa: F401
+    edit_tiny,
+    edit_tiny_dir,
+    mend_archive,
+    real_stats,
+    stats_cache,
+)

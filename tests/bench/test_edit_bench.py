@@ -50,3 +50,21 @@ def test_sequential_section_starts_from_its_recipe_and_takes_overrides():
         "alphaedit", parser.parse_args(["--set", "alphaedit.L2=3"]), bench_edit.SEQUENTIAL_RECIPE
     )
     assert changed.hparams.L2 == 3 and changed.hparams.clamp_norm_factor == 0.4
+
+
+def test_mend_section_edits_held_out_records_with_the_archive(edit_tiny, mend_archive, monkeypatch):
+    from interv.requests import EditRequest
+    from tests.edit.conftest import MEND_FACTS, MEND_PROBES
+
+    facts = [EditRequest(**f, locality=MEND_PROBES) for f in MEND_FACTS]
+    taken = []
+    monkeypatch.setattr(bench_edit, "zsre", lambda n: taken.append(n) or facts[:n])
+    parser = argparse.ArgumentParser()
+    bench_edit.add_arguments(parser)
+    args = parser.parse_args(["--mend-n", "2", "--set", f"mend.archive={mend_archive}"])
+    result = bench_edit._mend(edit_tiny, args, "mend")
+    bench_edit._check_targets(result, "mend")
+    assert taken == [2] and result["n"] == 2
+    assert result["pre"]["rewrite_acc"] == 0.0 and result["post"]["rewrite_acc"] == 1.0
+    assert result["archive"]["trained"]["steps"] == 80 and "meets_targets" in result
+    assert isinstance(result["meets_time_target"], bool)

@@ -113,7 +113,7 @@ def test_sequential_and_batches(tiny_dirs, inputs, tmp_path):
         (
             ["--method", "nope"],
             "Unknown edit method 'nope'. Closest valid names: rome. Known methods: "
-            "alphaedit, emmet, ft-l, ft-m, memit, rome",
+            "alphaedit, emmet, ft-l, ft-m, memit, mend, rome",
         ),
         (
             ["--method", "ft-l", "--hparams", "{hparams}"],

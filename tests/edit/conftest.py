@@ -102,3 +102,37 @@ class RealStats:
 @pytest.fixture(scope="session")
 def real_stats(tmp_path_factory: pytest.TempPathFactory) -> RealStats:
     return RealStats(StatsCache(tmp_path_factory.mktemp("real_stats")), 4000)
+
+
+# Two facts for MEND's archive on the tiny model, each with a paraphrase and an unrelated probe.
+MEND_FACTS = [
+    dict(prompt="Hello world, this is", target_new="Rome", rephrase_prompts=["Hello world, it is"]),
+    dict(prompt="The cat sat on the", target_new="mat", rephrase_prompts=["A cat sat on the"]),
+]
+MEND_PROBES = {"nq": [("The dog ran to the", "Paris"), ("A bird flew over", "zq")]}
+
+
+@pytest.fixture(scope="session")
+def mend_archive(edit_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MEND archive for the tiny model, trained on MEND_FACTS alone and in pairs."""
+    import interv
+    from interv.edit.mend import MENDHParams
+    from interv.edit.mend_training import train
+    from interv.requests import EditRequest
+
+    model = interv.load(edit_tiny_dir, device="cpu")
+    facts = [EditRequest(**f, locality=MEND_PROBES) for f in MEND_FACTS]
+    hp = MENDHParams(
+        inner_params=["blocks.2.mlp.W_out", "blocks.3.mlp.W_in", "blocks.3.mlp.W_out"],
+        rank=16,
+        max_iters=80,
+        val_interval=40,
+        accumulate_bs=2,
+        batch_size=2,
+        lr=1e-3,
+        lr_lr=1e-2,
+        edit_lr=1e-3,
+        cedit=1.0,
+    )
+    out = tmp_path_factory.mktemp("mend")
+    return train(model, facts, facts, hp, out, resume=False, progress=False).path

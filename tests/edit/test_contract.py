@@ -18,6 +18,7 @@ from interv.adapters import names
 from interv.edit import EDIT_METHODS, EditMethod, EditRequest, RequestError
 from interv.edit.ft import FineTune
 from interv.edit.locate import LocateMethod
+from interv.edit.mend import MEND
 from interv.eval.tokens import token_accuracy
 from tests.edit.conftest import TINY
 
@@ -45,6 +46,7 @@ FT = dict(
     norm_constraint=None,
     batch_size=2,
 )
+MEND_WEIGHTS = ["blocks.2.mlp.W_out", "blocks.3.mlp.W_in", "blocks.3.mlp.W_out"]
 CASES: dict[str, Case] = {
     "rome": Case(LocateMethod, {**TINY, "layers": [1]}),
     "memit": Case(LocateMethod, {**TINY, "layers": [0, 1], "mom2_update_weight": 1.0}),
@@ -52,6 +54,8 @@ CASES: dict[str, Case] = {
     "emmet": Case(LocateMethod, {**TINY, "layers": [0, 1], "mom2_update_weight": 1.0}),
     "ft-l": Case(FineTune, FT),
     "ft-m": Case(FineTune, FT),
+    # MEND: the archive trained on REQUESTS by the `mend_archive` fixture (tests/edit/conftest.py)
+    "mend": Case(MEND, {"inner_params": MEND_WEIGHTS}),
 }
 METHODS = EDIT_METHODS.names()
 REQUESTS = [
@@ -73,8 +77,18 @@ def case(name: str) -> Case:
     return CASES[name]
 
 
+@pytest.fixture(autouse=True)
+def _archives(mend_archive):
+    ARCHIVES["mend"] = str(mend_archive)
+
+
+ARCHIVES: dict[str, str] = {}
+
+
 def make(name, stats_cache, **changes):
     cls = EDIT_METHODS.get(name)
+    if cls is MEND:
+        changes = {"archive": ARCHIVES["mend"], **changes}
     hparams = cls.hparams_class(**{**case(name).hparams, **changes})
     if issubclass(cls, LocateMethod):
         return cls(hparams, stats_cache=stats_cache)
@@ -100,6 +114,8 @@ def test_patch_teaches_the_target_and_reverts_bit_exactly(name, edit_tiny, stats
     assert patch.method == name and patch.fingerprint == model.fingerprint()
     if case(name).family is LocateMethod:
         assert all(p.weight.endswith("mlp.W_out") and p.rank is not None for p in patch.patches)
+    elif case(name).family is MEND:  # one low-rank patch per edited weight
+        assert patch.weights() == MEND_WEIGHTS and all(p.rank for p in patch.patches)
     else:  # dense deltas on exactly the configured weights, each of them moved
         hp = case(name).hparams
         assert patch.weights() == [
@@ -122,8 +138,17 @@ def test_hparams_yaml_round_trip_and_recipe(name, tmp_path):
     recipe = RECIPES / f"{name}-smollm2.yaml"
     loaded = cls.from_yaml(recipe)
     assert f"method: {name}" in recipe.read_text() and loaded.method == name
-    assert loaded.layers and all(0 <= layer < SMOLLM2_LAYERS for layer in loaded.layers)
-    if case(name).family is LocateMethod:
+    layers = (
+        [names.layer_of(w) for w in loaded.inner_params]
+        if case(name).family is MEND
+        else loaded.layers
+    )
+    assert layers and all(0 <= layer < SMOLLM2_LAYERS for layer in layers)
+    if case(name).family is MEND:  # canonical names of MLP weights
+        assert all(
+            names.template_of(w)[0].startswith("blocks.{i}.mlp.W_") for w in loaded.inner_params
+        )
+    elif case(name).family is LocateMethod:
         assert loaded.model_dims == {"n_layers": 30, "d_model": 576, "d_mlp": 1536}
     else:  # canonical weight names in a block (an unknown name raises)
         assert [names.weight(w, 0) for w in loaded.weights] == [
@@ -137,9 +162,26 @@ def test_hparams_yaml_round_trip_and_recipe(name, tmp_path):
 def test_bad_input_fails_before_anything_changes(name, edit_tiny, stats_cache):
     model = edit_tiny
     original = weights_hash(model)
-    with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
-        make(name, stats_cache, layers=[7]).compute(model, REQUESTS[:1])
-    if case(name).family is LocateMethod:
+    if case(name).family is MEND:
+        with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
+            make(name, stats_cache, inner_params=["blocks.7.mlp.W_out"]).compute(
+                model, REQUESTS[:1]
+            )
+        with pytest.raises(ValueError, match="cannot edit blocks.1.mlp.W_out"):
+            make(name, stats_cache, inner_params=["blocks.1.mlp.W_out"]).compute(
+                model, REQUESTS[:1]
+            )
+        with pytest.raises(ValueError, match="edit_lr must be positive"):
+            make(name, stats_cache, edit_lr=0.0)
+    else:
+        with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
+            make(name, stats_cache, layers=[7]).compute(model, REQUESTS[:1])
+    if case(name).family is MEND:
+        with pytest.raises(ValueError, match="neither a canonical weight"):
+            make(name, stats_cache, inner_params=["model.layers.3.mlp.down_projj.weight"]).compute(
+                model, REQUESTS[:1]
+            )
+    elif case(name).family is LocateMethod:
         with pytest.raises(
             ValueError, match="another architecture: d_mlp=1536 \\(model has 128\\)"
         ):
