@@ -227,7 +227,7 @@ class _Run:
         self.rng = random.Random(hp.seed)
         self.step, self.history, seconds = 0, [], 0.0
         if checkpoint.is_file():
-            state = torch.load(checkpoint, map_location=model.device, weights_only=False)
+            state = torch.load(checkpoint, map_location=model.device, weights_only=True)
             self.network.load_state_dict(state["network"])
             self.optimiser.load_state_dict(state["optimiser"])
             self.step, self.history, seconds = state["step"], state["history"], state["seconds"]
