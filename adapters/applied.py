@@ -1,18 +1,23 @@
-"""The weight changes applied to a model, last in first out: ``model.patches``.
+"""The edits applied to a model, last in first out: ``model.patches``.
 
 A weight patch (``interv.patch.PatchSet``) that is applied pushes one entry holding the
 original values of the weights it changed and the names of the weights it created; reverting
-pops it and restores those bytes. The stack only keeps the books: applying and reverting live
-with the patch.
+pops it and restores those bytes. An adaptor (``interv.adaptor.Adaptor``: an edit that acts
+on inputs or activations, such as a SERAC memory) pushes an entry with no weights; the model
+consults the adaptors on the stack as it runs (``interv.adapters.routing``). The stack only
+keeps the books: applying and reverting live with the edit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
+
+from interv.errors import PatchError
 
 
 @dataclass
@@ -37,6 +42,15 @@ class AppliedPatches:
     def pop(self) -> Applied:
         return self._entries.pop()
 
+    def take(self, patch: object) -> Applied:
+        """Pop the entry of ``patch``, which must be the one applied last."""
+        if self.top() is not patch:
+            applied = "later patches are on top" if patch in self else "it was never applied"
+            raise PatchError(
+                f"Cannot revert this {type(patch).__name__}: {applied}; revert in reverse order."
+            )
+        return self._entries.pop()
+
     def top(self) -> Any:
         """The patch applied last (None when nothing is applied)."""
         return self._entries[-1].patch if self._entries else None
@@ -55,3 +69,16 @@ class AppliedPatches:
 
     def __repr__(self) -> str:
         return f"AppliedPatches({len(self)} applied)"
+
+
+class Revertible:
+    """``with edit.applied(model): ...`` for an edit with ``apply(model)`` and ``revert(model)``
+    (weight patches and adaptors): reverted on exit, also after an exception."""
+
+    @contextmanager
+    def applied(self, model: Any) -> Iterator[Any]:
+        self.apply(model)  # type: ignore[attr-defined]
+        try:
+            yield model
+        finally:
+            self.revert(model)  # type: ignore[attr-defined]

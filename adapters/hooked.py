@@ -29,8 +29,9 @@ from .applied import AppliedPatches
 from .architectures import architecture_for
 from .backends import Backend, Batch, HookPlan, Prefix, build_backend, canonical_backend
 from .cache import ActivationCache
-from .config import ModelConfig
+from .config import read_config
 from .generation import generation_config
+from .routing import route_batch
 from .run import HookContext, HookFn, RunTracker
 from .sites import HookTable, WeightTable
 from .text import Inputs, apply_chat_template, decode_new, ensure_pad_token, to_batch
@@ -46,30 +47,6 @@ class HookSource(Protocol):
     """
 
     def hook_fns(self, model: HookedModel) -> Sequence[tuple[str, HookFn]]: ...
-
-
-def read_config(hf_config: Any, architecture: str, name: str, parallel: bool) -> ModelConfig:
-    """Canonical dimensions from a ``transformers`` config (GPT-2 names resolve via
-    attribute_map)."""
-    d_model = hf_config.hidden_size
-    n_heads = hf_config.num_attention_heads
-    d_mlp = getattr(hf_config, "intermediate_size", None) or getattr(hf_config, "n_inner", None)
-    n_ctx = getattr(hf_config, "max_position_embeddings", None) or hf_config.n_positions
-    return ModelConfig(
-        architecture=architecture,
-        model_type=hf_config.model_type,
-        name=name,
-        n_layers=hf_config.num_hidden_layers,
-        d_model=d_model,
-        d_mlp=d_mlp or 4 * d_model,
-        n_heads=n_heads,
-        n_kv_heads=getattr(hf_config, "num_key_value_heads", None) or n_heads,
-        d_head=getattr(hf_config, "head_dim", None) or d_model // n_heads,
-        d_vocab=hf_config.vocab_size,
-        n_ctx=n_ctx,
-        tied_embeddings=bool(getattr(hf_config, "tie_word_embeddings", False)),
-        parallel_attn_mlp=parallel,
-    )
 
 
 class HookedModel:
@@ -250,9 +227,10 @@ class HookedModel:
         one row per prefix row; the logits cover the continuation only.
         """
         plan = self._plan(self._with_graph(graph, hooks))
-        logits = self._backend.forward(self._batch(inputs, past), plan)
+        batch, shift = route_batch(self, self._batch(inputs, past))
+        logits = self._backend.forward(batch, plan)
         assert logits is not None  # only stop_at_layer ends a forward early
-        return logits
+        return logits[:, shift:]
 
     __call__ = forward
 
@@ -270,7 +248,7 @@ class HookedModel:
         """
         extra = [] if stop_at_layer is None else [(self._stop_hook_name(stop_at_layer), _stop)]
         plan = self._plan(self._with_graph(None, hooks) + extra)
-        return self._backend.prefill(self.to_batch(inputs), plan)
+        return self._backend.prefill(route_batch(self, self.to_batch(inputs))[0], plan)
 
     def _batch(
         self, inputs: Inputs, past: Prefix | None, stop_at_layer: int | None = None
@@ -320,16 +298,17 @@ class HookedModel:
             else list(names)
         )
         store: dict[str, Tensor] = {}
+        batch, shift = route_batch(self, self._batch(inputs, past, stop_at_layer))
 
         def record(act: Float[Tensor, "batch pos *features"], ctx: HookContext) -> None:
-            store[ctx.name] = act.detach().clone()
+            store[ctx.name] = act[:, shift:].detach().clone()
 
         extra: list[tuple[str, HookFn]] = [(n, record) for n in wanted]
         if stop_at_layer is not None:
             extra.append((self._stop_hook_name(stop_at_layer), _stop))
         pairs = self._with_graph(graph, hooks)
-        batch = self._batch(inputs, past, stop_at_layer)
         logits = self._backend.forward(batch, self._plan(pairs + extra))
+        logits = None if logits is None else logits[:, shift:]
         order = {n: i for i, n in enumerate(self.hook_names())}
         return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
 
@@ -378,7 +357,9 @@ class HookedModel:
             top_k=top_k,
             extra=generation_kwargs,
         )
-        batch = to_batch(self.tokenizer, texts, self.device, templated=chat_template)
+        batch, _ = route_batch(
+            self, to_batch(self.tokenizer, texts, self.device, templated=chat_template)
+        )
         if seed is not None:
             torch.manual_seed(seed)
         with torch.no_grad():

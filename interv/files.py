@@ -65,6 +65,17 @@ def write_tagged(
     return path
 
 
+def tagged_format(path: str | Path) -> str | None:
+    """The ``format`` a ``write_tagged`` file declares (None for anything unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format")
+    except Exception:  # a missing or corrupt file: the loader that is tried next says which
+        return None
+
+
 def read_tagged(
     path: str | Path,
     fmt: str,

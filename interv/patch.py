@@ -11,8 +11,7 @@ JSON metadata in the header.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from .adapters import HookedModel
-from .adapters.applied import Applied
+from .adapters.applied import Applied, Revertible
 from .errors import PatchError
 from .files import now, read_tagged, version, write_tagged
 from .record import ModelRecord
@@ -73,7 +72,7 @@ class WeightPatch:
 
 
 @dataclass(eq=False)  # identity matters: the same set is applied or not
-class PatchSet:
+class PatchSet(Revertible):
     """Patches applied together, with where they came from."""
 
     patches: list[WeightPatch] = field(default_factory=list)
@@ -159,26 +158,12 @@ class PatchSet:
 
     def revert(self, model: HookedModel) -> None:
         """Restore the weights this set changed, bit for bit. Only the last applied set can go."""
-        if model.patches.top() is not self:
-            applied = (
-                "later patches are on top" if self in model.patches else "it was never applied"
-            )
-            raise PatchError(f"Cannot revert this patch set: {applied}; revert in reverse order.")
-        entry = model.patches.pop()
+        entry = model.patches.take(self)
         with torch.no_grad():
             for weight, original in reversed(entry.originals):
                 model.weight(weight).copy_(original)
         for name in reversed(entry.created):
             model.drop_weight(name)
-
-    @contextmanager
-    def applied(self, model: HookedModel) -> Iterator[HookedModel]:
-        """``with patch.applied(model): ...`` — reverted on exit, also after an exception."""
-        self.apply(model)
-        try:
-            yield model
-        finally:
-            self.revert(model)
 
     def merge_into(self, model: HookedModel) -> None:
         """Apply permanently: no copy of the originals is kept and it cannot be reverted."""

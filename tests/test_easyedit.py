@@ -161,14 +161,14 @@ def test_classes_are_generated_from_the_registry(fake_rome, tmp_path):
 
 def test_unknown_methods_and_classes_are_clear_errors(tmp_path):
     with pytest.raises(
-        ImportError, match="no SERACHyperParams.*Available: .*FTHyperParams.*ROMEHyperParams"
+        ImportError, match="no GRACEHyperParams.*Available: .*FTHyperParams.*ROMEHyperParams"
     ):
-        from interv.easyedit import SERACHyperParams  # noqa: F401
-    path = tmp_path / "serac.yaml"
-    path.write_text("alg_name: SERAC\nmodel_name: m\n")
+        from interv.easyedit import GRACEHyperParams  # noqa: F401
+    path = tmp_path / "grace.yaml"
+    path.write_text("alg_name: GRACE\nmodel_name: m\n")
     with pytest.raises(
         ValueError,
-        match="EasyEdit method .SERAC. is not available in interv; available: .*FT.*ROME",
+        match="EasyEdit method .GRACE. is not available in interv; available: .*FT.*ROME",
     ):
         HyperParams.from_hparams(path)
     path.write_text("alg_name: FT\nobjective_optimization: sideways\n")

@@ -43,13 +43,14 @@ log = logging.getLogger(__name__)
 
 # long sequential runs clamp each value lower (see the recipe)
 SEQUENTIAL_RECIPE = "edit/alphaedit-sequential-smollm2"
-SECTIONS = ("stats", "rome", "memit", "alphaedit", "emmet", "sequential", "mend")
+SECTIONS = ("stats", "rome", "memit", "alphaedit", "emmet", "sequential", "mend", "serac")
 TARGETS = {
     "rome": {"rewrite_acc": 0.95, "rephrase_acc": 0.7, "locality": 0.95},
     "memit": {"rewrite_acc": 0.9, "locality": 0.9},
     "alphaedit": {"rewrite_acc": 0.9, "locality": 0.9},
     "sequential": {"rewrite_first": 0.8, "locality": 0.85},
     "mend": {"rewrite_acc": 0.9, "locality": 0.9},
+    "serac": {"rewrite_acc": 0.9, "locality": 0.95},
 }
 
 
@@ -72,9 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seq-first", type=int, default=50, help="rewrite is reported on the first N"
     )
-    parser.add_argument(
-        "--mend-n", type=int, default=100, help="held-out ZsRE records MEND edits one by one"
-    )
+    for name in ("mend", "serac"):
+        parser.add_argument(
+            f"--{name}-n",
+            type=int,
+            default=100,
+            help=f"held-out ZsRE records {name.upper()} edits one by one",
+        )
     parser.add_argument("--stats-tokens", type=int, default=100_000)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "alphaedit": _batch,
         "emmet": _batch,
         "sequential": _sequential,
-        "mend": _mend,
+        "mend": _learned,
+        "serac": _learned,
     }
     for section in sections:
         log.info("bench edit: %s", section)
@@ -232,30 +238,61 @@ def _rome(model: HookedModel, args: argparse.Namespace, section: str) -> dict[st
     }
 
 
-MEND_SECONDS = 0.2  # per edit, after training
+SECONDS = {"mend": 0.2}  # per edit, after training
 
 
-def _mend(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
-    """Single edits of the first ``--mend-n`` ZsRE records (``interv train mend`` never trains
-    on them), each scored with its patch alone, with the shipped archive unless
-    ``--set mend.archive=PATH``."""
-    requests = zsre(args.mend_n)
-    method = make_method("mend", args)
+def _learned(model: HookedModel, args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """Single edits of the first ``--<section>-n`` ZsRE records (``interv train mend|serac``
+    never trains on them), each scored with its edit alone, with the shipped archive unless
+    ``--set <section>.archive=PATH``."""
+    requests = zsre(getattr(args, f"{section}_n"))
+    method = make_method(section, args)
     method.prepare(model)
     pre = evaluate(model, requests)
     result = run_edits(model, method, requests, evaluate, pre=pre)
     archive = method.archive(model)
-    post = summarize([record["post"] for record in result.records])
-    return {
+    per_edit = result.seconds["per_edit"]
+    out = {
         "n": len(requests),
         "dataset": f"zsre, records 0..{len(requests) - 1}",
         "pre": summarize(pre),
-        "post": post,
-        "seconds_per_edit": round(result.seconds["per_edit"], 3),
-        "seconds_target": MEND_SECONDS,
-        "meets_time_target": result.seconds["per_edit"] <= MEND_SECONDS,
-        "archive": {"trained": archive.meta.get("trained"), "weights": archive.network.weights},
+        "post": summarize([record["post"] for record in result.records]),
+        "seconds_per_edit": round(per_edit, 3),
+        "archive": {"trained": archive.meta.get("trained")},
         "hparams": method.hparams.to_dict(),
+    }
+    if section in SECONDS:
+        out.update(seconds_target=SECONDS[section], meets_time_target=per_edit <= SECONDS[section])
+    if section == "mend":
+        out["archive"]["weights"] = archive.network.weights
+    else:
+        out["forward_cost"] = _routing_cost(model, method.compute(model, requests), requests)
+    return out
+
+
+@torch.no_grad()
+def _routing_cost(model: HookedModel, memory: Any, requests: list[EditRequest]) -> dict[str, Any]:
+    """Seconds of one forward of 16 prompts with a memory of every edit applied, relative to
+    the same forward without it: edit prompts (routed, with their context) and their locality
+    prompts (scored by the classifier, not routed). Best of 3."""
+    edited = [r.prompt for r in requests[:16]]
+    unrelated = [p for r in requests[:16] for pairs in r.locality.values() for p, _ in pairs][:16]
+
+    def best(prompts: list[str]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            model.forward(prompts)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    plain = {"edit_prompts": best(edited), "unrelated_prompts": best(unrelated or edited)}
+    with memory.applied(model):
+        routed = {"edit_prompts": best(edited), "unrelated_prompts": best(unrelated or edited)}
+    return {
+        "memory_edits": len(memory.edits),
+        **{f"{k}_ratio": round(routed[k] / plain[k], 2) for k in plain},
+        "seconds_plain": {k: round(v, 4) for k, v in plain.items()},
     }
 
 

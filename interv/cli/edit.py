@@ -5,8 +5,9 @@
 
 Writes ``DIR/metrics.json`` (EasyEdit's per-request records), ``DIR/summary.json`` (means
 before and after, seconds) and ``DIR/patch.safetensors`` (all edits as one patch; apply it with
-``interv patch apply``). ``--hparams`` takes an interv recipe (``method: ft-m``) or an EasyEdit
-YAML file (``alg_name: FT``); the model itself is never changed on disk.
+``interv patch apply``); SERAC writes ``DIR/serac-memory.safetensors`` instead (its edits, for
+``SERACMemory.load(path).apply(model)``). ``--hparams`` takes an interv recipe (``method:
+ft-m``) or an EasyEdit YAML file (``alg_name: FT``); the model itself is never changed on disk.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _requests(args: argparse.Namespace) -> list[Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from ..edit.base import EDIT_METHODS
-    from ..edit.runner import run_edits
+    from ..edit.runner import file_name, run_edits
     from ..eval.editing import evaluate, evaluate_generation, summarize
     from ..loading import load
 
@@ -135,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(result.records, indent=1))
-    result.combined().save(args.out / "patch.safetensors")
+    edit = result.combined()
+    edit.save(args.out / file_name(edit))
     summary = {
         "method": method.name,
         "n": len(requests),

@@ -46,16 +46,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from ..edit.runner import load_edit
     from ..patch import PatchSet
 
-    patch = PatchSet.load(args.patch)
-    print(f"{args.patch}: {len(patch.patches)} patch(es), method {patch.method or '?'}")
-    print(
-        f"  model fingerprint {patch.fingerprint}, created {patch.created}, "
-        f"interv {_meta(args.patch).get('interv_version', '?')}"
-    )
-    for row in patch.summary():
-        print(f"  {row['weight']:<28} {row['kind']:<8} shape {row['shape']} norm {row['norm']:.4g}")
+    patch = load_edit(args.patch)
+    if isinstance(patch, PatchSet):
+        print(f"{args.patch}: {len(patch.patches)} patch(es), method {patch.method or '?'}")
+        print(
+            f"  model fingerprint {patch.fingerprint}, created {patch.created}, "
+            f"interv {_meta(args.patch).get('interv_version', '?')}"
+        )
+        for row in patch.summary():
+            print(
+                f"  {row['weight']:<28} {row['kind']:<8} shape {row['shape']} "
+                f"norm {row['norm']:.4g}"
+            )
+    else:
+        print(f"{args.patch}: a {patch.kind} of {len(patch.summary())} edit(s), no weight change")
+        print(f"  made for {patch.model.name if patch.model else '?'}, created {patch.created}")
+        for row in patch.summary()[:10]:
+            print(f"  {row['edit']}")
     print(f"  {len(patch.requests)} request(s):")
     for request in patch.requests[:10]:
         print(f"    {request.get('prompt')!r} -> {request.get('target_new')!r}")
@@ -66,11 +76,19 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace) -> int:
+    from ..edit.runner import load_edit
     from ..loading import load
     from ..patch import PatchError, PatchSet
 
     files = args.patch if isinstance(args.patch, list) else [args.patch]
-    patches = [PatchSet.load(f) for f in files]  # corrupt files fail before the model loads
+    edits = [load_edit(f) for f in files]  # corrupt files fail before the model loads
+    for path, edit in zip(files, edits, strict=True):
+        if not isinstance(edit, PatchSet):
+            raise PatchError(
+                f"{path} is a {edit.kind}: it changes no weight, so no checkpoint can carry "
+                "it. Load it with its class (.load) and apply it to a loaded model."
+            )
+    patches = [e for e in edits if isinstance(e, PatchSet)]
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
     carried = _carried(args.model)
     if args.action == "revert":

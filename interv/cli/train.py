@@ -2,13 +2,15 @@
 
     interv train mend --dataset zsre --out runs/mend
     interv train mend --dataset zsre --out runs/mend --set max_iters=2000 --set rank=64
+    interv train serac --dataset zsre --out runs/serac
 
 Training reads the shared benchmark files (``INTERV_DATA``). The first ``--held-out`` records of
 the dataset are never used for training: the bench scores on them. Validation uses the
-``--val`` records after them, and the rest is for training. ``DIR/mend.safetensors`` is the
-archive that ``archive:`` in MEND's hyperparameters points to. ``DIR/checkpoint.pt`` lets a
-stopped run continue (``--no-resume`` starts again), and ``DIR/history.json`` is the
-validation curve.
+``--val`` records after them, and the rest is for training. ``DIR/mend.safetensors`` (or
+``DIR/serac.safetensors``) is the archive that ``archive:`` in the editor's hyperparameters
+points to. For MEND, ``DIR/checkpoint.pt`` lets a stopped run continue (``--no-resume`` starts
+again), and ``DIR/history.json`` is the validation curve; SERAC trains in minutes and writes
+its validation scores into the archive and ``DIR/serac.json``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from typing import Any
 from ..errors import ConfigError
 from .common import add_model_args
 
-HELP = "train a learned editor (MEND) and save its archive"
+HELP = "train a learned editor (MEND, SERAC) and save its archive"
 DATASETS = ("zsre", "counterfact")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help=HELP)
-    parser.add_argument("editor", choices=("mend",), help="the editor to train")
+    parser.add_argument("editor", choices=("mend", "serac"), help="the editor to train")
     parser.add_argument("--dataset", choices=DATASETS, default="zsre", help="edit records")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--hparams", type=Path, help="MEND recipe or EasyEdit MEND YAML")
+    parser.add_argument("--hparams", type=Path, help="the editor's recipe or EasyEdit YAML")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key"
     )
@@ -86,16 +88,18 @@ def split(dataset: str, held_out: int, val: int) -> tuple[list, list, dict[str, 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..edit.mend import MENDHParams
-    from ..edit.mend_training import train
     from ..loading import load
     from .edit import load_hparams
 
-    params = load_hparams(args.hparams, "mend") if args.hparams else MENDHParams()
+    params = load_hparams(args.hparams, args.editor)
     if args.set:  # through from_dict: values are checked and converted ("5e-4" is a float)
         params = type(params).from_dict({**params.to_dict(), **overrides(args.set)})
     train_set, val_set, described = split(args.dataset, args.held_out, args.val)
     model = load(args.model, device=args.device, dtype=args.dtype)
+    if args.editor == "serac":
+        return _serac(model, train_set, val_set, params, args.out, described)
+    from ..edit.mend_training import train
+
     result = train(
         model,
         train_set,
@@ -106,4 +110,15 @@ def _run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
     )
     print(json.dumps({"archive": str(result.path), "last": result.history[-1]}, indent=2))
+    return 0
+
+
+def _serac(
+    model: Any, train_set: list, val_set: list, params: Any, out: Path, described: dict
+) -> int:
+    from ..edit.serac_training import train
+
+    path, meta = train(model, train_set, val_set, params, out, data_meta=described)
+    (out / "serac.json").write_text(json.dumps(meta, indent=2, default=str))
+    print(json.dumps({"archive": str(path), **meta["trained"]["scope"]}, indent=2))
     return 0

@@ -31,12 +31,11 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..edit.base import EDIT_METHODS, EditMethod
-from ..edit.runner import RunResult, run_edits
+from ..edit.runner import Edit, RunResult, combine_edits, run_edits
 from ..errors import ConfigError, WrongTypeError
 from ..eval.editing import evaluate, evaluate_generation, summarize
 from ..hparams import HParams
 from ..loading import load
-from ..patch import PatchSet
 from .hparams import HyperParams, easyedit_name
 from .requests import Probes, prepare_requests, to_edit_request
 
@@ -72,7 +71,7 @@ class BaseEditor:
         self.model_name = hparams.model_name
         self.model = model if model is not None else _load(hparams.model_name, backend, device)
         self.tok = self.model.tokenizer
-        self.applied: list[PatchSet] = []
+        self.applied: list[Edit] = []
         self._method: tuple[HParams, EditMethod] | None = None
 
     @property
@@ -84,9 +83,10 @@ class BaseEditor:
         return self._method[1]
 
     @property
-    def patch(self) -> PatchSet | None:
-        """Every edit applied through this editor, as one patch set (None before any edit)."""
-        return PatchSet.combine(self.applied) if self.applied else None
+    def patch(self) -> Edit | None:
+        """Every edit applied through this editor, as one patch set (a SERAC memory for SERAC;
+        None before any edit)."""
+        return combine_edits(self.applied) if self.applied else None
 
     def revert(self) -> None:
         """Undo every edit applied through this editor (bit-exact)."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from ..adapters import HookedModel
+from ..adaptor import Adaptor
 from ..errors import ConfigError, RequestError, WrongTypeError
 from ..hparams import HParams
 from ..patch import PatchSet, WeightPatch
@@ -53,10 +54,13 @@ class EditMethod(ABC):
         self.on_step: StepReport | None = None
 
     @abstractmethod
-    def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet:
-        """The patch that writes ``requests`` into ``model`` (not applied)."""
+    def compute(self, model: HookedModel, requests: Sequence[EditRequest]) -> PatchSet | Adaptor:
+        """The edit that writes ``requests`` into ``model`` (not applied): a weight patch, or an
+        adaptor that behaves like one (``interv.adaptor``)."""
 
-    def compute_each(self, model: HookedModel, requests: Sequence[EditRequest]) -> list[PatchSet]:
+    def compute_each(
+        self, model: HookedModel, requests: Sequence[EditRequest]
+    ) -> list[PatchSet | Adaptor]:
         """Independent edits: for each request the patch ``compute(model, [request])`` makes on
         the model as it is. Methods that can share work between them (ROME) override this."""
         return [self.compute(model, [request]) for request in requests]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +44,14 @@ from ..hparams import HParams
 from ..patch import PatchSet, WeightPatch
 from ..record import ModelRecord
 from ..requests import EditRequest
+from . import _archives
+from ._archives import resolve_archive
 from .base import EDIT_METHODS, EditMethod
 from .ft import only_trainable
 from .token_grads import canonical_weights, layer_in_name, rows_of, site, token_pairs
 
 FORMAT = "interv.mend"
 FORMAT_VERSION = 1
-ARCHIVES = "archives"  # package folder of the shipped archives (found by their model record)
 # EasyEdit options this implementation does not offer, with the value it requires
 FIXED = {"one_sided": False, "x_only": False, "delta_only": False, "combine": True}
 
@@ -227,15 +227,8 @@ class MENDNetwork(nn.Module):
 
 # ---------------------------------------------------------------------------- archives
 def shipped_archive(model: HookedModel) -> Path | None:
-    """The shipped archive trained on ``model``'s weights (found by its record, not its name:
-    a model loaded from any folder, in any dtype, finds it), or None."""
-    folder = Path(str(files("interv.edit").joinpath(ARCHIVES)))
-    for path in sorted(folder.glob("*.mend.safetensors")):
-        meta, _ = read_tagged(path, FORMAT, FORMAT_VERSION, "MEND archive", tensors=False)
-        record = ModelRecord.from_dict(meta.get("model"))
-        if record is not None and not record.differences(model):
-            return path
-    return None
+    """The MEND archive shipped for ``model`` (found by its record), or None."""
+    return _archives.shipped_archive(model, "mend", FORMAT, FORMAT_VERSION)
 
 
 @dataclass
@@ -289,18 +282,6 @@ class MENDArchive:
             )
 
 
-def _resolve_archive(model: HookedModel, archive: str | None) -> Path:
-    if archive:
-        return Path(archive).expanduser()
-    path = shipped_archive(model)
-    if path is None:
-        raise ConfigError(
-            f"No MEND archive ships for {model.cfg.name}; train one with `interv train mend "
-            "--out DIR` and set `archive: DIR/mend.safetensors`."
-        )
-    return path
-
-
 # ---------------------------------------------------------------------------- the editor
 @EDIT_METHODS.register("mend")
 class MEND(EditMethod):
@@ -317,7 +298,8 @@ class MEND(EditMethod):
 
     def archive(self, model: HookedModel) -> MENDArchive:
         if self._archive is None:
-            self._archive = MENDArchive.load(_resolve_archive(model, self.hparams.archive))
+            path = resolve_archive(model, self.hparams.archive, "mend", "MEND", FORMAT)
+            self._archive = MENDArchive.load(path)
         return self._archive
 
     def weights(self, model: HookedModel) -> list[str]:

@@ -25,20 +25,50 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ..adapters import HookedModel
-from ..errors import ConfigError
+from ..adaptor import FORMATS, Adaptor
+from ..errors import ConfigError, PatchError
+from ..files import tagged_format
 from ..patch import PatchSet
 from ..requests import EditRequest
-from .base import EditMethod
+from .base import EDIT_METHODS, EditMethod
 
 log = logging.getLogger(__name__)
 
 Result = dict[str, Any]
 Evaluator = Callable[..., list[Result]]  # (model, requests, reference=None) -> per-request dicts
+Edit = PatchSet | Adaptor  # what an editing method computes
+
+
+def combine_edits(parts: Sequence[Edit]) -> Edit:
+    """One edit with the effect of ``parts``: a merged patch set, or one adaptor holding every
+    part's edits (all parts of one kind)."""
+    kinds = {type(p) for p in parts}
+    if len(kinds) > 1:
+        names = ", ".join(sorted(k.__name__ for k in kinds))
+        raise PatchError(
+            f"Cannot combine edits of different kinds ({names}); apply them one after another."
+        )
+    if parts and isinstance(parts[0], Adaptor):
+        return type(parts[0]).combine(parts)
+    return PatchSet.combine(parts)  # type: ignore[arg-type]
+
+
+def load_edit(path: str | Path) -> Edit:
+    """A saved edit: a weight patch, or an adaptor (a SERAC memory), by its file's format."""
+    EDIT_METHODS.names()  # the method modules register their adaptors' formats
+    adaptor = FORMATS.get(tagged_format(path) or "")
+    return adaptor.load(path) if adaptor is not None else PatchSet.load(path)
+
+
+def file_name(edit: Edit) -> str:
+    """What ``interv edit`` calls the file of an edit."""
+    return edit.file_name if isinstance(edit, Adaptor) else "patch.safetensors"
 
 
 @dataclass
@@ -47,12 +77,12 @@ class RunResult:
     patches."""
 
     records: list[Result]
-    patches: list[PatchSet]
+    patches: list[Edit]
     sequential: bool
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def combined(self) -> PatchSet:
-        return PatchSet.combine(self.patches)
+    def combined(self) -> Edit:
+        return combine_edits(self.patches)
 
 
 def run_edits(
@@ -75,8 +105,8 @@ def run_edits(
     pre = list(pre) if pre is not None else evaluate(model, requests)
     seconds["eval_pre"] = time.perf_counter() - start
     records: list[Result] = []
-    patches: list[PatchSet] = []
-    applied: list[PatchSet] = []
+    patches: list[Edit] = []
+    applied: list[Edit] = []
     edit_total = eval_post = 0.0
     try:
         computed = _patches(model, method, requests, sequential, batch_size, progress)
@@ -116,7 +146,7 @@ def _patches(
     sequential: bool,
     batch_size: int,
     progress: bool,
-) -> Iterator[tuple[range, PatchSet, float]]:
+) -> Iterator[tuple[range, Edit, float]]:
     """Each chunk of requests with its patch and the seconds it took. Independent single edits
     (not ``sequential``) are computed ``method.independent_group`` at a time with
     ``compute_each``, each taking an equal share of the group's time; the next group is computed
@@ -141,7 +171,7 @@ def _computed(
     group: int,
     size: int,
     bar: Any,
-) -> Iterator[tuple[range, PatchSet, float]]:
+) -> Iterator[tuple[range, Edit, float]]:
     """``_patches`` without the progress bar's set-up."""
     for begin in range(0, len(requests), size):
         chunk = range(begin, min(begin + size, len(requests)))

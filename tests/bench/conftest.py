@@ -5,5 +5,6 @@ from tests.edit.conftest import (  # noqa: F401
     edit_tiny_dir,
     mend_archive,
     real_stats,
+    serac_archive,
     stats_cache,
 )

@@ -62,9 +62,29 @@ def test_mend_section_edits_held_out_records_with_the_archive(edit_tiny, mend_ar
     parser = argparse.ArgumentParser()
     bench_edit.add_arguments(parser)
     args = parser.parse_args(["--mend-n", "2", "--set", f"mend.archive={mend_archive}"])
-    result = bench_edit._mend(edit_tiny, args, "mend")
+    result = bench_edit._learned(edit_tiny, args, "mend")
     bench_edit._check_targets(result, "mend")
     assert taken == [2] and result["n"] == 2
     assert result["pre"]["rewrite_acc"] == 0.0 and result["post"]["rewrite_acc"] == 1.0
     assert result["archive"]["trained"]["steps"] == 80 and "meets_targets" in result
     assert isinstance(result["meets_time_target"], bool)
+
+
+def test_serac_section_edits_held_out_records_with_the_archive(
+    edit_tiny, serac_archive, monkeypatch
+):
+    from interv.requests import EditRequest
+    from tests.edit.conftest import MEND_FACTS, MEND_PROBES
+
+    facts = [EditRequest(**f, locality=MEND_PROBES) for f in MEND_FACTS]
+    monkeypatch.setattr(bench_edit, "zsre", lambda n: facts[:n])
+    parser = argparse.ArgumentParser()
+    bench_edit.add_arguments(parser)
+    args = parser.parse_args(["--serac-n", "2", "--set", f"serac.archive={serac_archive}"])
+    result = bench_edit._learned(edit_tiny, args, "serac")
+    bench_edit._check_targets(result, "serac")
+    assert result["n"] == 2 and result["post"]["locality"] == 1.0  # unrelated probes: unrouted
+    assert result["hparams"]["threshold"] is None  # the archive's threshold routes
+    assert 0 < result["archive"]["trained"]["scope"]["threshold"] < 1
+    assert result["targets"] == {"rewrite_acc": 0.9, "locality": 0.95}
+    assert "meets_time_target" not in result and not edit_tiny.patches

@@ -136,3 +136,22 @@ def mend_archive(edit_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     )
     out = tmp_path_factory.mktemp("mend")
     return train(model, facts, facts, hp, out, resume=False, progress=False).path
+
+
+@pytest.fixture(scope="session")
+def serac_archive(edit_tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SERAC archive shipped for the default model, re-recorded for the tiny model: its
+    scope classifier works on text, so it routes the tiny model's inputs as it would the
+    default model's (``interv train serac`` itself is tested in tests/edit/test_serac.py)."""
+    from dataclasses import replace
+    from importlib.resources import files
+
+    import interv
+    from interv.edit.serac import SERACArchive
+    from interv.record import ModelRecord
+
+    shipped = files("interv.edit") / "archives" / "SmolLM2-135M-Instruct.serac.safetensors"
+    archive = SERACArchive.load(str(shipped))
+    model = interv.load(edit_tiny_dir, device="cpu")
+    tiny = replace(archive, model=ModelRecord.of(model))
+    return tiny.save(tmp_path_factory.mktemp("serac") / "serac.safetensors")

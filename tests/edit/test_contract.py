@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from interv.adapters import names
 from interv.edit import EDIT_METHODS, EditMethod, EditRequest, RequestError
 from interv.edit.ft import FineTune
 from interv.edit.locate import LocateMethod
 from interv.edit.mend import MEND
+from interv.edit.serac import SERAC, SERACMemory, shipped_archive
+from interv.errors import EditError, ModelMismatchError
 from interv.eval.tokens import token_accuracy
 from tests.edit.conftest import TINY
 
@@ -56,6 +60,8 @@ CASES: dict[str, Case] = {
     "ft-m": Case(FineTune, FT),
     # MEND: the archive trained on REQUESTS by the `mend_archive` fixture (tests/edit/conftest.py)
     "mend": Case(MEND, {"inner_params": MEND_WEIGHTS}),
+    # SERAC: the shipped scope classifier re-recorded for the tiny model (`serac_archive`)
+    "serac": Case(SERAC, {}),
 }
 METHODS = EDIT_METHODS.names()
 REQUESTS = [
@@ -78,8 +84,9 @@ def case(name: str) -> Case:
 
 
 @pytest.fixture(autouse=True)
-def _archives(mend_archive):
+def _archives(mend_archive, serac_archive):
     ARCHIVES["mend"] = str(mend_archive)
+    ARCHIVES["serac"] = str(serac_archive)
 
 
 ARCHIVES: dict[str, str] = {}
@@ -87,8 +94,8 @@ ARCHIVES: dict[str, str] = {}
 
 def make(name, stats_cache, **changes):
     cls = EDIT_METHODS.get(name)
-    if cls is MEND:
-        changes = {"archive": ARCHIVES["mend"], **changes}
+    if cls in (MEND, SERAC):
+        changes = {"archive": ARCHIVES[name], **changes}
     hparams = cls.hparams_class(**{**case(name).hparams, **changes})
     if issubclass(cls, LocateMethod):
         return cls(hparams, stats_cache=stats_cache)
@@ -116,6 +123,9 @@ def test_patch_teaches_the_target_and_reverts_bit_exactly(name, edit_tiny, stats
         assert all(p.weight.endswith("mlp.W_out") and p.rank is not None for p in patch.patches)
     elif case(name).family is MEND:  # one low-rank patch per edited weight
         assert patch.weights() == MEND_WEIGHTS and all(p.rank for p in patch.patches)
+    elif case(name).family is SERAC:  # a memory of the requests; no weight changes
+        assert isinstance(patch, SERACMemory) and patch.weights() == []
+        assert patch.edits == [(r.prompt, r.target_new) for r in requests]
     else:  # dense deltas on exactly the configured weights, each of them moved
         hp = case(name).hparams
         assert patch.weights() == [
@@ -123,9 +133,35 @@ def test_patch_teaches_the_target_and_reverts_bit_exactly(name, edit_tiny, stats
         ]
         assert all(p.rank is None and p.delta is not None for p in patch.patches)
         assert all(p.delta.abs().max() > 0 for p in patch.patches)
-    with patch.applied(model):
-        assert token_accuracy(model, prompts, targets) == [1.0] * len(requests)
+    if case(name).family is SERAC:
+        answers_like_the_counterfactual(model, patch, requests)
+    else:
+        with patch.applied(model):
+            assert token_accuracy(model, prompts, targets) == [1.0] * len(requests)
     assert weights_hash(model) == original
+
+
+def answers_like_the_counterfactual(model, memory, requests):
+    """Applied, a SERAC memory answers each request's prompt as the model does with the edit's
+    context before it (a random tiny model cannot read the answer from its context; the real
+    model does, tests/edit/test_serac.py), and an unrelated prompt exactly as before."""
+    tok = model.tokenizer
+    expected = []
+    for r in requests:
+        ids = tok(memory.archive.context(r.prompt, r.target_new), add_special_tokens=False)
+        row = ids["input_ids"] + tok(r.prompt)["input_ids"]
+        expected.append(model.forward(torch.tensor([row]))[0, -1])
+    unrelated = model.forward(["A bird flew over"])
+    plain = model.forward([r.prompt for r in requests])
+    with memory.applied(model):
+        got = model.forward([r.prompt for r in requests])
+        assert got.shape == plain.shape  # the context is sliced off again
+        for i, logits in enumerate(expected):
+            torch.testing.assert_close(got[i, -1], logits, atol=1e-5, rtol=1e-5)
+            assert not torch.allclose(got[i, -1], plain[i, -1])
+        assert torch.equal(model.forward(["A bird flew over"]), unrelated)
+    assert not model.patches
+    assert torch.equal(model.forward(["A bird flew over"]), unrelated)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -138,6 +174,11 @@ def test_hparams_yaml_round_trip_and_recipe(name, tmp_path):
     recipe = RECIPES / f"{name}-smollm2.yaml"
     loaded = cls.from_yaml(recipe)
     assert f"method: {name}" in recipe.read_text() and loaded.method == name
+    if case(name).family is SERAC:  # no layers: the archive shipped for the model routes
+        assert loaded.archive is None and loaded.threshold is None
+        with pytest.raises(ValueError, match="unknown key"):
+            cls.from_dict({"rewrite_module_tmp": "model.layers.{}.mlp.down_proj"})
+        return
     layers = (
         [names.layer_of(w) for w in loaded.inner_params]
         if case(name).family is MEND
@@ -162,7 +203,9 @@ def test_hparams_yaml_round_trip_and_recipe(name, tmp_path):
 def test_bad_input_fails_before_anything_changes(name, edit_tiny, stats_cache):
     model = edit_tiny
     original = weights_hash(model)
-    if case(name).family is MEND:
+    if case(name).family is SERAC:
+        serac_bad_input(name, model, stats_cache)
+    elif case(name).family is MEND:
         with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
             make(name, stats_cache, inner_params=["blocks.7.mlp.W_out"]).compute(
                 model, REQUESTS[:1]
@@ -176,7 +219,9 @@ def test_bad_input_fails_before_anything_changes(name, edit_tiny, stats_cache):
     else:
         with pytest.raises(ValueError, match=r"layer\(s\) \[7\] out of range"):
             make(name, stats_cache, layers=[7]).compute(model, REQUESTS[:1])
-    if case(name).family is MEND:
+    if case(name).family is SERAC:
+        pass
+    elif case(name).family is MEND:
         with pytest.raises(ValueError, match="neither a canonical weight"):
             make(name, stats_cache, inner_params=["model.layers.3.mlp.down_projj.weight"]).compute(
                 model, REQUESTS[:1]
@@ -206,3 +251,20 @@ def test_bad_input_fails_before_anything_changes(name, edit_tiny, stats_cache):
     with pytest.raises(RequestError, match="empty `target_new`"):
         EditRequest(prompt="Hello world", subject="Hello", target_new=" ")
     assert weights_hash(model) == original
+
+
+def serac_bad_input(name, model, stats_cache):
+    """SERAC: a bad threshold, no requests, an archive for another model, a truncated one."""
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
+        make(name, stats_cache, threshold=1.5)
+    with pytest.raises(EditError, match="no requests"):
+        make(name, stats_cache).compute(model, [])
+    assert shipped_archive(model) is None  # the shipped archive is for the default model
+    shipped = files("interv.edit") / "archives" / "SmolLM2-135M-Instruct.serac.safetensors"
+    with pytest.raises(ModelMismatchError, match="trained on SmolLM2-135M-Instruct"):
+        make(name, stats_cache, archive=str(shipped)).compute(model, REQUESTS[:1])
+    truncated = Path(ARCHIVES[name]).with_name("truncated.safetensors")
+    truncated.write_bytes(Path(ARCHIVES[name]).read_bytes()[:5000])
+    with pytest.raises(ValueError, match="corrupt or not a safetensors SERAC archive"):
+        make(name, stats_cache, archive=str(truncated)).compute(model, REQUESTS[:1])
+    assert not model.patches

@@ -31,7 +31,7 @@ FLOORS: list[list[str]] = [
     ["interv.errors", "interv._version"],
     ["interv.adapters"],
     ["interv.floor"],  # the shared types and file formats: FLOOR_MODULES
-    ["interv.data", "interv.patch", "interv.provision"],
+    ["interv.data", "interv.patch", "interv.adaptor", "interv.provision"],
     ["interv.loading", "interv.stats", "interv.eval", "interv.sae", "interv.analysis"],
     ["interv.graph"],
     ["interv.edit", "interv.steer"],
