@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -78,6 +78,7 @@ class HookedModel:
         self._fingerprint = identity.fingerprint(self.cfg, self._sample)
         self._legacy_fingerprint = identity.legacy_fingerprint(self.cfg, self.weight("embed.W_E"))
         self.patches = AppliedPatches()  # weight patches applied to this model, oldest first
+        self._resets: list[Callable[[], None]] = []
 
     # ----------------------------------------------------------------- names and weights
     @property
@@ -207,6 +208,18 @@ class HookedModel:
             yield self
         finally:
             del self._context_hooks[len(self._context_hooks) - len(pairs) :]
+
+    def on_reset(self, clear: Callable[[], None]) -> None:
+        """Have ``reset_all`` call ``clear`` (a workflow applier forgets its steering)."""
+        if clear not in self._resets:
+            self._resets.append(clear)
+
+    def reset_all(self) -> None:
+        """EasyEdit2's ``model.reset_all()``: clear the steering that ``BaseVectorApplier``
+        set for this model. Weight patches and adaptors stay applied (revert them), and the
+        hooks of an open ``with model.hooks(...)`` block stay until the block ends."""
+        for clear in self._resets:
+            clear()
 
     # --------------------------------------------------------------------- running
     def to_batch(self, inputs: Inputs) -> Batch:

@@ -94,21 +94,39 @@ def _edit(model, max_new_tokens: int) -> None:
     print(f"  patch reverted; {patch.weights()[0]} restored bit-exactly: {restored}")
 
 
+STEER_PROMPTS = 4  # neutral prompts of the bundled DExperts set
+STEER_SEED = 0
+
+
 def _steer_sentiment(model, max_new_tokens: int) -> None:
-    """The shipped sentiment vectors at their recommended layer and strength."""
+    """The shipped sentiment vectors at their recommended layer and strength, on a few neutral
+    prompts sampled with the same seed, each text with its VADER compound score (-1..1)."""
+    import statistics
+
+    from ..data.steering import sentiment_prompts
+    from ..eval.classifiers import vader_compound
     from ..steer import library
 
     _section("Steering sentiment with the shipped vectors (interv vectors list)")
-    prompt = "I walked into the room and"
-    plain = model.generate(prompt, max_new_tokens=max_new_tokens)[0]
-    print(f"  unsteered: {prompt!r} -> {plain.strip()!r}")
+    prompts = sentiment_prompts("neutral", STEER_PROMPTS)
+    runs = {"unsteered": None}
     for name in ("sentiment_positive", "sentiment_negative"):
         vector = library.load(name)
         graph = vector.to_graph(scale=vector.recommended_scale, model=model)
-        text = model.generate(prompt, max_new_tokens=max_new_tokens, graph=graph)[0]
-        print(
-            f"  {name} (layer {vector.layers[0]}, x{vector.recommended_scale:g}): {text.strip()!r}"
+        runs[f"{name} (layer {vector.layers[0]}, x{vector.recommended_scale:g})"] = graph
+    means = {}
+    for label, graph in runs.items():
+        texts = model.generate(
+            prompts, max_new_tokens=max_new_tokens, do_sample=True, seed=STEER_SEED, graph=graph
         )
+        scores = vader_compound(texts)
+        means[label] = statistics.fmean(scores)
+        print(f"  {label}: mean VADER {means[label]:+.2f}")
+        for prompt, text, score in zip(prompts, texts, scores, strict=True):
+            print(f"    {score:+.2f}  {prompt.strip()!r} -> {text.strip()!r}")
+    base = means.pop("unsteered")
+    shifts = ", ".join(f"{label.split()[0]} {mean - base:+.2f}" for label, mean in means.items())
+    print(f"  shift of the mean score against unsteered (same prompts, same seed): {shifts}")
 
 
 def _section(title: str) -> None:

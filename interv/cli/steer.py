@@ -1,7 +1,12 @@
 """``interv steer generate|apply|run|calibrate|methods``: EasyEdit2's steering workflow.
 
-Every subcommand takes an EasyEdit2-style top-level config (``--config FILE``) and
-``--set key=value`` overrides (see ``interv.steer.workflow.config``).
+Every subcommand takes an EasyEdit2-style top-level config (``--config FILE``, or hydra's
+``--config-path DIR --config-name NAME`` as EasyEdit2's scripts take it) and ``--set key=value``
+overrides; hydra-style ``key=value`` arguments after the options are overrides too (see
+``interv.steer.workflow.config``).
+
+    interv steer run --config hparams/Steer/config.yaml --set device=cpu
+    interv steer run --config-path hparams/Steer --config-name config device=cpu
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from ..errors import ConfigError
 
 HELP = "generate, apply and evaluate steering (EasyEdit2 configs)"
 
@@ -27,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     ):
         sub = actions.add_parser(name, help=helptext)
-        sub.add_argument("--config", required=True, type=Path, help="top-level YAML config")
+        sub.add_argument("--config", type=Path, help="top-level YAML config")
+        sub.add_argument("--config-path", type=Path, help="hydra style: the config's folder")
+        sub.add_argument("--config-name", help="hydra style: the config's name (.yaml optional)")
+        sub.add_argument(
+            "hydra_overrides", nargs="*", metavar="KEY=VALUE", help="hydra-style overrides"
+        )
         sub.add_argument(
             "--set",
             dest="overrides",
@@ -48,10 +60,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     methods.set_defaults(run=_methods)
 
 
+def config_of(args: argparse.Namespace) -> Path:
+    """The config file from ``--config`` or hydra's ``--config-path``/``--config-name``; the
+    hydra-style overrides join ``--set``'s."""
+    args.overrides = [*args.overrides, *args.hydra_overrides]
+    hydra = args.config_path is not None or args.config_name is not None
+    if args.config is not None and hydra:
+        raise ConfigError("Give --config FILE or --config-path/--config-name, not both.")
+    if args.config is not None:
+        return args.config
+    if args.config_name is None:
+        raise ConfigError(
+            "Name the config: --config FILE, or --config-path DIR --config-name NAME (hydra)."
+        )
+    path = (args.config_path or Path(".")) / args.config_name
+    return path if path.suffix in (".yaml", ".yml") else path.with_name(path.name + ".yaml")
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ..steer.workflow import BaseVectorGenerator
 
-    vectors = BaseVectorGenerator(args.config, args.overrides).generate_vectors()
+    vectors = BaseVectorGenerator(config_of(args), args.overrides).generate_vectors()
     for dataset, methods in vectors.items():
         for alg, artefact in methods.items():
             print(f"{dataset}\t{alg}\t{_describe(artefact)}")
@@ -61,7 +90,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace) -> int:
     from ..steer.workflow import BaseVectorApplier
 
-    applier = BaseVectorApplier(args.config, args.overrides)
+    applier = BaseVectorApplier(config_of(args), args.overrides)
     applier.apply_vectors()
     results = applier.generate()
     _show(results)
@@ -72,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..eval.report import markdown_table
     from ..steer.workflow import run
 
-    out = run(args.config, args.overrides)
+    out = run(config_of(args), args.overrides)
     _show(out["results"])
     for name, report in out["evaluation"].items():
         print(f"\n== {name}: evaluation\n{markdown_table(report)}")
@@ -82,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from ..steer.workflow.calibration import calibrate_config
 
-    result, written = calibrate_config(args.config, args.overrides, write=args.write)
+    result, written = calibrate_config(config_of(args), args.overrides, write=args.write)
     for point in result.points:
         mark = "" if point.allowed else "  (below the fluency floor)"
         print(

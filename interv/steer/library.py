@@ -168,6 +168,8 @@ def load(source: str | Path, method: str | None = None) -> Artifact:
             inner = [p for p in inner if p.name == f"{method}_vector"]
         if len(inner) == 1 and not list(path.glob("*.pt")):
             return load(inner[0])
+        if not inner and not list(path.glob("*.pt")):
+            return _from_output_folder(path, method)
         return interop.load_easyedit(path, method)
     if path.suffix or path.is_absolute() or str(source).startswith("."):
         raise MissingFileError(
@@ -175,6 +177,25 @@ def load(source: str | Path, method: str | None = None) -> Artifact:
             "name (`interv vectors list`)."
         )
     return load(find(str(source)).path.parent)
+
+
+def _from_output_folder(path: Path, method: str | None) -> Artifact:
+    """A generator's output folder, ``<dir>/<dataset>/<method>_vector/``, as EasyEdit2 users
+    pass it: the one vector folder below it."""
+    nested = sorted(
+        p
+        for p in path.glob("*/*_vector")
+        if p.is_dir() and (method is None or p.name == f"{method}_vector")
+    )
+    if len(nested) == 1:
+        return load(nested[0])
+    if nested:
+        found = ", ".join(f"{p.parent.name}/{p.name}" for p in nested)
+        raise ArtefactError(
+            f"{path} holds several vectors ({found}); point at the dataset's folder, "
+            f"e.g. {nested[0].parent}."
+        )
+    return interop.load_easyedit(path, method)
 
 
 def _load_file(path: Path) -> Artifact:

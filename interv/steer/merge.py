@@ -36,7 +36,8 @@ MODES = ("linear", "ties", "dare_linear", "dare_ties")
 @dataclass(kw_only=True)
 class MergeHParams(HParams):
     method = "merge"
-    ee2_renames: ClassVar[dict[str, str]] = {"method": "mode"}
+    # EasyEdit2's own merge files spell densities "desities"; its users carry the typo
+    ee2_renames: ClassVar[dict[str, str]] = {"method": "mode", "desities": "densities"}
     mode: str = "linear"
     weights: list[float] = field(default_factory=list)  # one per vector (default: all 1)
     density: float = 0.5  # fraction kept by TIES trimming / DARE dropping

@@ -136,6 +136,25 @@ class PromptHParams(HParams):
     chat_template: bool = False
     seed: int = 0
 
+    @classmethod
+    def from_easyedit2(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+        """EasyEdit2's ``generate_prompt_params`` (how a prompt is generated): its chat-template
+        and length keys set how candidates are compared; sampling keys are logged and ignored
+        (candidates are compared by sampling with ``seed``)."""
+        out = dict(values)
+        params = out.pop("generate_prompt_params", None)
+        if params is None:
+            return out
+        if not isinstance(params, dict):
+            raise ConfigError(f"{source}: generate_prompt_params must be a mapping of settings.")
+        for key, field_name in (("use_chat_template", "chat_template"), ("max_new_tokens",) * 2):
+            if key in params:
+                out.setdefault(field_name, params[key])
+        rest = sorted(set(params) - {"use_chat_template", "max_new_tokens"})
+        if rest:
+            log.info("%s: generate_prompt_params %s are not used by interv.", source, rest)
+        return out
+
     def __post_init__(self) -> None:
         if bool(self.prompt.strip()) == bool(self.candidates):
             raise ConfigError("Prompt steering needs exactly one of `prompt` or `candidates`.")

@@ -44,6 +44,12 @@ class SAEFeatureHParams(HParams):
     strengths: list[float] = field(default_factory=list)  # one per feature
     multiplier: float = 1.0  # recommended strength when applied
 
+    @classmethod
+    def from_easyedit2(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+        """EasyEdit2's keys: ``sae_path`` (a local SAE) or ``release`` + ``sae_id`` (sae-lens)
+        name the SAE, ``position_ids`` the features."""
+        return ee2_sae_keys(values, source, {"position_ids": "features"})
+
     def __post_init__(self) -> None:
         if len(self.strengths) != len(self.features):
             raise ConfigError(
@@ -137,3 +143,34 @@ class SAEFeatureSteer(SteerMethod[None, SteeringVector]):
                 "hparams": hp.to_dict(),
             },
         )
+
+
+def ee2_sae_keys(values: dict[str, Any], source: str, renames: dict[str, str]) -> dict[str, Any]:
+    """EasyEdit2's SAE keys as interv's ``sae``: ``sae_path`` (or ``sae_paths``, one path) or
+    ``release`` + ``sae_id``; ``renames`` maps further keys to fields."""
+    out = dict(values)
+    paths = out.pop("sae_paths", None)
+    if paths is not None:
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        if len(paths) != 1:
+            raise ConfigError(
+                f"{source}: sae_paths lists {len(paths)} SAEs; interv steers with one SAE per "
+                "method file (write one file per layer)."
+            )
+        out.setdefault("sae_path", paths[0])
+    path, release, sae_id = (
+        out.pop("sae_path", None),
+        out.pop("release", None),
+        out.pop("sae_id", None),
+    )
+    if (release is None) != (sae_id is None):
+        raise ConfigError(f"{source}: release and sae_id go together; give both or neither.")
+    named = path or (f"{release}:{sae_id}" if release else None)
+    if named is not None:
+        if out.get("sae", named) != named:
+            raise ConfigError(f"{source}: sae and sae_path/release name different SAEs; keep one.")
+        out["sae"] = str(named)
+    for key, field_name in renames.items():
+        if key in out:
+            out[field_name] = out.pop(key)
+    return out

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float
@@ -43,8 +44,8 @@ from ..record import ModelRecord
 from ..sae import HookedSAE
 from ..sae import load as load_named_sae
 from .base import STEER_METHODS, SteerMethod
-from .caa import contrast_texts
-from .sae_feature import feature_graph, load_sae
+from .caa import check_multiple_choice, contrast_texts
+from .sae_feature import ee2_sae_keys, feature_graph, load_sae
 from .vector import SteeringVector
 
 MODES = ("act_and_freq", "only_act", "only_freq")
@@ -66,6 +67,22 @@ class STAHParams(HParams):
     balance_answers: bool = True  # A/B data: weigh A- and B-matching items equally (see caa.py)
     batch_size: int = 16
     dataset: str = ""
+    multiple_choice: bool | None = None  # EasyEdit2's flag; the data decides (see caa.py)
+
+    @classmethod
+    def from_easyedit2(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+        """EasyEdit2's keys: ``sae_paths`` (one SAE), ``trims`` (one trim)."""
+        out = ee2_sae_keys(values, source, {})
+        trims = out.pop("trims", None)
+        if trims is not None:
+            trims = [trims] if isinstance(trims, int | float) else list(trims)
+            if len(trims) != 1:
+                raise ConfigError(
+                    f"{source}: trims lists {len(trims)} values; interv builds one STA vector per "
+                    "method file (write one file per trim)."
+                )
+            out["trim"] = trims[0]
+        return out
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -226,6 +243,7 @@ class STA(SteerMethod[Sequence[Contrast], SteeringVector]):
 
     def fit(self, model: HookedModel, data: Sequence[Contrast]) -> SteeringVector:
         hp = self.hparams
+        check_multiple_choice(hp.multiple_choice, data)
         sae = self.sae = load_sae(model, hp.sae, hp.layer, self.sae)
         pos_ids, pos_spans, neg_ids, neg_spans = contrast_texts(
             model, data, hp.chat_template, method="STA"

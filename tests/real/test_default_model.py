@@ -74,3 +74,6 @@ def test_demo_runs(real_model_dir, capsys):
     assert "Paris" in out
     assert "blocks.{i}.hook_resid_post" in out
     assert "sentiment_positive (layer" in out and "sentiment_negative (layer" in out
+    shifts = out.split("shift of the mean score against unsteered")[1].splitlines()[0]
+    positive, negative = (float(part.split()[-1]) for part in shifts.split(": ")[1].split(", "))
+    assert positive > 0 > negative  # the vectors move sentiment the way they are named

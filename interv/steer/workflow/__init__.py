@@ -16,7 +16,7 @@ from ...errors import ConfigError
 from ...eval.report import evaluate_results, write_report
 from .applier import BaseVectorApplier
 from .config import SteerConfig, Workflow, load_config, load_workflow
-from .datasets import dataset_label
+from .datasets import dataset_label, generation_records, train_records
 from .generator import BaseVectorGenerator
 
 
@@ -48,6 +48,34 @@ def run(
     return {"vectors": vectors, "results": results, "evaluation": evaluation}
 
 
+def prepare_train_dataset(
+    top_cfg: Mapping[str, Any] | str | Path | Workflow,
+) -> dict[str, list[dict[str, Any]]]:
+    """EasyEdit2's ``prepare_train_dataset(top_cfg)``: ``{name: records}`` for every
+    ``steer_train_dataset``, in EasyEdit2's record format (see ``datasets.train_records``), ready
+    for ``BaseVectorGenerator.generate_vectors``."""
+    workflow = load_workflow(top_cfg)
+    names = workflow.config.steer_train_dataset
+    if not names:
+        raise ConfigError("steer_train_dataset is empty: name the dataset(s) to train on.")
+    n = workflow.config.steer_train_data_size
+    return {str(name): train_records(workflow.data_path(str(name)), n) for name in names}
+
+
+def prepare_generation_datasets(
+    top_cfg: Mapping[str, Any] | str | Path | Workflow,
+) -> dict[str, list[dict[str, Any]]]:
+    """EasyEdit2's ``prepare_generation_datasets(top_cfg)``: ``{name: [{input, ...}]}`` for
+    every ``generation_data`` entry, ready for ``BaseVectorApplier.generate``."""
+    workflow = load_workflow(top_cfg)
+    names = workflow.config.generation_data
+    if not names:
+        raise ConfigError("generation_data is empty: name the dataset(s) to generate from.")
+    size = workflow.config.generation_data_size
+    n = None if size is None or size <= 0 else int(size)
+    return {str(name): generation_records(workflow.data_path(str(name)), n) for name in names}
+
+
 __all__ = [
     "BaseVectorApplier",
     "BaseVectorGenerator",
@@ -56,5 +84,7 @@ __all__ = [
     "Workflow",
     "load_config",
     "load_workflow",
+    "prepare_generation_datasets",
+    "prepare_train_dataset",
     "run",
 ]

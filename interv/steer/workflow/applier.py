@@ -112,7 +112,12 @@ class BaseVectorApplier:
             )
         self.steering = total
         self.control = control if want_control else None
+        self._model().on_reset(self.reset)  # EasyEdit2's model.reset_all() clears it
         return total
+
+    def reset(self) -> None:
+        """Forget the applied steering: ``generate`` then gives the model's own outputs."""
+        self.steering, self.control = Steering(), None
 
     def generate(
         self,

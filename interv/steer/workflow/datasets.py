@@ -123,9 +123,7 @@ def _unknown(name: str) -> ValueError:
 def train_data(name: str, kind: str | None, n: int | None = None) -> list[Any]:
     """The training data a method of ``kind`` needs, from a dataset name or file."""
     if Path(name).suffix in (".json", ".jsonl") and Path(name).is_file():
-        return _from_records(
-            _read_file(Path(name))[:n] if n else _read_file(Path(name)), kind, name
-        )
+        return from_records(_read_file(Path(name))[:n] if n else _read_file(Path(name)), kind, name)
     if kind == "labelled":
         if name in ("sst2", "sst2_label"):
             return data.sst2(n)
@@ -142,16 +140,50 @@ def train_data(name: str, kind: str | None, n: int | None = None) -> list[Any]:
         pairs = _contrast(name, n)
         if pairs is not None:
             return pairs
+    if name in ("toxicity", "realtoxicityprompts") and kind != "prompts":
+        raise DataError(
+            f"interv ships {name!r} as generation prompts only: EasyEdit2's toxicity training "
+            "set is not published with a source. Train on a .json file of {question, matching, "
+            "not_matching} records (matching: the non-toxic reply), see docs/steering.md, "
+            "'Training records'."
+        )
     if _contrast(name, 1) is not None or _records(name, 1) is not None or name.startswith("sst2"):
         raise DataError(f"Dataset {name!r} does not hold {kind} data, which this method needs.")
     raise _unknown(name)
 
 
-def _from_records(rows: list[dict[str, Any]], kind: str | None, name: str) -> list[Any]:
+def train_records(name: str, n: int | None = None) -> list[dict[str, Any]]:
+    """EasyEdit2's training records of a dataset name or file (``prepare_train_dataset``):
+    ``{question, matching, not_matching}`` for contrast sets, ``{text, label}`` for labelled
+    text, ``{input}`` for prompts; a file's records as they are."""
+    if Path(name).suffix in (".json", ".jsonl") and Path(name).is_file():
+        rows = _read_file(Path(name))
+        return rows[:n] if n else rows
+    pairs = _contrast(name, n)
+    if pairs is not None:
+        return [
+            {"question": p.question, "matching": p.matching, "not_matching": p.not_matching}
+            if isinstance(p, ABItem)
+            else {"question": p.prompt, "matching": p.positive, "not_matching": p.negative}
+            for p in pairs
+        ]
+    if name in ("sst2", "sst2_label", "sentiment_label", "convsent_label"):
+        labelled = data.sst2(n) if name.startswith("sst2") else _sentiment_labelled(n)
+        return [{"text": text, "label": label} for text, label in labelled]
+    records = _records(name, n)
+    if records is None:
+        raise _unknown(name)
+    return records
+
+
+def from_records(rows: list[dict[str, Any]], kind: str | None, name: str) -> list[Any]:
+    """The data a method of ``kind`` takes, from EasyEdit2's training records."""
     if kind == "labelled" and rows and "label" in rows[0]:
         return [(r["text"], int(r["label"])) for r in rows]
-    if kind == "prompts" and rows and "input" in rows[0]:
-        return [r["input"] for r in rows]
+    if kind == "labelled" and rows and "matching" in rows[0]:
+        return [(r["matching"], 1) for r in rows] + [(r["not_matching"], 0) for r in rows]
+    if kind == "prompts" and rows and ("input" in rows[0] or "question" in rows[0]):
+        return [r.get("input") or r["question"] for r in rows]
     if kind == "contrast" and rows and "matching" in rows[0]:
         letters = {str(r["matching"]).strip(" ()") for r in rows}
         if letters <= {"A", "B"} and all(r.get("question") for r in rows):
@@ -161,7 +193,9 @@ def _from_records(rows: list[dict[str, Any]], kind: str | None, name: str) -> li
             ]
         return [ContrastPair(r["matching"], r["not_matching"], r.get("question", "")) for r in rows]
     raise DataError(
-        f"{name}: records lack the fields {kind} data needs (see interv.steer.workflow.datasets)."
+        f"{name}: records lack the fields {kind} data needs: {{question, matching, "
+        "not_matching}} for contrast methods (CAA...), {text, label} for labelled text "
+        "(LM-Steer), {input} for prompts (see docs/steering.md, 'Training records')."
     )
 
 

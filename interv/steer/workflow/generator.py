@@ -25,7 +25,7 @@ from ...recipes import recipe_name
 from ..apply import Steerable
 from ..library import save
 from .config import Workflow, load_workflow
-from .datasets import dataset_label, train_data
+from .datasets import dataset_label, from_records, train_data
 from .methods import train_hparams
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class BaseVectorGenerator:
             ):
                 torch.manual_seed(int(getattr(method.hparams, "seed", config.seed_value)))
                 data = given
+                if _dict_records(data):  # EasyEdit2's records, as its examples pass them
+                    data = from_records(list(data), method.data_kind, name)
                 if data is None and method.needs_data:
                     data = train_data(
                         workflow.data_path(name), method.data_kind, config.steer_train_data_size
@@ -118,6 +120,10 @@ class BaseVectorGenerator:
                     save(artefact, target, config.vector_dtype)
                     log.info("saved %s", target)
         return out
+
+
+def _dict_records(data: Any) -> bool:
+    return isinstance(data, Sequence) and bool(data) and isinstance(data[0], Mapping)
 
 
 def _datasets(datasets: Any, workflow: Workflow) -> dict[str, Any]:

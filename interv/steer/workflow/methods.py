@@ -32,8 +32,10 @@ def _split(
 ) -> dict[str, Any]:
     renames = getattr(mine, "ee2_renames", {})
     ignored = METHOD_COMMON_IGNORED | set(getattr(cls.hparams_class, "ee2_ignored", ()))
+    convert = getattr(cls.hparams_class, "from_easyedit2", None)  # keys that change shape
+    values = convert(dict(spec.values), spec.source) if convert else spec.values
     out: dict[str, Any] = {}
-    for key, value in spec.values.items():
+    for key, value in values.items():
         target = renames.get(key, key)
         if target in out and out[target] != value:
             raise ConfigError(f"{spec.source}: contradicting keys {key} and {target}; keep one.")
