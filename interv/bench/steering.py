@@ -20,6 +20,10 @@
   the full model forward for each text of each pair (one at a time, all layers).
   Target: at least 3x faster.
 
+* methods: prompt vs shipped mean difference vs ``vector_prompt`` vs ``sft`` on held-out
+  neutral prompts, each vector's strength chosen on a validation split
+  (``interv.bench.sentiment_methods``).
+
 ``--layer`` / ``--scale`` override the sentiment vectors' layer and strength (a vector is then
 regenerated at that layer from its recipe's data), for tuning.
 """
@@ -44,6 +48,7 @@ from ..steer.caa import CAAHParams, contrast_texts
 from ..steer.library import find, load
 from ..steer.workflow import BaseVectorGenerator
 from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
+from .sentiment_methods import methods
 from .timing import interleaved_medians
 
 log = logging.getLogger(__name__)
@@ -74,8 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-pairs", type=int, default=100, help="A/B pairs for the speed test")
     parser.add_argument("--reps", type=int, default=3, help="timing repetitions")
     parser.add_argument(
-        "--skip", default="", help="comma-separated parts to skip: sentiment,behaviours,speed"
+        "--skip",
+        default="",
+        help="comma-separated parts to skip: sentiment,behaviours,speed,methods",
     )
+    parser.add_argument("--n-methods", type=int, default=60, help="test prompts for `methods`")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["behaviours"] = behaviours(model, args.n_ab)
     if "speed" not in skip:
         report["speed"] = caa_speed(model, args.n_pairs, args.reps)
+    if "methods" not in skip:
+        report["methods"] = methods(model, args.n_methods, args.seed, _generate)
     report["targets_met"] = {
         k: v["target_met"] for k, v in report.items() if isinstance(v, dict) and "target_met" in v
     }

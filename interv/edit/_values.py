@@ -21,8 +21,7 @@ to probability ~0.1 in the templates and needs 4-7 more steps.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -31,6 +30,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..adapters import HookedModel, names
+from ..adapters.frozen import frozen
 from ..requests import EditRequest
 from ..tokens import Encoded, answer_ids, encode
 from ._hparams import LocateHParams
@@ -51,20 +51,6 @@ class ValueResult:
     mean: Float[Tensor, "n d"]
     steps: list[int]
     probs: list[float]
-
-
-@contextmanager
-def frozen(model: HookedModel) -> Iterator[None]:
-    """No parameter gradients while optimising an activation (saves the weight backward)."""
-    params = list(model.hf_model.parameters())
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, flags, strict=True):
-            p.requires_grad_(flag)
 
 
 def kl_prompt(model: HookedModel, request: EditRequest, fact_token: str, method: str) -> Encoded:

@@ -10,7 +10,8 @@ A method file declares its hyperparameters, its class and registers it:
 ``@STEER_METHODS.register("caa")``. The class names what ``fit`` takes and returns
 (``SteerMethod[Sequence[Contrast], SteeringVector]``) and says so in ``data_kind``:
 ``"contrast"`` (A/B items or positive/negative pairs), ``"labelled"`` (text, label),
-``"prompts"``, ``"vectors"`` or ``None`` (everything is in the hyperparameters).
+``"prompts"``, ``"records"`` (``{input, output, ...}`` mappings), ``"vectors"`` or ``None``
+(everything is in the hyperparameters).
 
 Example:
     >>> from interv.steer.base import STEER_METHODS
@@ -31,7 +32,7 @@ from .apply import ApplyHParams, Steerable
 
 DataT = TypeVar("DataT")
 ArtefactT = TypeVar("ArtefactT", bound=Steerable)
-DataKind = Literal["contrast", "labelled", "prompts", "vectors"]
+DataKind = Literal["contrast", "labelled", "prompts", "records", "vectors"]
 
 
 class SteerMethod(ABC, Generic[DataT, ArtefactT]):

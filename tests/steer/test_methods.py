@@ -20,8 +20,10 @@ from interv.steer.merge import MergeHParams
 from interv.steer.prompt import PromptHParams, PromptIntervention
 from interv.steer.repe import RepEHParams
 from interv.steer.sae_feature import SAEFeatureHParams
+from interv.steer.sft import SFTHParams
 from interv.steer.sta import STAHParams
 from interv.steer.vector import SteeringVector
+from interv.steer.vector_prompt import VectorPromptHParams
 from tests.steer.conftest import AB, LABELLED, PAIRS
 
 
@@ -48,6 +50,17 @@ CASES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "merge_vector": (MergeHParams(mode="ties", densities=[0.5, 0.9]), _two_vectors),
     "lm_steer": (LMSteerHParams(n_steps=4, rank=2, batch_size=2), lambda m: LABELLED),
     "prompt": (PromptHParams(prompt="Be kind."), lambda m: None),
+    "sft": (
+        SFTHParams(layers=[1], n_epochs=2, batch_size=2, lr=0.05),
+        lambda m: [
+            {"input": "hello", "output": "good great fine"},
+            {"input": "a cat", "output": "nice"},
+        ],
+    ),
+    "vector_prompt": (
+        VectorPromptHParams(layers=[0, 1], prompt="Be very happy."),
+        lambda m: ["hello there", {"input": "a cat", "output": "sat on the mat"}],
+    ),
     # the SAE methods get the session's tiny SAE (blocks.1.hook_resid_post) passed in
     "sta": (STAHParams(sae="tiny", trim=0.5, chat_template=False), lambda m: AB),
     "sae_feature": (

@@ -132,10 +132,10 @@ def train_data(name: str, kind: str | None, n: int | None = None) -> list[Any]:
         pairs = _contrast(name, n)
         if pairs and isinstance(pairs[0], ContrastPair):
             return [(p.positive, 1) for p in pairs] + [(p.negative, 0) for p in pairs]  # type: ignore[union-attr]
-    elif kind == "prompts":
+    elif kind in ("prompts", "records"):
         records = _records(name, n)
         if records is not None:
-            return [r["input"] for r in records]
+            return [r["input"] for r in records] if kind == "prompts" else records
     elif kind == "contrast":
         pairs = _contrast(name, n)
         if pairs is not None:
@@ -184,6 +184,8 @@ def from_records(rows: list[dict[str, Any]], kind: str | None, name: str) -> lis
         return [(r["matching"], 1) for r in rows] + [(r["not_matching"], 0) for r in rows]
     if kind == "prompts" and rows and ("input" in rows[0] or "question" in rows[0]):
         return [r.get("input") or r["question"] for r in rows]
+    if kind == "records" and rows and ("input" in rows[0] or "question" in rows[0]):
+        return rows
     if kind == "contrast" and rows and "matching" in rows[0]:
         letters = {str(r["matching"]).strip(" ()") for r in rows}
         if letters <= {"A", "B"} and all(r.get("question") for r in rows):
