@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import torch
-
 from interv.errors import HookError
 
 from .backends import Batch
+from .text import left_pad_ids
 
 Model = Any  # a HookedModel (``hooked`` imports this module, so the name stays unimported)
 
@@ -68,12 +67,9 @@ def route_batch(model: Model, batch: Batch) -> tuple[Batch, int]:
         row = ids[mask.bool()].tolist()
         head = 1 if row and bos is not None and row[0] == bos and prefix else 0
         rows.append(row[:head] + prefix + row[head:])
-    width = max(batch.input_ids.shape[1], max(len(row) for row in rows))
-    pad = model.tokenizer.pad_token_id or 0
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    device = batch.input_ids.device
-    return Batch(ids.to(device), mask.to(device)), width - batch.input_ids.shape[1]
+    width = batch.input_ids.shape[1]  # at least as wide: every column shifts by the same amount
+    routed = left_pad_ids(rows, model.tokenizer.pad_token_id, batch.input_ids.device, width)
+    return routed, routed.input_ids.shape[1] - width
 
 
 def _check_routable(batch: Batch) -> None:

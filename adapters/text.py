@@ -71,10 +71,15 @@ def to_batch(
     return Batch(encoded["input_ids"].to(device), encoded["attention_mask"].to(device))
 
 
-def left_pad_ids(rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device) -> Batch:
-    """A left-padded batch of token-id lists (``pad_id`` None pads with 0; the mask hides it).
-    Row ``i`` starts at ``width - len(rows[i])``."""
-    return _pad_ids(rows, pad_id, device, left=True)
+def left_pad_ids(
+    rows: Sequence[Sequence[int]],
+    pad_id: int | None,
+    device: torch.device,
+    width: int | None = None,
+) -> Batch:
+    """A left-padded batch of token-id lists (``pad_id`` None pads with 0; the mask hides it),
+    at least ``width`` columns wide. Row ``i`` starts at ``width - len(rows[i])``."""
+    return _pad_ids(rows, pad_id, device, left=True, width=width)
 
 
 def left_pad_offsets(
@@ -120,9 +125,13 @@ def packed_ids(
 
 
 def _pad_ids(
-    rows: Sequence[Sequence[int]], pad_id: int | None, device: torch.device, left: bool
+    rows: Sequence[Sequence[int]],
+    pad_id: int | None,
+    device: torch.device,
+    left: bool,
+    width: int | None = None,
 ) -> Batch:
-    width = max(len(r) for r in rows)
+    width = max([len(r) for r in rows] + [width or 0])
     ids, mask = [], []
     for row in rows:
         fill = width - len(row)
