@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..adapters import HookedModel
 from ..errors import ConfigError
 from ..files import read_tagged
+from ..hparams import HParams
 from ..record import ModelRecord
+from .base import EditMethod
+
+ArchiveT = TypeVar("ArchiveT")
 
 ARCHIVES = "archives"  # package folder of the shipped archives
 
@@ -39,3 +44,23 @@ def resolve_archive(
             f"{suffix} --out DIR` and set `archive: DIR/{suffix}.safetensors`."
         )
     return path
+
+
+class TrainedEditor(EditMethod, Generic[ArchiveT]):
+    """An editor that edits with a trained archive: the one given, ``hparams.archive``, or the
+    one shipped for the model, loaded once (``archive_class.load``)."""
+
+    archive_class: ClassVar[Any]
+    archive_format: ClassVar[str]
+
+    def __init__(self, hparams: HParams | None = None, archive: ArchiveT | None = None):
+        super().__init__(hparams)
+        self._archive = archive
+
+    def archive(self, model: HookedModel) -> ArchiveT:
+        if self._archive is None:
+            path = resolve_archive(
+                model, self.hparams.archive, self.name, self.name.upper(), self.archive_format
+            )
+            self._archive = self.archive_class.load(path)
+        return self._archive

@@ -38,6 +38,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ..adapters import HookedModel
+from ..adapters.frozen import frozen
 from ..errors import ArtefactError, ConfigError, EditError, ModelMismatchError
 from ..files import now, read_tagged, write_tagged
 from ..hparams import HParams
@@ -45,9 +46,8 @@ from ..patch import PatchSet, WeightPatch
 from ..record import ModelRecord
 from ..requests import EditRequest
 from . import _archives
-from ._archives import resolve_archive
-from .base import EDIT_METHODS, EditMethod
-from .ft import only_trainable
+from ._archives import TrainedEditor
+from .base import EDIT_METHODS
 from .token_grads import canonical_weights, layer_in_name, rows_of, site, token_pairs
 
 FORMAT = "interv.mend"
@@ -284,23 +284,15 @@ class MENDArchive:
 
 # ---------------------------------------------------------------------------- the editor
 @EDIT_METHODS.register("mend")
-class MEND(EditMethod):
+class MEND(TrainedEditor[MENDArchive]):
     """Edits with a trained MEND archive; requests of one call are edited together."""
 
     name = "mend"
     hparams_class = MENDHParams
+    archive_class = MENDArchive
+    archive_format = FORMAT
     batchable = True
     hparams: MENDHParams
-
-    def __init__(self, hparams: MENDHParams | None = None, archive: MENDArchive | None = None):
-        super().__init__(hparams)
-        self._archive = archive
-
-    def archive(self, model: HookedModel) -> MENDArchive:
-        if self._archive is None:
-            path = resolve_archive(model, self.hparams.archive, "mend", "MEND", FORMAT)
-            self._archive = MENDArchive.load(path)
-        return self._archive
 
     def weights(self, model: HookedModel) -> list[str]:
         """The canonical weights to edit: ``inner_params``, or all the archive was trained for."""
@@ -322,7 +314,7 @@ class MEND(EditMethod):
         network = archive.network.to(model.device)
         sites = [site(model, w) for w in weights]
         rows = rows_of(model, [(r.prompt, r.target_new) for r in requests], self.hparams.max_length)
-        with only_trainable(model, []):  # the forward records no graph below the edited blocks
+        with frozen(model):  # the forward records no graph below the edited blocks
             pairs = token_pairs(model, rows, sites)
         patches = []
         with torch.no_grad():

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import HookedModel
+from ..adapters.frozen import frozen
 from ..errors import ConfigError
 from ..record import ModelRecord
 from ..requests import EditRequest
-from .ft import only_trainable
 from .mend import MENDArchive, MENDHParams, MENDNetwork
 from .token_grads import (
     Rows,
@@ -302,7 +302,7 @@ def train(
         checkpoint.unlink(missing_ok=True)
     run = _Run(model, hp, checkpoint)
     bar = tqdm(total=hp.max_iters, initial=run.step, desc="mend", disable=not progress)
-    with only_trainable(model, []):  # gradients reach the network, never the model
+    with frozen(model):  # gradients reach the network, never the model
         while run.step < hp.max_iters:
             shown = run.train_step(train_eps)
             if run.step % hp.val_interval == 0 or run.step == hp.max_iters:

@@ -41,8 +41,8 @@ from ..hparams import HParams
 from ..record import ModelRecord
 from ..requests import EditRequest
 from . import _archives
-from ._archives import resolve_archive
-from .base import EDIT_METHODS, EditMethod
+from ._archives import TrainedEditor
+from .base import EDIT_METHODS
 
 FORMAT = "interv.serac"
 MEMORY_FORMAT = "interv.serac-memory"
@@ -262,23 +262,15 @@ class SERACMemory(Adaptor):
 
 
 @EDIT_METHODS.register("serac")
-class SERAC(EditMethod):
+class SERAC(TrainedEditor[SERACArchive]):
     """Stores edits in a SERAC memory routed by a trained archive; batchable."""
 
     name = "serac"
     hparams_class = SERACHParams
+    archive_class = SERACArchive
+    archive_format = FORMAT
     batchable = True
     hparams: SERACHParams
-
-    def __init__(self, hparams: SERACHParams | None = None, archive: SERACArchive | None = None):
-        super().__init__(hparams)
-        self._archive = archive
-
-    def archive(self, model: HookedModel) -> SERACArchive:
-        if self._archive is None:
-            path = resolve_archive(model, self.hparams.archive, "serac", "SERAC", FORMAT)
-            self._archive = SERACArchive.load(path)
-        return self._archive
 
     def prepare(self, model: HookedModel) -> None:
         self.archive(model).check(model)
