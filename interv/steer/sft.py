@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookedModel, names
+from ..adapters import HookedModel, HookFn, names
 from ..adapters.frozen import frozen
 from ..adapters.text import apply_chat_template, left_pad_offsets
 from ..errors import ConfigError, SteeringError
@@ -130,12 +130,38 @@ class SFT(SteerMethod[Sequence[Mapping[str, Any]], SteeringVector]):
             raise SteeringError(
                 f"An sft record needs an `input` and the `output` to train on: {dict(record)!r}."
             )
-        if hp.chat_template:
-            text = apply_chat_template(model.tokenizer, [text], hp.system_prompt or None)[0]
-        elif hp.system_prompt:
-            text = f"{hp.system_prompt}\n\n{text}"
-        prompt = tokenize(model, [text], special_tokens=not hp.chat_template)[0]
+        prompt = prompt_ids(model, text, hp.chat_template, hp.system_prompt)
         return prompt, answer_ids(model, output)[: hp.output_length]
+
+
+def prompt_ids(model: HookedModel, text: str, chat_template: bool, system_prompt: str) -> list[int]:
+    """Token ids of an input as the model reads it: a user turn of its chat template, or after
+    the system prompt and a blank line."""
+    if chat_template:
+        text = apply_chat_template(model.tokenizer, [text], system_prompt or None)[0]
+    elif system_prompt:
+        text = f"{system_prompt}\n\n{text}"
+    return tokenize(model, [text], special_tokens=not chat_template)[0]
+
+
+def output_logprobs(
+    model: HookedModel,
+    rows: Sequence[tuple[list[int], list[int]]],
+    hooks: Sequence[tuple[str, HookFn]] = (),
+) -> Float[Tensor, " row"]:
+    """Each row's mean log-probability of its output's tokens after its prompt (rows are
+    ``(prompt ids, output ids)``), in one left-padded forward with ``hooks`` running."""
+    batch, starts = left_pad_offsets(
+        [p + t for p, t in rows], model.tokenizer.pad_token_id, model.device
+    )
+    logits = model.forward(batch, hooks=list(hooks))
+    means = []
+    for row, ((prompt, target), start) in enumerate(zip(rows, starts, strict=True)):
+        first = start + len(prompt)  # the first output token's column
+        logprobs = logits[row, first - 1 : first - 1 + len(target)].float().log_softmax(-1)
+        picked = logprobs.gather(-1, torch.tensor(target, device=logits.device)[:, None])
+        means.append(picked.mean())
+    return torch.stack(means)
 
 
 def output_nll(
@@ -145,21 +171,11 @@ def output_nll(
     dropout: float = 0.0,
 ) -> Float[Tensor, ""]:
     """Mean over rows of each output's mean token NLL, with ``vectors`` added at their hooks."""
-    batch, starts = left_pad_offsets(
-        [p + t for p, t in rows], model.tokenizer.pad_token_id, model.device
-    )
 
-    def add(vector: Float[Tensor, " d_model"]):
+    def add(vector: Float[Tensor, " d_model"]) -> HookFn:
         def hook(act, ctx):
             return act + torch.nn.functional.dropout(vector, dropout, training=dropout > 0)
 
         return hook
 
-    logits = model.forward(batch, hooks=[(h, add(v)) for h, v in vectors.items()])
-    losses = []
-    for row, ((prompt, target), start) in enumerate(zip(rows, starts, strict=True)):
-        first = start + len(prompt)  # the first output token's column
-        logprobs = logits[row, first - 1 : first - 1 + len(target)].float().log_softmax(-1)
-        picked = logprobs.gather(-1, torch.tensor(target, device=logits.device)[:, None])
-        losses.append(-picked.mean())
-    return torch.stack(losses).mean()
+    return -output_logprobs(model, rows, [(h, add(v)) for h, v in vectors.items()]).mean()

@@ -19,6 +19,7 @@ from interv.steer.mean_diff import MeanDiffHParams
 from interv.steer.merge import MergeHParams
 from interv.steer.prompt import PromptHParams, PromptIntervention
 from interv.steer.repe import RepEHParams
+from interv.steer.reps import RePSHParams
 from interv.steer.sae_feature import SAEFeatureHParams
 from interv.steer.sft import SFTHParams
 from interv.steer.sta import STAHParams
@@ -54,6 +55,13 @@ CASES: dict[str, tuple[Any, Callable[[Any], Any]]] = {
         SFTHParams(layers=[1], n_epochs=2, batch_size=2, lr=0.05),
         lambda m: [
             {"input": "hello", "output": "good great fine"},
+            {"input": "a cat", "output": "nice"},
+        ],
+    ),
+    "reps": (  # the second record's rejected completion is the model's greedy continuation
+        RePSHParams(layers=[1], n_epochs=2, batch_size=2, lr=0.05, output_length=8),
+        lambda m: [
+            {"input": "hello", "output": "good great fine", "rejected": "bad awful"},
             {"input": "a cat", "output": "nice"},
         ],
     ),
