@@ -1,8 +1,13 @@
 """``interv eval --input FILE --out DIR``: score an apply output (JSON + markdown table).
 
 EasyEdit2's ``evaluate.py`` flags work too: ``--generation_dataset_path FILE --eval_methods
-ppl distinctness fluency sentiment gsm toxigen realtoxicityprompts [--model_name_or_path M]``
-(``EASYEDIT2_METHODS`` maps each to interv's metric; ``--out`` defaults to the file's folder).
+ppl distinctness fluency sentiment gsm toxigen realtoxicityprompts llm safeedit
+[--model_name_or_path M]`` (``EASYEDIT2_METHODS`` maps each to interv's metric; ``--out``
+defaults to the file's folder). ``llm`` is AxBench's judge (concept, instruction and fluency
+scores, 0..2, and their harmonic mean): it needs ``--concept C`` and takes ``--judge SPEC``
+(``local``, the default: offline embeddings and the reference model; ``model:NAME``, a local
+chat model; ``openai:MODEL``, an OpenAI-compatible endpoint). ``safeedit`` is SafeEdit's
+defence success on your own generations of its prompts.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-# EasyEdit2's --eval_methods -> interv's metric (None: not available in interv yet)
+# EasyEdit2's --eval_methods -> interv's metric
 EASYEDIT2_METHODS = {
     "ppl": "perplexity",
     "distinctness": "distinct",
@@ -21,8 +26,8 @@ EASYEDIT2_METHODS = {
     "gsm": "exact_answer",
     "toxigen": "toxicity",
     "realtoxicityprompts": "toxicity",
-    "safeedit": None,
-    "llm": None,
+    "safeedit": "defence_success",
+    "llm": "llm",
 }
 
 HELP = "evaluate steered generations (the JSON `interv steer apply` writes)"
@@ -51,7 +56,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="METHOD",
-        help=f"EasyEdit2's names: {', '.join(EASYEDIT2_METHODS)}",
+        help=f"EasyEdit2's names: {', '.join(EASYEDIT2_METHODS)} (llm: the judge's concept, "
+        "instruction and fluency scores, needs --concept; safeedit: SafeEdit's defence success)",
+    )
+    parser.add_argument(
+        "--concept",
+        default=None,
+        help="the concept the steering aims at, for the llm metric (AxBench's concept text)",
+    )
+    parser.add_argument(
+        "--judge",
+        default=None,
+        metavar="SPEC",
+        help="the llm metric's judge: local (default; embeddings and the unsteered model), "
+        "model:NAME (a local chat model) or openai:MODEL (OPENAI_API_KEY, "
+        "INTERV_JUDGE_BASE_URL)",
     )
     parser.add_argument(
         "--out",
@@ -64,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model_name_or_path",
         dest="model",
         default=None,
-        help="the unsteered model for perplexity (default: the default model)",
+        help="the unsteered model for perplexity and the local judge (default: the default model)",
     )
     parser.add_argument("--device", default="auto")
     parser.set_defaults(run=_run)
@@ -85,25 +104,30 @@ def metrics_of(args: argparse.Namespace) -> list[str]:
             f"Unknown --eval_methods {', '.join(unknown)}; EasyEdit2's are "
             f"{', '.join(EASYEDIT2_METHODS)}."
         )
-    missing = [m for m in args.eval_methods if EASYEDIT2_METHODS[m] is None]
-    if missing:
-        raise ConfigError(
-            f"--eval_methods {', '.join(missing)} is not available in interv yet (the LLM judge "
-            "and SafeEdit's defence success); drop it, or score those with EasyEdit2."
-        )
-    return list(dict.fromkeys(str(EASYEDIT2_METHODS[m]) for m in args.eval_methods))
+    return list(dict.fromkeys(EASYEDIT2_METHODS[m] for m in args.eval_methods))
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..eval.report import evaluate_file, markdown_table, write_report
 
     metrics = metrics_of(args)
-    reference = None
-    if "perplexity" in metrics:
+    judging = "llm" in metrics
+    if judging and not args.concept:
+        raise ConfigError(
+            "--eval_methods llm (the llm metric) judges concept relevance: give the concept "
+            "with --concept, e.g. --concept 'references to rental services'."
+        )
+    reference, judge = None, None
+    if "perplexity" in metrics or (judging and args.judge in (None, "local")):
         from ..loading import load
 
         reference = load(args.model, device=args.device)
-    report = evaluate_file(args.input, metrics, reference)
+    if judging:
+        from ..eval.judge import judge_from
+        from ..loading import load
+
+        judge = judge_from(args.judge, reference, loader=load)
+    report = evaluate_file(args.input, metrics, reference, judge=judge, concept=args.concept)
     name = args.input.stem.removesuffix("_results")
     json_path, md_path = write_report(report, args.out or args.input.parent, name)
     print(markdown_table(report))

