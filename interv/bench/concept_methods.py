@@ -54,6 +54,7 @@ class TrainSet:
     """What every method of one concept is fitted on."""
 
     concept: Concept
+    # responses already cut to ``response_tokens`` (``clipped``)
     positives: Sequence[Example]  # instruction + response about the concept
     own: Sequence[str]  # the model's own responses to the same instructions
     negatives: Sequence[Example]  # concept-free responses to other instructions
@@ -66,6 +67,11 @@ class TrainSet:
         return PROMPT.format(concept=self.concept.description)
 
 
+def clipped(model: HookedModel, examples: Sequence[Example], n_tokens: int) -> list[Example]:
+    """The examples with each response cut to its first ``n_tokens`` tokens."""
+    return [Example(e.instruction, clip(model, e.response, n_tokens)) for e in examples]
+
+
 def clip(model: HookedModel, text: str, n_tokens: int) -> str:
     """The text cut to its first ``n_tokens`` tokens."""
     ids = tokenize(model, [text.strip()], special_tokens=False)[0][:n_tokens]
@@ -75,9 +81,7 @@ def clip(model: HookedModel, text: str, n_tokens: int) -> str:
 def _pairs(model: HookedModel, data: TrainSet) -> list[ContrastPair]:
     chats = apply_chat_template(model.tokenizer, [e.instruction for e in data.positives], None)
     return [
-        ContrastPair(
-            positive=clip(model, e.response, data.response_tokens), negative=own, prompt=chat
-        )
+        ContrastPair(positive=e.response, negative=own, prompt=chat)
         for e, own, chat in zip(data.positives, data.own, chats, strict=True)
     ]
 
@@ -86,7 +90,7 @@ def _records(model: HookedModel, data: TrainSet) -> list[dict[str, str]]:
     return [
         {
             "input": e.instruction,
-            "output": clip(model, e.response, data.response_tokens),
+            "output": e.response,
             "rejected": own,
         }
         for e, own in zip(data.positives, data.own, strict=True)
@@ -102,8 +106,8 @@ def sae_contrast_feature(model: HookedModel, data: TrainSet) -> int:
         codes = [sae.encode(s.to(sae.device, sae.dtype)).float().mean(0) for s in states]
         return torch.stack(codes).mean(0)
 
-    pos = [clip(model, e.response, data.response_tokens) for e in data.positives]
-    neg = [clip(model, e.response, data.response_tokens) for e in data.negatives]
+    pos = [e.response for e in data.positives]
+    neg = [e.response for e in data.negatives]
     return int((mean_code(pos) - mean_code(neg)).argmax())
 
 
@@ -117,8 +121,8 @@ def _repe(model: HookedModel, data: TrainSet) -> SteeringVector:
 
 
 def _mean_diff(model: HookedModel, data: TrainSet) -> SteeringVector:
-    pos = [clip(model, e.response, data.response_tokens) for e in data.positives]
-    neg = [clip(model, e.response, data.response_tokens) for e in data.negatives[: len(pos)]]
+    pos = [e.response for e in data.positives]
+    neg = [e.response for e in data.negatives[: len(pos)]]
     hp = MeanDiffHParams(
         layers=[data.layer], hook="hook_resid_post", read="mean", positive=pos, negative=neg
     )

@@ -33,7 +33,7 @@ from ..eval.judge import Judge, Judgement, judge_from, summarise
 from ..graph import Add, Graph
 from ..loading import load as load_model
 from ..steer.vector import SteeringVector
-from .concept_methods import METHODS, TrainSet, fit_all, residual_norm
+from .concept_methods import METHODS, TrainSet, clipped, fit_all, residual_norm
 
 log = logging.getLogger(__name__)
 SCORES = ("concept", "instruction", "fluency", "harmonic_mean")
@@ -172,8 +172,15 @@ def one_concept(
         chat_template=True,
         max_new_tokens=settings.response_tokens,
     )
+    n = settings.response_tokens
     data = TrainSet(
-        concept, positives, own, negatives, settings.layer, settings.response_tokens, settings.seed
+        concept,
+        clipped(model, positives, n),
+        own,
+        clipped(model, negatives, n),
+        settings.layer,
+        n,
+        settings.seed,
     )
     vectors = fit_all(model, data, settings.methods)
     norm = residual_norm(model, [e.response for e in positives[:8]], settings.layer)
