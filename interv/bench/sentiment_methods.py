@@ -12,7 +12,7 @@ choice saw: neutral DExperts prompts 0-39 train, 100-129 validate, 200 onwards t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..data.steering import convsent_pairs, sentiment_prompts
@@ -26,6 +26,24 @@ LAYER = 10
 STRENGTHS = {"vector_prompt": (1.0, 2.0, 4.0), "sft": (0.5, 1.0, 2.0), "mean_diff": (3.0, 6.0)}
 FLUENCY_FLOOR = 0.9  # distinct-2 relative to unsteered
 METRICS = ["sentiment", "distinct"]
+
+
+def choose_strength(
+    tried: Mapping[float, Mapping[str, Any]],
+    plain: Mapping[str, Any],
+    floor: float,
+    score: Callable[[Mapping[str, Any]], float],
+) -> float:
+    """The tried strength with the highest ``score`` among those whose distinct-2 stays at least
+    ``floor`` of ``plain``'s (among all of them when none does).
+
+    Example:
+        >>> tried = {2.0: {"distinct_2": 0.9, "s": 0.6}, 4.0: {"distinct_2": 0.5, "s": 0.9}}
+        >>> choose_strength(tried, {"distinct_2": 0.9}, 0.8, lambda r: r["s"])
+        2.0
+    """
+    fluent = [s for s, r in tried.items() if r["distinct_2"] >= floor * plain["distinct_2"]]
+    return max(fluent or tried, key=lambda s: score(tried[s]))
 
 
 def methods(model: Any, n_test: int, seed: int, generate: Callable[..., list[str]]) -> dict:
@@ -55,12 +73,7 @@ def methods(model: Any, n_test: int, seed: int, generate: Callable[..., list[str
     rows: dict[str, Any] = {"unsteered": plain, "prompt": score(test, prefix=PROMPT)}
     for name, vector in vectors.items():
         tried = {s: score(val, vector.to_graph(scale=s, model=model)) for s in STRENGTHS[name]}
-        fluent = [
-            s
-            for s, r in tried.items()
-            if r["distinct_2"] >= FLUENCY_FLOOR * plain_val["distinct_2"]
-        ]
-        best = max(fluent or tried, key=lambda s: tried[s]["vader_positive_share"])
+        best = choose_strength(tried, plain_val, FLUENCY_FLOOR, lambda r: r["vader_positive_share"])
         rows[name] = {**score(test, vector.to_graph(scale=best, model=model)), "strength": best}
         rows[name]["validation"] = {str(s): r for s, r in tried.items()}
     for row in rows.values():

@@ -1,11 +1,17 @@
 """Steering quality and speed on the default model: sentiment, CAA behaviours, CAA generation.
 
-* sentiment: the shipped positive and negative sentiment vectors (at their recommended layer
-  and strength) steer 30-token continuations of 100 neutral prompts (sampled, one seed); the
-  report gives the VADER-positive share, its shift in points over no steering, and distinct-2
-  relative to the unsteered run. Target: +30 / -30 points with distinct-2 >= 0.8 of unsteered.
+* sentiment: the shipped positive and negative sentiment vectors (at their recommended layer)
+  steer 30-token continuations of neutral prompts (sampled, one seed). Each vector's strength
+  is chosen among ``STRENGTHS`` on validation prompts 100-129: the largest net shift (VADER
+  positive minus negative share) in the vector's direction whose distinct-2 stays at least
+  ``DISTINCT_FLOOR`` of unsteered. The report is on test prompts 200 onwards, which the choice
+  never saw: the VADER-positive share, its shift in points over no steering, the negative
+  share, and distinct-2 relative to the unsteered run, beside the vector's shipped
+  ``recommended_scale``. Target: +30 / -30 points with distinct-2 >= 0.8 of unsteered.
   Each vector's control (``SteeringVector.control``: a random direction orthogonal to it, same
   norm, layer and strength) runs on the same prompts, so a shift can be told from any push.
+  LM-Steer's shipped ``sst2_label`` transform (``OTHERS``) is chosen and reported the same way,
+  without a control and outside the target.
 * behaviours: each shipped CAA behaviour vector at multiplier +1 and -1 on its held-out A/B
   test set; the matching-answer probability should move up at +1 and down at -1.
   Target: both directions right for at least 5 of the 7 behaviours. Scored in two forms:
@@ -25,7 +31,8 @@
   (``interv.bench.sentiment_methods``).
 
 ``--layer`` / ``--scale`` override the sentiment vectors' layer and strength (a vector is then
-regenerated at that layer from its recipe's data), for tuning.
+regenerated at that layer from its recipe's data; a given strength skips the validation choice),
+for tuning.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import argparse
 import logging
 import platform
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -46,14 +54,19 @@ from ..recipes import recipe_path
 from ..steer.base import STEER_METHODS
 from ..steer.caa import CAAHParams, contrast_texts
 from ..steer.library import find, load
+from ..steer.vector import SteeringVector
 from ..steer.workflow import BaseVectorGenerator
 from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
-from .sentiment_methods import methods
+from .sentiment_methods import choose_strength, methods
 from .timing import interleaved_medians
 
 log = logging.getLogger(__name__)
 
-SENTIMENT = ("sentiment_positive", "sentiment_negative")
+SENTIMENT = {"sentiment_positive": 1, "sentiment_negative": -1}  # vector: intended direction
+OTHERS = {"sst2_label": 1}  # LM-Steer's shipped transform: chosen and reported alike, no target
+STRENGTHS = (2.0, 3.0, 4.0, 6.0, 8.0)  # sentiment strengths tried on validation
+DISTINCT_FLOOR = 0.8  # distinct-2 relative to unsteered, on validation
+VALIDATION, TEST_START = (100, 130), 200  # neutral prompts, as in sentiment_methods
 BEHAVIOURS = (
     "refusal",
     "sycophancy",
@@ -67,11 +80,14 @@ FORMS = {
     "letter": "P(matching letter) after '(' (CAA's format)",
     "answer": "P(matching answer's text) after the bare question (cloze form)",
 }
+METRICS = ["distinct", "sentiment"]
 GENERATION = {"max_new_tokens": 30, "do_sample": True, "top_p": 0.9, "temperature": 1.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n-prompts", type=int, default=100, help="neutral sentiment prompts")
+    parser.add_argument(
+        "--n-prompts", type=int, default=60, help="neutral test prompts for sentiment (from 200)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of every generation")
     parser.add_argument("--layer", type=int, default=None, help="sentiment layer override")
     parser.add_argument("--scale", type=float, default=None, help="sentiment strength override")
@@ -139,25 +155,35 @@ def sentiment(
     model: Any, n_prompts: int, seed: int, layer: int | None, scale: float | None
 ) -> dict[str, Any]:
 
-    prompts = sentiment_prompts("neutral", n_prompts)
-    metrics = ["distinct", "sentiment"]
-    plain = text_metrics(_generate(model, prompts, None, seed), metrics)
+    neutral = sentiment_prompts("neutral", TEST_START + n_prompts)
+    val, test = neutral[VALIDATION[0] : VALIDATION[1]], neutral[TEST_START:]
+    plain_val = text_metrics(_generate(model, val, None, seed), METRICS)
+    plain = text_metrics(_generate(model, test, None, seed), METRICS)
     out: dict[str, Any] = {
-        "n_prompts": len(prompts),
+        "n_prompts": len(test),
+        "split": {"validation": list(VALIDATION), "test": [TEST_START, TEST_START + len(test)]},
+        "strengths": list(STRENGTHS) if scale is None else [scale],
+        "distinct_floor": DISTINCT_FLOOR,
         "generation": {**GENERATION, "seed": seed},
         "unsteered": _summary(plain, plain),
     }
-    for name in SENTIMENT:
-        vector = _library_vector(model, name, layer)
-        strength = vector.recommended_scale if scale is None else scale
-        graph = vector.to_graph(scale=strength, model=model)
-        texts = _generate(model, prompts, graph, seed)
-        row = _summary(text_metrics(texts, metrics), plain)
-        row.update(layers=vector.layers, strength=strength, method=vector.method, sample=texts[:3])
-        # the same push in a random direction orthogonal to the vector, same norm and place
-        control_graph = vector.control(seed).to_graph(scale=strength, model=model)
-        control = _generate(model, prompts, control_graph, seed)
-        row["control"] = _summary(text_metrics(control, metrics), plain)
+    artefacts = {name: _library_vector(model, name, layer) for name in SENTIMENT}
+    artefacts.update({name: load(name) for name in OTHERS})
+    for name, artefact in artefacts.items():
+        direction = {**SENTIMENT, **OTHERS}[name]
+        tried: dict[float, dict[str, Any]] = {}
+        if scale is None:
+            for s in STRENGTHS:
+                texts = _generate(model, val, _graph(artefact, s, model), seed)
+                tried[s] = _summary(text_metrics(texts, METRICS), plain_val)
+            strength = choose_strength(
+                tried, plain_val, DISTINCT_FLOOR, lambda r, d=direction: d * _net(r)
+            )
+        else:
+            strength = scale
+        row = _steered(model, artefact, strength, test, plain, seed)
+        row["recommended_scale"] = artefact.recommended_scale
+        row["validation"] = {str(s): r for s, r in tried.items()}
         out[name] = row
         log.info("sentiment %s: %s", name, row)
     pos, neg = out["sentiment_positive"], out["sentiment_negative"]
@@ -168,6 +194,35 @@ def sentiment(
         and neg["distinct_2_ratio"] >= 0.8
     )
     return out
+
+
+def _net(row: Mapping[str, Any]) -> float:
+    """Net sentiment: the VADER-positive share minus the VADER-negative share."""
+    return row["vader_positive_share"] - row["vader_negative_share"]
+
+
+def _graph(artefact: Any, strength: float, model: Any) -> Any:
+    """A vector's graph at ``strength``, or a method's graph (LM-Steer's) scaled to it."""
+    if isinstance(artefact, SteeringVector):
+        return artefact.to_graph(scale=strength, model=model)
+    return artefact.graph * strength
+
+
+def _steered(
+    model: Any, artefact: Any, strength: float, prompts: list[str], plain: Any, seed: int
+) -> dict[str, Any]:
+    """The artefact at ``strength`` on ``prompts``, and a vector's control (same push, random
+    direction; a graph has none)."""
+    texts = _generate(model, prompts, _graph(artefact, strength, model), seed)
+    row = _summary(text_metrics(texts, METRICS), plain)
+    row.update(strength=strength, method=artefact.method, sample=texts[:3])
+    if isinstance(artefact, SteeringVector):
+        row["layers"] = artefact.layers
+        # the same push in a random direction orthogonal to the vector, same norm and place
+        control_graph = artefact.control(seed).to_graph(scale=strength, model=model)
+        control = _generate(model, prompts, control_graph, seed)
+        row["control"] = _summary(text_metrics(control, METRICS), plain)
+    return row
 
 
 def _summary(result: dict[str, float], plain: dict[str, float]) -> dict[str, Any]:

@@ -5,10 +5,18 @@ LM-Steer shows that shifting the output embeddings by a linear map, ``h -> h + e
 steers a language model's style, and that ``W`` can be learned from labelled text with the
 ordinary LM loss: texts with the wanted label are trained with ``s = +1``, the others with
 ``s = -1``. ``W = P1 @ P2.T`` is low rank. The model stays frozen, so the final hidden states are
-read once and cached; training only touches the two small matrices. The result is a graph with
+read once and cached; training only touches the small matrices. The result is a graph with
 one ``Transform(residual=True)`` node at ``ln_final.hook_normalized`` (a ``SteeringGraph``);
 its strength is ``s`` (EasyEdit2's ``steer_values``), so a multiplier of -1 steers the other
 way.
+
+As in the paper's sentiment recipe (``--dummy_steer``), a second transform is trained beside
+it at ``+1`` on every text and then dropped (``dummy_steer``). It soaks up what all the
+training texts share, their domain and style (SST-2 is lower-cased film reviews with a space
+before each punctuation mark). Without it the signed transform learns that style as well: the
+final state already knows a sentence's sentiment, so a map of the form ``s * h W`` that reads
+a sentiment feature of ``h`` gives the same style push to both labels, and steering then pushes
+the style (the tokens " .", " ," and " film") instead of the sentiment.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Float, Int
@@ -44,7 +52,6 @@ class LMSteerHParams(HParams):
         {
             "adapted_component",
             "num_steers",
-            "dummy_steer",
             "training_steer",
             "low_resource_mode",
             "subset",
@@ -64,8 +71,18 @@ class LMSteerHParams(HParams):
     batch_size: int = 32  # texts per step
     max_length: int = 64  # tokens per text
     regularization: float = 0.0
+    dummy_steer: bool = True  # train a label-free transform beside it and drop it (see above)
     seed: int = 0
     dataset: str = ""
+
+    @classmethod
+    def from_easyedit2(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+        """EasyEdit2's ``dummy_steer`` is the index of the always-on steer (or null for none):
+        any index is ``dummy_steer: true``."""
+        out = dict(values)
+        if "dummy_steer" in out and not isinstance(out["dummy_steer"], bool):
+            out["dummy_steer"] = out["dummy_steer"] is not None
+        return out
 
     def __post_init__(self) -> None:
         if self.adaptor_class != "multiply":
@@ -115,15 +132,20 @@ def train_transform(
 ) -> tuple[Float[Tensor, "d_model d_model"], list[float]]:
     """Learn ``eps * P1 @ P2.T`` with the LM loss on cached states; returns it and the losses.
 
-    The logits ``(h + eps s h P1 P2ᵀ) W_U`` are computed as ``h W_U + (eps s h P1)(P2ᵀ W_U)``
-    in one ``addmm``: the full-vocabulary product ``h W_U`` needs no gradient, so the backward
-    runs rank-``r`` products instead of ``d_vocab x d_model``.
+    The logits ``(h + eps s h P1 P2ᵀ + eps h Q1 Q2ᵀ) W_U`` (``Q`` the dummy steer, at +1 on
+    every text, left out without ``dummy_steer`` and never returned) are computed as
+    ``h W_U + [eps s h P1, eps h Q1] [P2ᵀ W_U; Q2ᵀ W_U]`` in one ``addmm``: the full-vocabulary
+    product ``h W_U`` needs no gradient, so the backward runs rank-``r`` products instead of
+    ``d_vocab x d_model``.
     """
     d = unembed.shape[0]
     gen = torch.Generator().manual_seed(hp.seed)
-    p1 = (torch.randn(d, hp.rank, generator=gen) * hp.init_var).requires_grad_()
-    p2 = (torch.randn(d, hp.rank, generator=gen) * hp.init_var).requires_grad_()
-    optimiser = torch.optim.Adam([p1, p2], lr=hp.lr)
+    pairs = 2 if hp.dummy_steer else 1
+    params = [
+        (torch.randn(d, hp.rank, generator=gen) * hp.init_var).requires_grad_()
+        for _ in range(2 * pairs)
+    ]
+    optimiser = torch.optim.Adam(params, lr=hp.lr)
     weight = unembed.detach().float()
     losses = []
     for step in range(hp.n_steps):
@@ -135,17 +157,19 @@ def train_transform(
         s = torch.cat([torch.full((len(inputs[i]),), signs[i]) for i in pick])
         with torch.no_grad():
             base = h @ weight
-        logits = torch.addmm(base, (hp.epsilon * s)[:, None] * (h @ p1), p2.T @ weight)
-        loss = torch.nn.functional.cross_entropy(logits, t)
+        signed = [s[:, None], torch.ones_like(s)[:, None]][:pairs]
+        left = torch.cat([sign * (h @ p) for sign, p in zip(signed, params[::2], strict=True)], 1)
+        right = torch.cat([p.T @ weight for p in params[1::2]])
+        loss = torch.nn.functional.cross_entropy(torch.addmm(base, hp.epsilon * left, right), t)
         if hp.regularization:
-            loss = loss + hp.regularization * (p1.square().sum() + p2.square().sum())
+            loss = loss + hp.regularization * sum(p.square().sum() for p in params)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
         if step % 50 == 0:
             log.info("lm_steer step %d loss %.4f", step, losses[-1])
-    return (hp.epsilon * p1 @ p2.T).detach(), losses
+    return (hp.epsilon * params[0] @ params[1].T).detach(), losses
 
 
 @STEER_METHODS.register("lm_steer")
