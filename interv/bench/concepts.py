@@ -55,7 +55,7 @@ class Settings:
     n_train: int = 16
     response_tokens: int = 32
     max_new_tokens: int = 32
-    strengths: tuple[float, ...] = (0.1, 0.25, 0.5)
+    strengths: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
     methods: tuple[str, ...] = METHODS
     seed: int = 0
     batch_size: int = 32
@@ -66,12 +66,12 @@ class Settings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-concepts", type=int, default=10, help="Concept10 concepts, in order")
     parser.add_argument("--n-train", type=int, default=16, help="positive examples per concept")
-    parser.add_argument("--n-val", type=int, default=4, help="validation instructions")
-    parser.add_argument("--n-test", type=int, default=8, help="test instructions")
+    parser.add_argument("--n-val", type=int, default=8, help="validation instructions")
+    parser.add_argument("--n-test", type=int, default=12, help="test instructions")
     parser.add_argument("--layer", type=int, default=12, help="the layer every vector steers")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument(
-        "--strengths", default="0.1,0.25,0.5", help="fractions of the residual norm to try"
+        "--strengths", default="0.05,0.1,0.25,0.5", help="fractions of the residual norm to try"
     )
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
     parser.add_argument("--judge", default="local", help="local, model:NAME or openai:MODEL")

@@ -56,11 +56,10 @@ from tqdm.auto import tqdm
 from ..adapters import HookedModel, HookFn, names
 from ..adapters.frozen import frozen
 from ..errors import ConfigError, SteeringError
-from ..hparams import HParams
 from ..record import ModelRecord
 from ..tokens import answer_ids
 from .base import STEER_METHODS, SteerMethod
-from .sft import output_logprobs, prompt_ids
+from .sft import HARNESS_IGNORED, TrainedVectorHParams, output_logprobs, prompt_ids
 from .vector import SteeringVector
 
 log = logging.getLogger(__name__)
@@ -69,59 +68,30 @@ ALIASES = {"input": "question", "output": "matching", "rejected": "not_matching"
 
 
 @dataclass(kw_only=True)
-class RePSHParams(HParams):
+class RePSHParams(TrainedVectorHParams):
     method = "reps"
     ee2_renames: ClassVar[dict[str, str]] = {
-        "use_chat_template": "chat_template",
+        **TrainedVectorHParams.ee2_renames,
         "substraction_type": "suppression",
         "simpo_scaler": "beta_scale",
     }
-    # EasyEdit2's keys of the sft/reps training harness that interv's reps does not use
     # (loss_type, steering_factors and substraction_type are read by ``from_easyedit2``)
-    ee2_ignored: ClassVar[frozenset[str]] = frozenset(
-        {
-            "exclude_bos",
-            "max_concepts",
-            "max_num_of_examples",
-            "preference_pairs",  # both directions are always trained
-            "train_on_negative",
-            "gradient_accumulation_steps",
-            "beta",  # the other loss types' temperature and margin
-            "gemma",
-            "label_smoothing",
-            "reference_free",  # RePS always is
-            "neg_loss_weight",
-            "pos_loss_weight",
-            "margin_penalty_weight",
-            "ref_loss_weight",
-            "margin_threshold",
-            "loss_output_dir",
-            "inference",
-            "intervention_positions",
-            "intervention_positions_dropout",
-            "intervention_type",
-            "low_rank_dimension",
-            "intervention_method",
-            "steering_prompt_type",
-        }
-    )
-    layers: list[int] = field(default_factory=lambda: [10])
-    hook: str = "hook_resid_post"
-    lr: float = 0.08
-    n_epochs: int = 2
+    ee2_ignored: ClassVar[frozenset[str]] = HARNESS_IGNORED | {
+        "train_on_negative",  # both directions are always trained
+        "beta",  # the other loss types' temperature and margin
+        "gemma",
+        "label_smoothing",
+        "reference_free",  # RePS always is
+        "intervention_positions",
+    }
+    n_epochs: int = 18  # EasyEdit2's default
     batch_size: int = 4  # records per step (each is read four times: y_c and y, +v and -v)
-    weight_decay: float = 0.0
-    dropout: float = 0.0  # on the vector during training
     output_length: int = 64  # completion tokens trained on (and greedily generated), at most
     # 1 keeps strength 1 a trained condition; 2 makes a stronger push help rather than overshoot
     steering_factors: list[float] = field(default_factory=lambda: [1.0, 2.0])
     beta_floor: float = 1.0
     beta_scale: float = 1.0
     suppression: str = "subtract"  # or "null": the paper's nulling intervention (see above)
-    chat_template: bool = False
-    system_prompt: str = ""
-    seed: int = 0
-    dataset: str = ""
 
     @classmethod
     def from_easyedit2(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -147,11 +117,7 @@ class RePSHParams(HParams):
         return out
 
     def __post_init__(self) -> None:
-        for key in ("n_epochs", "batch_size", "output_length"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}.")
-        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise ConfigError("lr must be positive, weight_decay >= 0 and dropout in [0, 1).")
+        super().__post_init__()
         if not self.steering_factors or min(self.steering_factors) <= 0:
             raise ConfigError(
                 f"steering_factors must be positive factors (the suppression side uses -f), got "

@@ -33,35 +33,36 @@ from ..tokens import answer_ids, tokenize
 from .base import STEER_METHODS, SteerMethod
 from .vector import SteeringVector
 
+# EasyEdit2's keys of its sft/reps training harness that interv's trained vectors do not use
+HARNESS_IGNORED = frozenset(
+    {
+        "exclude_bos",
+        "max_concepts",
+        "max_num_of_examples",
+        "preference_pairs",
+        "gradient_accumulation_steps",
+        "neg_loss_weight",
+        "pos_loss_weight",
+        "margin_penalty_weight",
+        "ref_loss_weight",
+        "margin_threshold",
+        "loss_output_dir",
+        "inference",
+        "intervention_positions_dropout",
+        "intervention_type",
+        "low_rank_dimension",
+        "intervention_method",
+        "steering_prompt_type",
+    }
+)
+
 
 @dataclass(kw_only=True)
-class SFTHParams(HParams):
-    method = "sft"
+class TrainedVectorHParams(HParams):
+    """What every steering vector trained on ``{input, output}`` records is fitted with (the
+    base of ``sft``'s and ``reps``'s hyperparameters)."""
+
     ee2_renames: ClassVar[dict[str, str]] = {"use_chat_template": "chat_template"}
-    # EasyEdit2 keys of the same training harness that this vector method does not use
-    ee2_ignored: ClassVar[frozenset[str]] = frozenset(
-        {
-            "exclude_bos",
-            "max_concepts",
-            "max_num_of_examples",
-            "preference_pairs",
-            "gradient_accumulation_steps",
-            "neg_loss_weight",
-            "margin_penalty_weight",
-            "ref_loss_weight",
-            "margin_threshold",
-            "loss_output_dir",
-            "inference",
-            "intervention_positions_dropout",
-            "intervention_type",
-            "low_rank_dimension",
-            "intervention_method",
-            "steering_factors",
-            "steering_prompt_type",
-            "substraction_type",
-            "pos_loss_weight",
-        }
-    )
     layers: list[int] = field(default_factory=lambda: [10])
     hook: str = "hook_resid_post"
     lr: float = 0.08
@@ -81,6 +82,15 @@ class SFTHParams(HParams):
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}.")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
             raise ConfigError("lr must be positive, weight_decay >= 0 and dropout in [0, 1).")
+
+
+@dataclass(kw_only=True)
+class SFTHParams(TrainedVectorHParams):
+    method = "sft"
+    ee2_ignored: ClassVar[frozenset[str]] = HARNESS_IGNORED | {
+        "steering_factors",
+        "substraction_type",
+    }
 
 
 @STEER_METHODS.register("sft")
