@@ -69,7 +69,8 @@ def test_cli_hooks_same_on_every_backend(real_model_dir, capsys):
 
 
 def test_demo_runs(real_model_dir, capsys):
-    assert main(["demo", "--device", "cpu", "--max-new-tokens", "8"]) == 0
+    # at the demo's own length: 8 tokens of 4 prompts are too few for a sentiment to show
+    assert main(["demo", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "Paris" in out
     assert "blocks.{i}.hook_resid_post" in out
