@@ -26,6 +26,7 @@ LAYER = 10
 STRENGTHS = {"vector_prompt": (1.0, 2.0, 4.0), "sft": (0.5, 1.0, 2.0), "mean_diff": (3.0, 6.0)}
 FLUENCY_FLOOR = 0.9  # distinct-2 relative to unsteered
 METRICS = ["sentiment", "distinct"]
+VALIDATION, TEST_START = (100, 130), 200  # neutral prompts validated on / tested from
 
 
 def choose_strength(
@@ -48,8 +49,8 @@ def choose_strength(
 
 def methods(model: Any, n_test: int, seed: int, generate: Callable[..., list[str]]) -> dict:
     """The table described in the module docstring; ``generate(model, prompts, graph, seed)``."""
-    neutral = sentiment_prompts("neutral", 200 + n_test)
-    train, val, test = neutral[:40], neutral[100:130], neutral[200 : 200 + n_test]
+    neutral = sentiment_prompts("neutral", TEST_START + n_test)
+    train, val, test = neutral[:40], neutral[slice(*VALIDATION)], neutral[TEST_START:]
     vectors = {
         "mean_diff": load("sentiment_positive"),
         "vector_prompt": VectorPrompt(VectorPromptHParams(layers=[LAYER], prompt=PROMPT)).fit(

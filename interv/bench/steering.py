@@ -57,7 +57,7 @@ from ..steer.library import find, load
 from ..steer.vector import SteeringVector
 from ..steer.workflow import BaseVectorGenerator
 from ..steer.workflow.datasets import BEHAVIOURS as FOLDERS
-from .sentiment_methods import choose_strength, methods
+from .sentiment_methods import TEST_START, VALIDATION, choose_strength, methods
 from .timing import interleaved_medians
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,6 @@ SENTIMENT = {"sentiment_positive": 1, "sentiment_negative": -1}  # vector: inten
 OTHERS = {"sst2_label": 1}  # LM-Steer's shipped transform: chosen and reported alike, no target
 STRENGTHS = (2.0, 3.0, 4.0, 6.0, 8.0)  # sentiment strengths tried on validation
 DISTINCT_FLOOR = 0.8  # distinct-2 relative to unsteered, on validation
-VALIDATION, TEST_START = (100, 130), 200  # neutral prompts, as in sentiment_methods
 BEHAVIOURS = (
     "refusal",
     "sycophancy",
@@ -156,7 +155,7 @@ def sentiment(
 ) -> dict[str, Any]:
 
     neutral = sentiment_prompts("neutral", TEST_START + n_prompts)
-    val, test = neutral[VALIDATION[0] : VALIDATION[1]], neutral[TEST_START:]
+    val, test = neutral[slice(*VALIDATION)], neutral[TEST_START:]
     plain_val = text_metrics(_generate(model, val, None, seed), METRICS)
     plain = text_metrics(_generate(model, test, None, seed), METRICS)
     out: dict[str, Any] = {
@@ -174,8 +173,9 @@ def sentiment(
         tried: dict[float, dict[str, Any]] = {}
         if scale is None:
             for s in STRENGTHS:
-                texts = _generate(model, val, _graph(artefact, s, model), seed)
-                tried[s] = _summary(text_metrics(texts, METRICS), plain_val)
+                tried[s] = _scored(
+                    model, val, artefact.to_graph(scale=s, model=model), plain_val, seed
+                )[1]
             strength = choose_strength(
                 tried, plain_val, DISTINCT_FLOOR, lambda r, d=direction: d * _net(r)
             )
@@ -201,28 +201,29 @@ def _net(row: Mapping[str, Any]) -> float:
     return row["vader_positive_share"] - row["vader_negative_share"]
 
 
-def _graph(artefact: Any, strength: float, model: Any) -> Any:
-    """A vector's graph at ``strength``, or a method's graph (LM-Steer's) scaled to it."""
-    if isinstance(artefact, SteeringVector):
-        return artefact.to_graph(scale=strength, model=model)
-    return artefact.graph * strength
-
-
 def _steered(
     model: Any, artefact: Any, strength: float, prompts: list[str], plain: Any, seed: int
 ) -> dict[str, Any]:
     """The artefact at ``strength`` on ``prompts``, and a vector's control (same push, random
     direction; a graph has none)."""
-    texts = _generate(model, prompts, _graph(artefact, strength, model), seed)
-    row = _summary(text_metrics(texts, METRICS), plain)
+    texts, row = _scored(
+        model, prompts, artefact.to_graph(scale=strength, model=model), plain, seed
+    )
     row.update(strength=strength, method=artefact.method, sample=texts[:3])
     if isinstance(artefact, SteeringVector):
         row["layers"] = artefact.layers
         # the same push in a random direction orthogonal to the vector, same norm and place
-        control_graph = artefact.control(seed).to_graph(scale=strength, model=model)
-        control = _generate(model, prompts, control_graph, seed)
-        row["control"] = _summary(text_metrics(control, METRICS), plain)
+        control = artefact.control(seed).to_graph(scale=strength, model=model)
+        row["control"] = _scored(model, prompts, control, plain, seed)[1]
     return row
+
+
+def _scored(
+    model: Any, prompts: list[str], graph: Any, plain: Any, seed: int
+) -> tuple[list[str], dict[str, Any]]:
+    """The steered continuations of ``prompts`` and their summary against ``plain``."""
+    texts = _generate(model, prompts, graph, seed)
+    return texts, _summary(text_metrics(texts, METRICS), plain)
 
 
 def _summary(result: dict[str, float], plain: dict[str, float]) -> dict[str, Any]:

@@ -67,6 +67,13 @@ class SteeringGraph:
         )
         return Steering(moved * (spec.multipliers[0] * self.recommended_scale))
 
+    def to_graph(self, scale: float = 1.0, *, model: HookedModel | None = None) -> Graph:
+        """The graph with every node's strength times ``scale`` (as ``SteeringVector.to_graph``;
+        checked against ``model`` when given)."""
+        if model is not None:
+            self.check(model)
+        return self.graph * scale
+
     def check(self, model: HookedModel) -> None:
         self.graph.hook_fns(model)  # wrong model, hook or width fails here
 

@@ -73,19 +73,14 @@ class _Vector:
         return _Vector(self.direction, is_control=True)
 
 
-class _Scaled:
-    def __init__(self, direction: int) -> None:
-        self.direction = direction
-
-    def __mul__(self, strength: float) -> tuple[int, float, bool]:
-        return (self.direction, strength, False)
-
-
 class _Graph:
     """A stand-in for LM-Steer's shipped graph (no control)."""
 
     def __init__(self, direction: int) -> None:
-        self.graph, self.recommended_scale, self.method = _Scaled(direction), 2.0, "lm_steer"
+        self.direction, self.recommended_scale, self.method = direction, 2.0, "lm_steer"
+
+    def to_graph(self, scale: float, model: object) -> tuple[int, float, bool]:
+        return (self.direction, scale, False)
 
 
 def test_sentiment_chooses_on_validation_and_reports_on_test(monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interv.errors import ModelMismatchError
+from interv.errors import GraphError, ModelMismatchError
 from interv.graph import Graph, Transform
 from interv.record import ModelRecord
 from interv.steer.apply import ApplyHParams, Steering, steering_for
@@ -107,6 +107,19 @@ def test_apply_spec_validation():
         SteeringGraph(graph).steering(ApplyHParams(multipliers=[-1.5], positions="generated")).graph
     )
     assert moved.nodes[0].strength == -3.0 and moved.nodes[0].positions.kind == "generated"
+
+
+def test_a_graph_artefact_scales_like_a_vector(tiny_models):
+    """``SteeringGraph.to_graph(scale)`` multiplies every node's strength, as a vector's does,
+    and refuses a model whose width its transform does not fit."""
+    model = tiny_models("llama")
+    width = model.cfg.d_model
+    art = SteeringGraph(Graph([Transform("ln_final.hook_normalized", torch.eye(width))]))
+    assert art.to_graph(scale=-2.5, model=model).nodes[0].strength == -2.5
+    assert art.to_graph().nodes[0].strength == 1.0
+    wrong = SteeringGraph(Graph([Transform("ln_final.hook_normalized", torch.eye(width + 1))]))
+    with pytest.raises(GraphError, match="must be"):
+        wrong.to_graph(scale=2.0, model=model)
 
 
 def test_prompt_intervention_composes_with_a_graph(tiny_models, tmp_path):
