@@ -35,9 +35,9 @@ lint: install-test
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/interv bench forward --json results/bench-forward.json
-	$(BIN)/interv bench steer --json results/bench-steer.json
-	$(BIN)/interv bench steering --json results/bench-steering.json
-	$(BIN)/interv bench edit --json results/bench-edit.json
-	$(BIN)/interv bench sae --json results/bench-sae.json
-	$(BIN)/interv bench data --json results/bench-data.json
+	$(BIN)/interv bench forward --overwrite --json results/bench-forward.json
+	$(BIN)/interv bench steer --overwrite --json results/bench-steer.json
+	$(BIN)/interv bench steering --overwrite --json results/bench-steering.json
+	$(BIN)/interv bench edit --overwrite --json results/bench-edit.json
+	$(BIN)/interv bench sae --overwrite --json results/bench-sae.json
+	$(BIN)/interv bench data --overwrite --json results/bench-data.json

@@ -16,25 +16,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from threading import RLock
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from interv.errors import ConfigError, StopForward
-
-from . import identity, names
+from . import identity
+from .active import ActiveHooks
 from .applied import AppliedPatches
 from .architectures import architecture_for
 from .backends import Backend, Batch, HookPlan, Prefix, build_backend, canonical_backend
+from .bounds import check_length, continuation, fit_prompt, stop_hook
 from .cache import ActivationCache
 from .config import read_config
 from .generation import generation_config
 from .routing import route_batch
 from .run import HookContext, HookFn, RunTracker
 from .sites import HookTable, WeightTable
-from .text import Inputs, apply_chat_template, decode_new, ensure_pad_token, to_batch
+from .text import Inputs, decode_new, ensure_pad_token, prompt_texts, to_batch
 
 HookSpec = Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]
 
@@ -72,7 +73,7 @@ class HookedModel:
         self._backend: Backend = build_backend(
             self.backend_name, hf_model, tokenizer, arch, self._tracker
         )
-        self._context_hooks: list[tuple[str, HookFn]] = []
+        self._active = ActiveHooks()
         # The weights' identity as loaded, before any patch changes them.
         self._sample = identity.sample_values(self.weight("embed.W_E"))
         self._fingerprint = identity.fingerprint(self.cfg, self._sample)
@@ -169,10 +170,19 @@ class HookedModel:
         return self
 
     # ----------------------------------------------------------------------- hooks
+    @property
+    def lock(self) -> RLock:
+        """Held by every forward, prefill and generation, and by applying or reverting a patch:
+        calls from several threads run one at a time (see ``interv.adapters.active``)."""
+        return self._active.lock
+
+    def active_hooks(self) -> list[tuple[str, HookFn]]:
+        """Hook functions of the ``model.hooks``/``model.intervene`` blocks open in this
+        thread or asyncio task, oldest first."""
+        return self._active.pairs()
+
     def _plan(self, hooks: HookSpec | None) -> HookPlan:
-        pairs = list(self._context_hooks)
-        if hooks is not None:
-            pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)
+        pairs = self._active.pairs() + _pairs(hooks)
         plan: dict[str, tuple[Any, list[HookFn]]] = {}
         for name, fn in pairs:
             site = self._hooks[name]  # unknown names fail here, before any forward
@@ -182,10 +192,9 @@ class HookedModel:
     def _with_graph(
         self, graph: HookSource | None, hooks: HookSpec | None
     ) -> list[tuple[str, Any]]:
+        self._active.refuse_active(graph)
         pairs = list(graph.hook_fns(self)) if graph is not None else []
-        if hooks is not None:
-            pairs += list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)
-        return pairs
+        return pairs + _pairs(hooks)
 
     @contextmanager
     def intervene(self, graph: HookSource) -> Iterator[HookedModel]:
@@ -195,19 +204,19 @@ class HookedModel:
             >>> with model.intervene(graph):  # doctest: +SKIP
             ...     model.generate("Tell me about your day.")
         """
-        with self.hooks(graph.hook_fns(self)):
+        self._active.refuse_active(graph)
+        pairs = list(graph.hook_fns(self))
+        self._plan(pairs)
+        with self._active.block(pairs, graph):
             yield self
 
     @contextmanager
     def hooks(self, fwd_hooks: HookSpec) -> Iterator[HookedModel]:
         """Keep hook functions active for every forward and generation inside the block."""
-        pairs = list(fwd_hooks.items()) if isinstance(fwd_hooks, Mapping) else list(fwd_hooks)
+        pairs = _pairs(fwd_hooks)
         self._plan(pairs)  # validate names now
-        self._context_hooks.extend(pairs)
-        try:
+        with self._active.block(pairs):
             yield self
-        finally:
-            del self._context_hooks[len(self._context_hooks) - len(pairs) :]
 
     def on_reset(self, clear: Callable[[], None]) -> None:
         """Have ``reset_all`` call ``clear`` (a workflow applier forgets its steering)."""
@@ -240,8 +249,9 @@ class HookedModel:
         one row per prefix row; the logits cover the continuation only.
         """
         plan = self._plan(self._with_graph(graph, hooks))
-        batch, shift = route_batch(self, self._batch(inputs, past))
-        logits = self._backend.forward(batch, plan)
+        with self.lock:
+            batch, shift = self._routed(inputs, past)
+            logits = self._backend.forward(batch, plan)
         assert logits is not None  # only stop_at_layer ends a forward early
         return logits[:, shift:]
 
@@ -259,28 +269,27 @@ class HookedModel:
         attention); callers fall back to full forwards. ``prefix.select(rows)`` keeps some rows
         (to continue a subset without prefilling again).
         """
-        extra = [] if stop_at_layer is None else [(self._stop_hook_name(stop_at_layer), _stop)]
+        extra = [] if stop_at_layer is None else [stop_hook(self.cfg, stop_at_layer)]
         plan = self._plan(self._with_graph(None, hooks) + extra)
-        return self._backend.prefill(route_batch(self, self.to_batch(inputs))[0], plan)
+        with self.lock:
+            batch = route_batch(self, self.to_batch(inputs))[0]
+            check_length(self.cfg, batch.input_ids.shape[1])
+            return self._backend.prefill(batch, plan)
+
+    def _routed(
+        self, inputs: Inputs, past: Prefix | None, stop_at_layer: int | None = None
+    ) -> tuple[Batch, int]:
+        """The batch with routed contexts put in, its column shift, checked against n_ctx."""
+        batch, shift = route_batch(self, self._batch(inputs, past, stop_at_layer))
+        held = 0 if batch.past is None else batch.past.attention_mask.shape[1]
+        check_length(self.cfg, held + batch.input_ids.shape[1])
+        return batch, shift
 
     def _batch(
         self, inputs: Inputs, past: Prefix | None, stop_at_layer: int | None = None
     ) -> Batch:
         batch = self.to_batch(inputs)
-        if past is None:
-            return batch
-        if batch.input_ids.shape[0] != past.attention_mask.shape[0]:
-            raise ConfigError(
-                f"past holds {past.attention_mask.shape[0]} prefixes but inputs have "
-                f"{batch.input_ids.shape[0]} rows; pass one continuation per prefix."
-            )
-        shallow = past.depth < self.cfg.n_layers
-        if shallow and (stop_at_layer is None or stop_at_layer >= past.depth):
-            raise ConfigError(
-                f"past was prefilled up to block {past.depth - 1} only; continue it "
-                f"with run_with_cache(..., stop_at_layer=<= {past.depth - 1})."
-            )
-        return Batch(batch.input_ids, batch.attention_mask, past, batch.segments)
+        return batch if past is None else continuation(self.cfg, batch, past, stop_at_layer)
 
     def run_with_hooks(
         self, inputs: Inputs, fwd_hooks: HookSpec
@@ -311,27 +320,20 @@ class HookedModel:
             else list(names)
         )
         store: dict[str, Tensor] = {}
-        batch, shift = route_batch(self, self._batch(inputs, past, stop_at_layer))
 
         def record(act: Float[Tensor, "batch pos *features"], ctx: HookContext) -> None:
             store[ctx.name] = act[:, shift:].detach().clone()
 
         extra: list[tuple[str, HookFn]] = [(n, record) for n in wanted]
         if stop_at_layer is not None:
-            extra.append((self._stop_hook_name(stop_at_layer), _stop))
-        pairs = self._with_graph(graph, hooks)
-        logits = self._backend.forward(batch, self._plan(pairs + extra))
+            extra.append(stop_hook(self.cfg, stop_at_layer))
+        plan = self._plan(self._with_graph(graph, hooks) + extra)
+        with self.lock:
+            batch, shift = self._routed(inputs, past, stop_at_layer)
+            logits = self._backend.forward(batch, plan)
         logits = None if logits is None else logits[:, shift:]
         order = {n: i for i, n in enumerate(self.hook_names())}
         return logits, ActivationCache(dict(sorted(store.items(), key=lambda kv: order[kv[0]])))
-
-    def _stop_hook_name(self, layer: int) -> str:
-        if not 0 <= layer < self.cfg.n_layers:
-            raise ConfigError(
-                f"stop_at_layer={layer} is out of range; the model has layers "
-                f"0..{self.cfg.n_layers - 1}."
-            )
-        return names.hook("resid_post", layer)
 
     def generate(
         self,
@@ -347,20 +349,19 @@ class HookedModel:
         seed: int | None = None,
         hooks: HookSpec | None = None,
         graph: HookSource | None = None,
+        truncate: bool = False,
         **generation_kwargs: Any,
     ) -> list[str]:
         """Batched, left-padded generation; returns the new text of each prompt.
 
         ``chat_template`` wraps each prompt as a user turn (after ``system_prompt``). Extra
         keyword arguments are ``transformers.GenerationConfig`` fields (``repetition_penalty``,
-        ``num_beams``...); unknown ones are an error. ``graph`` steers every step.
+        ``num_beams``, ``max_time`` in seconds...); unknown ones are an error. ``graph`` steers
+        every step. A prompt plus ``max_new_tokens`` beyond the context window is refused, or,
+        with ``truncate=True``, the prompts keep their last tokens that fit (with a warning).
         """
         plan = self._plan(self._with_graph(graph, hooks))  # graph errors come before any work
-        texts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if chat_template:
-            texts = apply_chat_template(self.tokenizer, texts, system_prompt)
-        elif system_prompt:
-            texts = [f"{system_prompt}\n\n{t}" for t in texts]
+        texts = prompt_texts(self.tokenizer, prompts, chat_template, system_prompt)
         config = generation_config(
             self.tokenizer,
             max_new_tokens=max_new_tokens,
@@ -369,13 +370,15 @@ class HookedModel:
             top_p=top_p,
             top_k=top_k,
             extra=generation_kwargs,
+            seed=seed,
         )
-        batch, _ = route_batch(
-            self, to_batch(self.tokenizer, texts, self.device, templated=chat_template)
-        )
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.no_grad():
+        prompt = to_batch(self.tokenizer, texts, self.device, templated=chat_template)
+        prompt = fit_prompt(self.cfg, prompt, max_new_tokens, truncate)
+        with self.lock, torch.no_grad():
+            if seed is not None:  # under the lock: another thread's sampling cannot draw first
+                torch.manual_seed(seed)
+            batch, _ = route_batch(self, prompt)
+            check_length(self.cfg, batch.input_ids.shape[1], max_new_tokens)
             ids = self._backend.generate(batch, plan, {"generation_config": config})
         return decode_new(self.tokenizer, ids, batch.input_ids.shape[1])
 
@@ -387,5 +390,7 @@ class HookedModel:
         )
 
 
-def _stop(act: Tensor, ctx: HookContext) -> None:
-    raise StopForward(ctx.name)
+def _pairs(hooks: HookSpec | None) -> list[tuple[str, HookFn]]:
+    if hooks is None:
+        return []
+    return list(hooks.items()) if isinstance(hooks, Mapping) else list(hooks)

@@ -24,6 +24,17 @@ def ensure_pad_token(tokenizer: Any) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
+def prompt_texts(
+    tokenizer: Any, prompts: str | Sequence[str], chat_template: bool, system_prompt: str | None
+) -> list[str]:
+    """The texts to tokenise for generation: chat-templated user turns, or the prompts after a
+    plain system prompt."""
+    texts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if chat_template:
+        return apply_chat_template(tokenizer, texts, system_prompt)
+    return [f"{system_prompt}\n\n{t}" for t in texts] if system_prompt else texts
+
+
 def apply_chat_template(tokenizer: Any, prompts: list[str], system_prompt: str | None) -> list[str]:
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(

@@ -3,16 +3,17 @@ behaves like a weight patch.
 
 A memory-based editor (SERAC, ``interv.edit.serac``) changes what the model answers without
 touching a weight. Its edit is an ``Adaptor``: ``apply`` puts it on the model's stack of applied
-edits (``model.patches``, shared with weight patches, last in first out), where the model
-consults it as it runs (a router: ``interv.adapters.routing``); ``revert`` takes it off, which
-leaves the model bit for bit as before because nothing else changed. Adaptors stack with
-weight patches and with intervention graphs, save to one safetensors file with a JSON header,
-and refuse a model other than the one they were made for. A subclass holds its own state and
-says how to save, load and combine itself.
+edits (``model.patches``, shared with weight patches), where the model consults it as it runs (a
+router: ``interv.adapters.routing``); ``revert`` takes it off, from anywhere on the stack, which
+leaves the model bit for bit as before because nothing else changed. Adaptors stack with weight
+patches and with intervention graphs, save to one safetensors file with a JSON header, and
+refuse a model other than the one they were made for. A subclass holds its own state and says
+how to save, load and combine itself.
 """
 
 from __future__ import annotations
 
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,13 +57,19 @@ class Adaptor(Revertible, ABC):
             raise PatchError(f"This {self.kind} is already applied to the model; revert it first.")
 
     def apply(self: A, model: HookedModel) -> A:
-        self.check(model)
-        model.patches.push(Applied(self, []))
+        with model.lock:
+            self.check(model)
+            model.patches.push(Applied(self, []))
         return self
 
-    def revert(self, model: HookedModel) -> None:
-        """Take the adaptor off the model; only the edit applied last can go."""
-        model.patches.take(self)
+    def restore(self, model: HookedModel, entry: Applied) -> None:
+        """Nothing to put back: an adaptor changes no weight (the stack calls this)."""
+
+    def content_id(self) -> str:
+        """A name unique to this adaptor object (its state may change as it is edited)."""
+        if getattr(self, "_content_id", None) is None:
+            self._content_id = uuid.uuid4().hex
+        return self._content_id
 
     def merge_into(self, model: HookedModel) -> None:
         raise PatchError(

@@ -5,12 +5,14 @@ low-rank one (``U @ V.T``), in the canonical orientation of ``model.weight(name)
 ``PatchSet`` is an ordered group of patches plus provenance (method, requests, hyperparameters,
 the record of the model it was computed on). Applying keeps a copy of every touched weight on
 the model's stack of applied patches (``model.patches``), so reverting restores the original
-bytes; patch sets stack and revert last-in, first-out. Files are single safetensors files with
+bytes; patch sets stack, and any of them reverts bit-exactly (the ones applied after it are
+rebased: ``interv.adapters.applied``). Files are single safetensors files with
 JSON metadata in the header.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +131,9 @@ class PatchSet(Revertible):
         )
 
     # ------------------------------------------------------------------ applying
-    def check(self, model: HookedModel) -> None:
-        """Every problem that would stop ``apply``, raised before anything changes."""
+    def check(self, model: HookedModel, *, merging: bool = False) -> None:
+        """Every problem that would stop ``apply`` (``merge_into``), raised before anything
+        changes."""
         if self.model is not None:
             self.model.check(model, "This patch")
         for patch in self.patches:
@@ -140,7 +143,7 @@ class PatchSet(Revertible):
                     f"Patch on {patch.weight!r} has shape {patch.shape}, but the weight has "
                     f"shape {shape} (canonical orientation)."
                 )
-        if self in model.patches:
+        if not merging and self in model.patches:
             raise PatchError("This patch set is already applied to the model; revert it first.")
 
     def apply(self, model: HookedModel) -> PatchSet:
@@ -149,16 +152,13 @@ class PatchSet(Revertible):
         An optional bias the model lacks (Llama's ``mlp.b_out``) is created as zeros first and
         removed again by ``revert``.
         """
-        self.check(model)
-        created = _ensure_weights(model, self.patches)
-        originals = [(p.weight, model.weight(p.weight).detach().clone()) for p in self.patches]
-        _add_deltas(model, self.patches)
-        model.patches.push(Applied(self, originals, created))
+        with model.lock:
+            self.check(model)
+            model.patches.push(self._change(model, merged=False))
         return self
 
-    def revert(self, model: HookedModel) -> None:
-        """Restore the weights this set changed, bit for bit. Only the last applied set can go."""
-        entry = model.patches.take(self)
+    def restore(self, model: HookedModel, entry: Applied) -> None:
+        """Put back the bytes ``entry`` kept (the stack calls this; use ``revert``)."""
         with torch.no_grad():
             for weight, original in reversed(entry.originals):
                 model.weight(weight).copy_(original)
@@ -166,10 +166,38 @@ class PatchSet(Revertible):
             model.drop_weight(name)
 
     def merge_into(self, model: HookedModel) -> None:
-        """Apply permanently: no copy of the originals is kept and it cannot be reverted."""
-        self.check(model)
-        _ensure_weights(model, self.patches)
+        """Apply for good: it cannot be reverted.
+
+        No copy of the originals is kept, unless an applied patch touches one of the same
+        weights: then the merge is kept on the stack, so reverting that patch (which rebases
+        the edits above it) applies the merge again instead of discarding it.
+        """
+        with model.lock:
+            self.check(model, merging=True)
+            if model.patches.touches(self.weights()):
+                model.patches.push(self._change(model, merged=True))
+                return
+            _ensure_weights(model, self.patches)
+            _add_deltas(model, self.patches)
+            model.patches.record_merge(self)
+
+    def _change(self, model: HookedModel, *, merged: bool) -> Applied:
+        created = _ensure_weights(model, self.patches)
+        originals = [(p.weight, model.weight(p.weight).detach().clone()) for p in self.patches]
         _add_deltas(model, self.patches)
+        return Applied(self, originals, created, merged)
+
+    def content_id(self) -> str:
+        """A hash of the patched weights' names and deltas (names the patch in caches)."""
+        if getattr(self, "_content_id", None) is None:
+            digest = hashlib.sha256()
+            for patch in self.patches:
+                digest.update(patch.weight.encode())
+                for key, tensor in patch.tensors().items():
+                    flat = tensor.detach().float().cpu().contiguous()
+                    digest.update(key.encode() + flat.numpy().tobytes())
+            self._content_id = digest.hexdigest()
+        return self._content_id
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
@@ -192,7 +220,9 @@ class PatchSet(Revertible):
 
     @classmethod
     def load(cls, path: str | Path) -> PatchSet:
-        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "patch", PatchError)
+        meta, tensors = read_tagged(
+            path, FORMAT, FORMAT_VERSION, "patch", PatchError, required=("weights",)
+        )
         patches = []
         for i, weight in enumerate(meta["weights"]):
             parts = {

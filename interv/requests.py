@@ -32,11 +32,22 @@ class EditRequest:
     case_id: Any = None
 
     def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise RequestError("Edit request has an empty `prompt`; give the text to complete.")
-        if not self.target_new.strip():
+        require_text(self.prompt, "prompt", "Edit request", "give the text to complete")
+        where = f"Edit request {self.prompt!r}"
+        require_text(self.target_new, "target_new", where, "give the new answer")
+        for name in ("subject", "ground_truth"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise RequestError(
+                    f"{where}: `{name}` must be a string or null, got "
+                    f"{value!r} ({type(value).__name__}); write it as text."
+                )
+        if not isinstance(self.rephrase_prompts, (list, tuple)) or not all(
+            isinstance(p, str) for p in self.rephrase_prompts
+        ):
             raise RequestError(
-                f"Edit request {self.prompt!r} has an empty `target_new`; give the new answer."
+                f"{where}: `rephrase_prompts` must be a list of strings, got "
+                f"{self.rephrase_prompts!r}."
             )
         if self.subject is not None and self.subject not in self.prompt:
             raise RequestError(
@@ -68,3 +79,21 @@ class EditRequest:
             "ground_truth": self.ground_truth,
             "case_id": self.case_id,
         }
+
+
+def require_text(value: Any, name: str, where: str, fix: str) -> str:
+    """``value`` if it is a non-blank string; else a ``RequestError`` naming ``name`` (after
+    ``where``, when given).
+
+    A number is refused rather than turned into text: ``target_new: 5`` is more often a
+    misplaced field than the answer "5" (write ``"5"`` for that).
+    """
+    if not isinstance(value, str):
+        raise RequestError(
+            f"{where + ': ' if where else ''}`{name}` must be a string, got {value!r} "
+            f'({type(value).__name__}); write it as text (quote a number: "5").'
+        )
+    if not value.strip():
+        empty = f"{where} has an empty `{name}`" if where else f"`{name}` is empty"
+        raise RequestError(f"{empty}; {fix}.")
+    return value

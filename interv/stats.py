@@ -21,10 +21,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,8 @@ from tqdm.auto import tqdm
 from .adapters import HookContext, HookedModel, names
 from .adapters.text import left_pad_ids
 from .data.corpus import Corpus, load_corpus
-from .errors import ConfigError, DataError, UnknownNameError
+from .errors import ConfigError, DataError, IntervError, UnknownNameError
+from .files import read_tagged, write_tagged
 from .linalg import SecondMoment, null_space_projector
 from .paths import interv_home
 
@@ -53,6 +53,8 @@ _KEY_HOOKS = {
     "attn.W_O": ("attn.hook_z", True),
 }
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+STATS_FORMAT, NULL_SPACE_FORMAT = "interv.stats", "interv.nullspace"  # cache file tags
+CACHE_VERSION = 1
 
 
 @dataclass
@@ -88,16 +90,22 @@ def key_hook(model: HookedModel, weight: str) -> tuple[str, int, bool]:
 
 
 class StatsCache:
-    """Second moments on disk:
-    ``root/<fingerprint>-<model dtype>/<weight>/<corpus>-n<tokens>-ctx<len>-<dtype>``."""
+    """Second moments on disk: ``root/<fingerprint>-<model dtype>[-edited-<digest>]/<weight>/``
+    ``<corpus>-n<tokens>-ctx<len>-<dtype>``."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else interv_home() / "stats"
 
     def folder(self, model: HookedModel, weight: str) -> Path:
-        """Where the statistics of one weight of this model, at its dtype, are kept."""
+        """Where the statistics of one weight of this model, at its dtype, are kept.
+
+        A model carrying edits (``model.patches``: applied, or merged for good) computes other
+        statistics than the model as loaded, so its entries live apart, under the digest of
+        what it carries."""
         precision = str(model.dtype).removeprefix("torch.")
-        return self.root / f"{model.fingerprint()}-{precision}" / weight
+        edited = model.patches.digest()
+        state = f"-edited-{edited[:16]}" if edited else ""
+        return self.root / f"{model.fingerprint()}-{precision}{state}" / weight
 
     def path(
         self, model: HookedModel, weight: str, corpus: str, n_tokens: int, seq_len: int, dtype: str
@@ -105,37 +113,83 @@ class StatsCache:
         name = f"{corpus}-n{n_tokens}-ctx{seq_len}-{dtype}.safetensors"
         return self.folder(model, weight) / name
 
-    def load(self, path: Path, weight: str, dim: int) -> LayerStats | None:
-        if not path.is_file():
+    def load(
+        self,
+        path: Path,
+        weight: str,
+        dim: int,
+        *,
+        expect: Mapping[str, object] | None = None,
+    ) -> LayerStats | None:
+        """The entry at ``path`` if it is complete and what it claims to be (the weight, the
+        shapes ``(dim, dim)`` and ``(dim,)``, its dtype, finite values, and every ``expect``
+        metadata value); anything else is recomputed, with a warning, never trusted."""
+        entry = _read_entry(path, STATS_FORMAT, "statistics")
+        if entry is None:
             return None
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {})["meta"])
-                mom2, mean = handle.get_tensor("mom2"), handle.get_tensor("mean")
-        except Exception as err:  # a truncated or foreign file: recompute rather than fail
-            log.warning("Ignoring unreadable statistics file %s (%s); recomputing.", path, err)
+        meta, tensors = entry
+        mom2, mean = tensors.get("mom2"), tensors.get("mean")
+        wanted = {"weight": weight, "complete": True, **(expect or {})}
+        problem = _meta_problem(meta, wanted)
+        if problem is None and (mom2 is None or mean is None):
+            problem = "it lacks the mom2 or mean tensor"
+        elif problem is None:
+            problem = _tensor_problem({"mom2": (mom2, (dim, dim)), "mean": (mean, (dim,))}, meta)
+        if problem is None and (not isinstance(meta.get("count"), int) or meta["count"] < 1):
+            problem = f"its token count is {meta.get('count')!r}"
+        if problem is not None:
+            log.warning("Ignoring statistics file %s: %s; recomputing.", path, problem)
             return None
-        if tuple(mom2.shape) != (dim, dim):
-            log.warning(
-                "Statistics file %s has shape %s, expected %s; recomputing.",
-                path,
-                tuple(mom2.shape),
-                (dim, dim),
-            )
-            return None
-        return LayerStats(weight, mom2, mean, int(meta["count"]), meta["corpus"])
+        assert mom2 is not None and mean is not None
+        return LayerStats(weight, mom2, mean, int(meta["count"]), str(meta.get("corpus", "")))
 
     def save(self, path: Path, stats: LayerStats, extra: dict[str, object]) -> None:
-        from safetensors.torch import save_file
+        """Write one entry atomically under a unique temporary name (``write_tagged``), so
+        processes computing the same statistics never share a half-written file."""
+        meta = {
+            "count": stats.count,
+            "corpus": stats.corpus,
+            "seconds": stats.seconds,
+            "dtype": str(stats.mom2.dtype).removeprefix("torch."),
+            "complete": True,
+            **extra,
+        }
+        tensors = {"mom2": stats.mom2, "mean": stats.mean}
+        write_tagged(path, tensors, STATS_FORMAT, CACHE_VERSION, meta)
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"count": stats.count, "corpus": stats.corpus, "seconds": stats.seconds, **extra}
-        partial = path.with_suffix(".partial")
-        tensors = {"mom2": stats.mom2.contiguous(), "mean": stats.mean.contiguous()}
-        save_file(tensors, str(partial), metadata={"meta": json.dumps(meta)})
-        partial.replace(path)  # atomic: a crash never leaves a half-written cache file
+
+def _read_entry(
+    path: Path, fmt: str, kind: str
+) -> tuple[dict[str, object], dict[str, Tensor]] | None:
+    """``(meta, tensors)`` of a cache file, or None (with a warning) if it is unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return read_tagged(path, fmt, CACHE_VERSION, f"{kind} cache entry")
+    except IntervError as err:  # truncated, foreign, older: recompute rather than fail
+        log.warning("Ignoring unreadable %s file %s (%s); recomputing.", kind, path, err)
+        return None
+
+
+def _meta_problem(meta: Mapping[str, object], wanted: Mapping[str, object]) -> str | None:
+    for key, value in wanted.items():
+        if meta.get(key) != value:
+            return f"its metadata says {key}={meta.get(key)!r}, expected {value!r}"
+    return None
+
+
+def _tensor_problem(
+    tensors: Mapping[str, tuple[Tensor, tuple[int, ...]]], meta: Mapping[str, object]
+) -> str | None:
+    for name, (tensor, shape) in tensors.items():
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if tuple(tensor.shape) != shape:
+            return f"{name} has shape {tuple(tensor.shape)}, expected {shape}"
+        if dtype != meta.get("dtype") or dtype not in _DTYPES:
+            return f"{name} is {dtype}, its metadata says {meta.get('dtype')!r}"
+        if not bool(torch.isfinite(tensor).all()):
+            return f"{name} holds NaN or inf"
+    return None
 
 
 def token_rows(model: HookedModel, corpus: Corpus, n_tokens: int, seq_len: int) -> list[list[int]]:
@@ -291,21 +345,28 @@ def null_space(
 ) -> tuple[Float[Tensor, "d d"], int]:
     """AlphaEdit's projector onto the eigen-directions of ``moment`` below ``threshold``, cached
     next to the statistics (keyed by a hash of the moment itself), and its rank."""
-    from safetensors.torch import load_file, save_file
-
     digest = hashlib.sha256(moment.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
     root = (cache or StatsCache()).folder(model, weight)
     path = root / f"nullspace-{digest}-t{threshold:g}.safetensors"
-    if path.is_file():
-        try:
-            stored = load_file(str(path))
-            return stored["P"], int(stored["rank"])
-        except Exception as err:
-            log.warning("Ignoring unreadable projector file %s (%s); recomputing.", path, err)
+    dim = moment.shape[0]
+    entry = _read_entry(path, NULL_SPACE_FORMAT, "projector")
+    if entry is not None:
+        meta, tensors = entry
+        P, rank = tensors.get("P"), meta.get("rank")
+        meta = {**meta, "dtype": str(moment.dtype).removeprefix("torch.")}
+        problem = _meta_problem(meta, {"complete": True, "threshold": threshold})
+        if problem is None and P is None:
+            problem = "it lacks the P tensor"
+        elif problem is None:
+            problem = _tensor_problem({"P": (P, (dim, dim))}, meta)
+        if problem is None and not (isinstance(rank, int) and 0 <= rank <= dim):
+            problem = f"its rank is {rank!r}"
+        if problem is None:
+            assert P is not None and isinstance(rank, int)
+            return P, rank
+        log.warning("Ignoring projector file %s: %s; recomputing.", path, problem)
     P, rank = null_space_projector(moment, threshold)
     P = P.to(moment.dtype)
-    root.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    save_file({"P": P.contiguous(), "rank": torch.tensor(rank)}, str(partial))
-    partial.replace(path)
+    meta = {"rank": int(rank), "threshold": threshold, "complete": True}
+    write_tagged(path, {"P": P}, NULL_SPACE_FORMAT, CACHE_VERSION, meta)
     return P, rank

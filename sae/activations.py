@@ -26,6 +26,7 @@ from torch import Tensor
 from ..adapters import HookedModel
 from ..adapters.text import left_pad_ids
 from ..errors import SAEError
+from ..files import atomic_path
 from ..paths import interv_home
 from . import corpus
 
@@ -113,7 +114,7 @@ def cached(
     progress: bool = True,
 ) -> Float[Tensor, "n d_in"]:
     """``collect`` on the documents' windows, stored once under ``cache_dir``."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     key = {
         "model": model.fingerprint(),
@@ -126,21 +127,33 @@ def cached(
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_dir if cache_dir is not None else interv_home() / "sae_activations"
     path = folder / f"{name}.safetensors"
+    stored = {k: str(v) for k, v in key.items()}
     if path.is_file():
-        try:
+        found = _read_cache(path, stored)
+        if found is not None:
             log.info("Reusing cached activations %s", path)
-            return load_file(str(path))["activations"]
-        except Exception as err:  # a torn write: recompute
-            log.warning("Ignoring unreadable activation cache %s (%s)", path, err)
+            return found
     acts = collect(model, hook, windows(model, docs, max_len), n_tokens, batch_size, progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    save_file(
-        {"activations": acts.contiguous()},
-        str(partial),
-        metadata={k: str(v) for k, v in key.items()},
-    )
-    partial.replace(path)
+    with atomic_path(path) as temporary:  # unique name: concurrent runs never share it
+        save_file({"activations": acts.contiguous()}, str(temporary), metadata=stored)
+    return acts
+
+
+def _read_cache(path: Path, stored: dict[str, str]) -> Float[Tensor, "n d_in"] | None:
+    """A cached activation matrix, if it is readable and is what its name says; else None
+    (with a warning), so the activations are collected again."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            acts = handle.get_tensor("activations")
+    except Exception as err:  # a torn or foreign file
+        log.warning("Ignoring unreadable activation cache %s (%s); recomputing.", path, err)
+        return None
+    if metadata != stored or acts.dim() != 2 or not bool(torch.isfinite(acts).all()):
+        log.warning("Ignoring activation cache %s: not the entry its name says; recomputing.", path)
+        return None
     return acts
 
 

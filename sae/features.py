@@ -44,6 +44,7 @@ def logit_lens(
 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """The tokens the feature's decoder direction promotes most and least, read through the
     final norm's weight and the unembedding (``(W_dec[f] * ln_final.w) @ W_U``)."""
+    sae.check(model)
     (f,) = sae.check_features([feature])
     scores = direction_logits(model, sae.W_dec[f].detach().float())
     top, bottom = scores.topk(k), (-scores).topk(k)
@@ -83,6 +84,7 @@ def feature_contexts(
     batch_size: int = 32,
 ) -> tuple[list[Context], Float[Tensor, " n"], int]:
     """The ``k`` contexts where ``feature`` fires most, every non-zero activation, tokens seen."""
+    sae.check(model)  # before any forward: an SAE of another model or width reads nonsense
     (f,) = sae.check_features([feature])
     token_windows = activations.windows(model, docs, max_len)
     heap: list[tuple[float, int, int]] = []  # (activation, window, position)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..errors import SAEError, UnknownNameError
+from ..files import staged_files
 from ..record import ModelRecord
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,10 @@ class HookedSAE:
     def check(self, model: HookedModel) -> None:
         """Raise unless this SAE reads a hook of ``model`` with its width (``d_in``) and, when
         interv trained it, was trained on this model."""
+        if self.model is not None:  # first: "another model" explains a missing hook too
+            self.model.check(model, f"SAE {self.id!r}")
         if self.hook_name not in model.hook_names():
             raise UnknownNameError("hook", self.hook_name, model.hook_names())
-        if self.model is not None:
-            self.model.check(model, f"SAE {self.id!r}")
         width = math.prod(model.hook_shape(self.hook_name))
         if width != self.d_in:
             raise SAEError(
@@ -154,7 +155,8 @@ class HookedSAE:
         if dtype is not None:
             self.sae.to(dtype=dtype)
         try:
-            self.sae.save_model(str(folder))
+            with staged_files(folder) as staging:  # each file lands whole, by a rename
+                self.sae.save_model(str(staging))
         finally:
             if dtype is not None:
                 self.sae.to(dtype=original)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..adapters import HookedModel
 from ..errors import ConfigError
+from ..files import staged_files, write_text
 from ..hparams import HParams
 from ..record import ModelRecord
 from . import activations, corpus
@@ -113,8 +114,9 @@ def train(
     trainer.fit()  # sae-lens shows its own progress bar
     train_seconds = time.perf_counter() - started
     out = Path(out)
-    sae.save_inference_model(str(out))
-    _convert(out, cfg.save_dtype)
+    with staged_files(out) as staging:  # each file lands whole, by a rename
+        sae.save_inference_model(str(staging))
+        _convert(staging, cfg.save_dtype)
     loaded = load_from_disk(out, id=out.name)
     heldout = _read(model, hook, heldout_docs, cfg.heldout_tokens, cfg, cache_dir, progress)
     report = {
@@ -129,7 +131,7 @@ def train(
         "train_seconds": round(train_seconds, 1),
         "heldout": evaluate(loaded, heldout),
     }
-    (out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    write_text(out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
     log.info("Trained %s: %s", out, report["heldout"])
     return loaded, report
 

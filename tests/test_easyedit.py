@@ -224,6 +224,25 @@ def test_edit_returns_easyedit_metrics_and_a_model_with_the_edits(tiny_dirs):
     assert weights_hash(model) == original
 
 
+def test_revert_is_exact_with_a_user_patch_on_top(tiny_dirs, fresh_tiny):
+    from interv.patch import PatchSet, WeightPatch
+
+    editor = editor_for(tiny_dirs)
+    model = editor.model
+    original = weights_hash(model)
+    weight = "blocks.1.mlp.W_out"  # the weight the editor changed
+    user = PatchSet([WeightPatch(weight, delta=torch.randn(model.weight_shape(weight)))])
+    editor.edit(PROMPTS, TARGETS, sequential_edit=True, verbose=False)
+    user.apply(model)  # on top of the editor's two edits
+    editor.revert()  # rebases the user's patch: the weights are the original plus it
+    assert list(model.patches) == [user] and not editor.applied
+    alone = fresh_tiny("llama")
+    user.apply(alone)
+    assert weights_hash(model) == weights_hash(alone)
+    user.revert(model)
+    assert weights_hash(model) == original
+
+
 def test_non_sequential_scores_each_edit_against_the_original(tiny_dirs):
     editor = editor_for(tiny_dirs)
     metrics, _, _ = editor.edit(PROMPTS, TARGETS, locality_inputs=LOCALITY, verbose=False)

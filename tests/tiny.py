@@ -92,9 +92,12 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
             param.copy_(1.0 + 0.2 * noise if is_norm and name.endswith("weight") else 0.3 * noise)
 
 
-def build_tiny(family: str, folder: Path, seed: int = 0) -> Path:
-    """Write a tiny random model of ``family`` with a byte tokenizer into ``folder``."""
+def build_tiny(family: str, folder: Path, seed: int = 0, n_ctx: int | None = None) -> Path:
+    """Write a tiny random model of ``family`` with a byte tokenizer into ``folder`` (with a
+    context window of ``n_ctx`` positions instead of 128 when given; rotary families only)."""
     config = _configs()[family]
+    if n_ctx is not None:
+        config.max_position_embeddings = n_ctx
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     randomise(model, seed)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import platform
 import statistics
@@ -34,6 +33,7 @@ from ..edit import EDIT_METHODS, EditRequest
 from ..edit.runner import run_edits
 from ..errors import ConfigError
 from ..eval.editing import evaluate, summarize
+from ..files import write_json
 from ..loading import load
 from ..patch import PatchSet
 from ..recipes import recipe_path
@@ -139,8 +139,7 @@ def _write_partial(path: Path | None, report: dict[str, Any]) -> None:
     """Keep the finished sections on disk (marked partial) so a stopped run is not lost; the
     CLI overwrites the file with the whole report at the end."""
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**report, "partial": True}, indent=2))
+        write_json(path, {**report, "partial": True})
 
 
 def make_method(name: str, args: argparse.Namespace, recipe: str | None = None) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_args
+from .common import add_model_args, positive_int
 
 PROMPTS = ["The capital of France is", "The Eiffel Tower is located in the city of"]
 
@@ -14,7 +14,7 @@ HELP = "load the default model, show hooks, generate"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help=HELP)
     add_model_args(parser)
-    parser.add_argument("--max-new-tokens", type=int, default=20)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=20)
     parser.add_argument("--no-edit", action="store_true", help="skip the knowledge-editing section")
     parser.set_defaults(run=_run)
 

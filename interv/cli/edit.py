@@ -8,6 +8,10 @@ before and after, seconds) and ``DIR/patch.safetensors`` (all edits as one patch
 ``interv patch apply``); SERAC writes ``DIR/serac-memory.safetensors`` instead (its edits, for
 ``SERACMemory.load(path).apply(model)``). ``--hparams`` takes an interv recipe (``method:
 ft-m``) or an EasyEdit YAML file (``alg_name: FT``); the model itself is never changed on disk.
+An existing non-empty ``--out`` is refused unless ``--overwrite`` is given (then the files the
+earlier run listed in its ``interv-output.json`` are removed first); while the outputs are
+written the folder holds an ``INCOMPLETE`` marker, which a finished run replaces by
+``interv-output.json``, so a killed run is recognisable.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .common import add_model_args
+from .common import add_model_args, add_overwrite, index_int, positive_int
 
 DATASETS = (
     "counterfact",
@@ -44,8 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--dataset", choices=DATASETS, help="a shared benchmark instead of --requests"
     )
-    parser.add_argument("--n", type=int, default=None, help="records to take from --dataset")
-    parser.add_argument("--start", type=int, default=0, help="first record of --dataset")
+    parser.add_argument(
+        "--n", type=positive_int, default=None, help="records to take from --dataset"
+    )
+    parser.add_argument("--start", type=index_int, default=0, help="first record of --dataset")
     parser.add_argument(
         "--hparams", type=Path, help="interv recipe or EasyEdit hyperparameter YAML"
     )
@@ -53,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sequential", action="store_true", help="keep each edit for the next ones"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=1, help="requests per edit (batchable methods)"
+        "--batch-size", type=positive_int, default=1, help="requests per edit (batchable methods)"
     )
     parser.add_argument(
         "--generation",
@@ -64,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fluency", action="store_true", help="also score fluency (n-gram entropy)"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
+    add_overwrite(parser)
     add_model_args(parser)
     parser.set_defaults(run=_run)
 
@@ -112,15 +119,16 @@ def _run(args: argparse.Namespace) -> int:
     from ..edit.base import EDIT_METHODS
     from ..edit.runner import file_name, run_edits
     from ..eval.editing import evaluate, evaluate_generation, summarize
+    from ..files import check_output_folder, output_folder, write_json
     from ..loading import load
 
-    params = load_hparams(
-        args.hparams, args.method
-    )  # every input is checked before the model loads
+    # every input, and the output folder, is checked before the model loads
+    params = load_hparams(args.hparams, args.method)
     method = EDIT_METHODS.get(params.method)(params)
     requests = _requests(args)
     if args.batch_size > 1 and not method.batchable:
         raise ConfigError(f"{method.name} edits one request at a time; drop --batch-size.")
+    check_output_folder(args.out, args.overwrite)
     model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
     scorer = (
         evaluate_generation if args.generation else partial(evaluate, test_generation=args.fluency)
@@ -134,10 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=True,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(result.records, indent=1))
     edit = result.combined()
-    edit.save(args.out / file_name(edit))
     summary = {
         "method": method.name,
         "n": len(requests),
@@ -150,6 +155,9 @@ def _run(args: argparse.Namespace) -> int:
         "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         "hparams": params.to_dict(),
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with output_folder(args.out, args.overwrite) as out:
+        write_json(out / "metrics.json", result.records, indent=1)
+        edit.save(out / file_name(edit))
+        write_json(out / "summary.json", summary)
     print(json.dumps({k: summary[k] for k in ("method", "n", "pre", "post", "seconds")}, indent=2))
     return 0

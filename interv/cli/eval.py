@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from .common import add_overwrite
 
 # EasyEdit2's --eval_methods -> interv's metric
 EASYEDIT2_METHODS = {
@@ -86,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the unsteered model for perplexity and the local judge (default: the default model)",
     )
     parser.add_argument("--device", default="auto")
+    add_overwrite(parser, "<name>_eval.json / .md report")
     parser.set_defaults(run=_run)
 
 
@@ -109,8 +111,13 @@ def metrics_of(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     from ..eval.report import evaluate_file, markdown_table, write_report
+    from ..files import check_output_file
 
     metrics = metrics_of(args)
+    name = args.input.stem.removesuffix("_results")
+    folder = args.out or args.input.parent
+    for suffix in ("_eval.json", "_eval.md"):  # before any model loads or text is scored
+        check_output_file(folder / f"{name}{suffix}", args.overwrite)
     judging = "llm" in metrics
     if judging and not args.concept:
         raise ConfigError(
@@ -128,8 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
         judge = judge_from(args.judge, reference, loader=load)
     report = evaluate_file(args.input, metrics, reference, judge=judge, concept=args.concept)
-    name = args.input.stem.removesuffix("_results")
-    json_path, md_path = write_report(report, args.out or args.input.parent, name)
+    json_path, md_path = write_report(report, folder, name)
     print(markdown_table(report))
     print(f"wrote {json_path} and {md_path}")
     return 0

@@ -15,10 +15,11 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from .. import cli
 from .._version import version
-from ..errors import IntervError
+from ..errors import ConfigError, IntervError
 
 
 def commands() -> dict[str, ModuleType]:
@@ -33,9 +34,17 @@ def commands() -> dict[str, ModuleType]:
     return found
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments raise ``ConfigError`` (one ``interv: error:`` line, exit 2, as every
+    refusal) instead of argparse's exit; subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command`` registers its arguments (none does when None)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="interv", description="Edit and steer language models with canonical hook names."
     )
     parser.add_argument("--version", action="version", version=f"interv {version()}")
@@ -57,12 +66,12 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = _command(argv)
-    parser = build_parser(command)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
     try:
+        args = build_parser(command).parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(message)s",
+        )
         return int(args.run(args) or 0)
     except (IntervError, OSError) as err:  # what interv refuses, and files it cannot use
         print(f"interv: error: {err}", file=sys.stderr)

@@ -7,22 +7,22 @@
 
 ``apply``/``merge`` write the model with the patch(es) added as a normal ``transformers``
 checkpoint folder (config, safetensors, tokenizer) plus ``interv-patches.json`` listing the
-patches it carries; ``revert`` subtracts a patch listed there (exact up to float rounding —
-keep the original checkpoint when you need the original bytes). Every patch is checked against
-the model's fingerprint before anything is written.
+patches it carries and ``interv-originals-<sha256>.safetensors`` holding the values the weights
+had before each of them; ``revert`` copies those values back, so the reverted checkpoint holds
+the original bytes. ``revert`` is refused (``PatchError``, nothing written) when the checkpoint
+does not carry the patch, when a patch applied after it is still there (revert the last one
+first), or when the weights changed since. Every patch is checked against the model's
+fingerprint before anything is written; ``--out`` must be a new folder (or ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_model_args
-
-PROVENANCE = "interv-patches.json"
+from .common import add_model_args, add_overwrite
 
 HELP = "inspect weight patches, apply them to checkpoints"
 
@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = actions.add_parser(name, help=text)
         sub.add_argument("patch", type=Path, nargs="+" if name == "merge" else None)
         sub.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+        add_overwrite(sub)
         add_model_args(sub, backend=True)
         sub.set_defaults(run=_change, action=name)
 
@@ -75,75 +76,104 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _change(args: argparse.Namespace) -> int:
+def _patch_sets(files: list[Path]) -> list[Any]:
+    """The patch files as ``PatchSet``s; corrupt files fail before the model loads."""
     from ..edit.runner import load_edit
-    from ..loading import load
     from ..patch import PatchError, PatchSet
 
-    files = args.patch if isinstance(args.patch, list) else [args.patch]
-    edits = [load_edit(f) for f in files]  # corrupt files fail before the model loads
+    edits = [load_edit(f) for f in files]
     for path, edit in zip(files, edits, strict=True):
         if not isinstance(edit, PatchSet):
             raise PatchError(
                 f"{path} is a {edit.kind}: it changes no weight, so no checkpoint can carry "
                 "it. Load it with its class (.load) and apply it to a loaded model."
             )
-    patches = [e for e in edits if isinstance(e, PatchSet)]
-    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
-    carried = _carried(args.model)
-    if args.action == "revert":
-        digest = _digest(files[0])
-        if carried is not None and digest not in [c["sha256"] for c in carried]:
-            raise PatchError(
-                f"{files[0]} is not among the patches {args.model} carries "
-                f"(see its {PROVENANCE}); nothing to revert."
-            )
-        negated = PatchSet(
-            [_negate(p) for p in patches[0].patches],
-            method=patches[0].method,
-            model=patches[0].model,
+    return edits
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    from ..errors import ConfigError
+    from ..files import check_output_folder
+
+    if args.model is not None and args.out.resolve() == Path(args.model).resolve():
+        raise ConfigError(
+            f"--out {args.out} is the --model folder; write the result to a new folder (the "
+            "checkpoint read stays as it is until the new one is complete)."
         )
-        negated.check(model)
-        negated.merge_into(model)
-        carried = [c for c in carried or [] if c["sha256"] != digest]
-    else:
-        for patch in patches:
-            patch.check(model)  # every patch checked before the first one is added
-        for patch in patches:
-            patch.merge_into(model)
-        carried = (carried or []) + [_entry(f, p) for f, p in zip(files, patches, strict=True)]
-    model.save_pretrained(args.out)
-    (args.out / PROVENANCE).write_text(json.dumps(carried, indent=2))
-    print(f"wrote {args.out} ({args.action}: {', '.join(str(f) for f in files)})")
+    check_output_folder(args.out, args.overwrite)
+
+
+def _change(args: argparse.Namespace) -> int:
+    from ..errors import PatchError
+    from ..loading import load
+    from . import _checkpoint as books
+
+    files = args.patch if isinstance(args.patch, list) else [args.patch]
+    patches = _patch_sets(files)
+    _check_out(args)
+    if args.action == "revert":
+        return _revert(args, files[0])
+    carried = books.carried(args.model) or []
+    for path in files:
+        if books.file_digest(path) in [c["sha256"] for c in carried]:
+            raise PatchError(
+                f"{args.model} already carries {path}; revert it first (interv patch revert)."
+            )
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    for patch in patches:
+        patch.check(model)  # every patch checked before the first one is added
+    new = {}
+    for path, patch in zip(files, patches, strict=True):
+        entry, originals = books.apply_recorded(model, patch, path)
+        carried.append(entry)
+        new[entry["sha256"]] = originals
+    _write(args, model, carried, new)
     return 0
 
 
-def _negate(patch: Any) -> Any:
-    from ..patch import WeightPatch
+def _revert(args: argparse.Namespace, path: Path) -> int:
+    """Restore the original bytes of the weights ``path``'s patch changed in ``--model``."""
+    from ..errors import PatchError
+    from ..loading import load
+    from . import _checkpoint as books
 
-    if patch.delta is not None:
-        return WeightPatch(patch.weight, delta=-patch.delta)
-    return WeightPatch(patch.weight, U=-patch.U, V=patch.V)
+    folder, digest = Path(args.model or "the default model"), books.file_digest(path)
+    carried = books.carried(args.model)
+    if carried is None:
+        raise PatchError(
+            f"{folder} does not carry {path}: it has no {books.PROVENANCE}, so no patch was "
+            "applied to it by `interv patch apply`; nothing to revert."
+        )
+    found = [i for i, c in enumerate(carried) if c["sha256"] == digest]
+    if not found:
+        raise PatchError(
+            f"{path} is not among the patches {folder} carries ({books.describe(carried)}; "
+            f"see its {books.PROVENANCE}); nothing to revert."
+        )
+    if found[0] != len(carried) - 1:
+        raise PatchError(
+            f"{path} is not the last patch applied to {folder}: "
+            f"{books.describe(carried[found[0] + 1 :])} came after it. Revert those first, "
+            "last first (each revert restores the bytes exactly)."
+        )
+    entry = carried[found[0]]
+    originals = books.read_originals(folder, entry, path)
+    model = load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    books.check_unchanged(model, entry, folder, path)
+    books.restore(model, entry, originals)
+    _write(args, model, carried[:-1], {})
+    return 0
 
 
-def _entry(path: Path, patch: Any) -> dict[str, Any]:
-    return {
-        "file": str(path),
-        "sha256": _digest(path),
-        "method": patch.method,
-        "weights": patch.weights(),
-        "created": patch.created,
-    }
+def _write(args: argparse.Namespace, model: Any, carried: list, new: dict) -> None:
+    from ..files import output_folder
+    from . import _checkpoint as books
 
-
-def _carried(model: str | None) -> list[dict[str, Any]] | None:
-    if model is None or not (Path(model) / PROVENANCE).is_file():
-        return None
-    return json.loads((Path(model) / PROVENANCE).read_text())
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    with output_folder(args.out, args.overwrite) as out:
+        model.save_pretrained(out)
+        books.write_books(out, args.model, carried, new)
+    files = args.patch if isinstance(args.patch, list) else [args.patch]
+    print(f"wrote {args.out} ({args.action}: {', '.join(str(f) for f in files)})")
 
 
 def _meta(path: Path) -> dict[str, Any]:

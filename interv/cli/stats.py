@@ -6,7 +6,7 @@ import argparse
 import time
 
 from ..errors import ConfigError
-from .common import add_model_args
+from .common import add_model_args, positive_int
 
 HELP = "second moments of weight inputs (cached under $INTERV_HOME/stats)"
 
@@ -22,20 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--corpus", default="default", help="'default' or a .txt / .jsonl / .json file"
     )
     parser.add_argument("--text-field", default=None, help="JSON field holding the text")
-    parser.add_argument("--n-tokens", type=int, default=100_000)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--n-tokens", type=positive_int, default=100_000)
+    parser.add_argument("--seq-len", type=positive_int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.set_defaults(run=_run)
 
 
 def parse_layers(text: str) -> list[int]:
     layers: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            layers += list(range(int(lo), int(hi) + 1))
-        elif part.strip():
-            layers.append(int(part))
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = part.split("-")
+                layers += list(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                layers.append(int(part))
+    except ValueError:
+        layers = []  # reported below, with the forms that work
     if not layers:
         raise ConfigError(f"--layers {text!r} names no layer; use e.g. 4, 3-7 or 3,5.")
     return layers

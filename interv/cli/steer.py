@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from .common import add_overwrite
 
 HELP = "generate, apply and evaluate steering (EasyEdit2 configs)"
 
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="KEY=VALUE",
             help="override a config key (repeatable; dotted for nested keys)",
         )
+        add_overwrite(sub, "vector, results or report file (the config's overwrite: true)")
         sub.set_defaults(run=fn)
     calibrate = actions.choices["calibrate"]
     calibrate.add_argument("--plot", type=Path, default=None, help="where to write the sweep PNG")
@@ -64,6 +66,8 @@ def config_of(args: argparse.Namespace) -> Path:
     """The config file from ``--config`` or hydra's ``--config-path``/``--config-name``; the
     hydra-style overrides join ``--set``'s."""
     args.overrides = [*args.overrides, *args.hydra_overrides]
+    if args.overwrite:
+        args.overrides.append("overwrite=true")
     hydra = args.config_path is not None or args.config_name is not None
     if args.config is not None and hydra:
         raise ConfigError("Give --config FILE or --config-path/--config-name, not both.")
@@ -109,8 +113,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from ..files import check_output_file
     from ..steer.workflow.calibration import calibrate_config
 
+    if args.plot:
+        check_output_file(args.plot, args.overwrite)
     result, written = calibrate_config(config_of(args), args.overrides, write=args.write)
     for point in result.points:
         mark = "" if point.allowed else "  (below the fluency floor)"

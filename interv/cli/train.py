@@ -10,7 +10,8 @@ the dataset are never used for training: the bench scores on them. Validation us
 ``DIR/serac.safetensors``) is the archive that ``archive:`` in the editor's hyperparameters
 points to. For MEND, ``DIR/checkpoint.pt`` lets a stopped run continue (``--no-resume`` starts
 again), and ``DIR/history.json`` is the validation curve; SERAC trains in minutes and writes
-its validation scores into the archive and ``DIR/serac.json``.
+its validation scores into the archive and ``DIR/serac.json``. A folder holding a stopped MEND
+run's checkpoint continues it; any other non-empty ``--out`` needs ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .common import add_model_args
+from .common import add_model_args, add_overwrite, index_int, positive_int
 
 HELP = "train a learned editor (MEND, SERAC) and save its archive"
+CHECKPOINT = "checkpoint.pt"  # where MEND's training keeps its resumable state
 DATASETS = ("zsre", "counterfact")
 
 
@@ -36,9 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key"
     )
-    parser.add_argument("--held-out", type=int, default=100, help="records kept for the bench")
-    parser.add_argument("--val", type=int, default=50, help="validation records after them")
+    parser.add_argument(
+        "--held-out", type=index_int, default=100, help="records kept for the bench"
+    )
+    parser.add_argument(
+        "--val", type=positive_int, default=50, help="validation records after them"
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore DIR/checkpoint.pt")
+    add_overwrite(parser)
     add_model_args(parser, backend=False)
     parser.set_defaults(run=_run)
 
@@ -88,6 +95,7 @@ def split(dataset: str, held_out: int, val: int) -> tuple[list, list, dict[str, 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..files import check_output_folder, output_folder
     from ..loading import load
     from .edit import load_hparams
 
@@ -95,20 +103,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.set:  # through from_dict: values are checked and converted ("5e-4" is a float)
         params = type(params).from_dict({**params.to_dict(), **overrides(args.set)})
     train_set, val_set, described = split(args.dataset, args.held_out, args.val)
+    # a stopped MEND run continues in its folder; anything else there needs --overwrite
+    resume = args.editor == "mend" and not args.no_resume and (args.out / CHECKPOINT).is_file()
+    check_output_folder(args.out, args.overwrite or resume)
     model = load(args.model, device=args.device, dtype=args.dtype)
     if args.editor == "serac":
-        return _serac(model, train_set, val_set, params, args.out, described)
+        with output_folder(args.out, args.overwrite) as out:
+            return _serac(model, train_set, val_set, params, out, described)
     from ..edit.mend_training import train
 
-    result = train(
-        model,
-        train_set,
-        val_set,
-        params,
-        args.out,
-        data_meta=described,
-        resume=not args.no_resume,
-    )
+    with output_folder(args.out, args.overwrite, resume=resume) as out:
+        result = train(
+            model, train_set, val_set, params, out, data_meta=described, resume=not args.no_resume
+        )
     print(json.dumps({"archive": str(result.path), "last": result.history[-1]}, indent=2))
     return 0
 
@@ -117,8 +124,9 @@ def _serac(
     model: Any, train_set: list, val_set: list, params: Any, out: Path, described: dict
 ) -> int:
     from ..edit.serac_training import train
+    from ..files import write_json
 
     path, meta = train(model, train_set, val_set, params, out, data_meta=described)
-    (out / "serac.json").write_text(json.dumps(meta, indent=2, default=str))
+    write_json(out / "serac.json", meta, default=str)
     print(json.dumps({"archive": str(path), **meta["trained"]["scope"]}, indent=2))
     return 0

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import SteeringError
+from .common import add_overwrite
 
 HELP = "the steering vector library; GGUF / EasyEdit2 conversion"
 
@@ -30,12 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--scale", type=float, default=None, help="baked-in scale (default: recommended)"
     )
+    add_overwrite(export, "--gguf file")
     export.set_defaults(run=_export)
     convert = actions.add_parser(
         "import", help="read an EasyEdit2 folder, .pt file or GGUF into an interv vector"
     )
     convert.add_argument("source")
     convert.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    add_overwrite(convert, "--out file")
     convert.set_defaults(run=_import)
     control = actions.add_parser("control", help="a random vector of the same norms and layers")
     control.add_argument("name", help="library name or path of a vector")
@@ -46,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not make the random directions orthogonal to the vector's",
     )
+    add_overwrite(control, "--out file")
     control.set_defaults(run=_control)
 
 
@@ -94,15 +98,27 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..steer.interop import export_gguf
 
+    _check_out(args.gguf, args.overwrite)
     print(export_gguf(_vector(args.name), args.gguf, args.scale))
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
+    _check_out(args.out, args.overwrite)
     print(_vector(args.source).save(args.out))
     return 0
 
 
 def _control(args: argparse.Namespace) -> int:
+    _check_out(args.out, args.overwrite)
     print(_vector(args.name).control(args.seed, orthogonal=not args.any_angle).save(args.out))
     return 0
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    """An output file: not inside the shipped library, and new unless ``--overwrite``."""
+    from ..files import check_output_file
+    from ..steer.library import check_not_shipped
+
+    check_not_shipped(path, overwrite)
+    check_output_file(path, overwrite)

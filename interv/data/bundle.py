@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import DataError
+from ..files import decode_text, write_text
 from .paths import bundled_root, data_root
 
 CAA_FOLDERS = (
@@ -92,7 +93,7 @@ def subset(text: str, suffix: str, n: int | None) -> str:
 
 def _text(path: Path) -> str:
     """A file's text with its line endings as they are (``read_text`` would turn CRLF into LF)."""
-    return path.read_bytes().decode("utf-8")
+    return decode_text(path.read_bytes(), path, "benchmark data file")
 
 
 def count(text: str, suffix: str) -> int:
@@ -132,14 +133,13 @@ def write(source: Path | None = None, target: Path | None = None) -> list[Path]:
     written, entries = [], {}
     for relative, n in BUNDLE.items():
         out = target / relative
-        out.parent.mkdir(parents=True, exist_ok=True)
         full = _text(source / relative)
         part = subset(full, out.suffix, n)
-        out.write_bytes(part.encode("utf-8"))
+        write_text(out, part)
         kept, total = count(part, out.suffix), count(full, out.suffix)
         entries[relative] = {"records": kept, "complete": kept == total}
         written.append(out)
-    (target / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    write_text(target / MANIFEST, json.dumps(entries, indent=1, sort_keys=True) + "\n")
     return written
 
 

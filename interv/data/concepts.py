@@ -11,10 +11,10 @@ The negatives (responses without any of the concepts) are shared by all concepts
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..files import read_json, read_jsonl
 from .paths import data_file
 
 CONCEPT10 = "steering/axbench/concept10/prod_2b_l20_v1/generate"
@@ -35,8 +35,7 @@ class Concept:
 
 
 def _jsonl(relative: str) -> list[dict]:
-    text = data_file(relative).read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return read_jsonl(data_file(relative), "benchmark data file")
 
 
 def axbench_concepts(n: int | None = None) -> list[Concept]:
@@ -66,5 +65,5 @@ def axbench_negatives() -> list[Example]:
 def alpaca_instructions(n: int | None = None) -> list[str]:
     """AlpacaEval's 805 instructions, in file order (AxBench samples its steering prompts
     from them)."""
-    records = json.loads(data_file(ALPACA).read_text())
+    records = read_json(data_file(ALPACA), "benchmark data file")
     return [str(r["instruction"]) for r in records[:n]]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, MissingFileError
+from ..files import decode_text, parse_json, write_bytes
 from .paths import data_root
 
 DEFAULT_NAME = "default"
@@ -51,12 +52,14 @@ class Corpus:
         suffixes = [s for s in self.path.suffixes if s != ".gz"]
         kind = suffixes[-1] if suffixes else ".txt"
         text = _read_text(self.path)
+        where = f"corpus {self.path}"
         if kind == ".jsonl":
             for number, line in enumerate(text.splitlines(), 1):
                 if line.strip():
-                    yield from _nonempty(_text_of(json.loads(line), self.text_field, number))
+                    record = parse_json(line, f"{where} (line {number})", "corpus")
+                    yield from _nonempty(_text_of(record, self.text_field, number))
         elif kind == ".json":
-            records = json.loads(text)
+            records = parse_json(text, where, "corpus")
             if not isinstance(records, list):
                 raise DataError(f"{self.path} must hold a JSON list of strings or objects.")
             for number, record in enumerate(records, 1):
@@ -82,8 +85,11 @@ def load_corpus(source: str | Path | None = None, text_field: str | None = None)
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return raw.decode("utf-8")
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DataError(f"Corpus {path} is a corrupt or truncated gzip file ({err}).") from None
+    return decode_text(raw, f"corpus {path}", "corpus")
 
 
 def _nonempty(text: str) -> Iterator[str]:
@@ -137,5 +143,5 @@ def build_default_corpus(root: Path | None = None, out: Path = DEFAULT_FILE, see
     random.Random(seed).shuffle(docs)
     payload = "\n\n".join(docs).encode("utf-8") + b"\n"
     # mtime=0 keeps the file (and the statistics cache key) identical across rebuilds
-    out.write_bytes(gzip.compress(payload, compresslevel=9, mtime=0))
+    write_bytes(out, gzip.compress(payload, compresslevel=9, mtime=0))
     return out

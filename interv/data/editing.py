@@ -9,12 +9,12 @@ quick-start, the demo and small runs work without the benchmark folder.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MissingFileError, RequestError
-from ..requests import EditRequest
+from ..files import read_json, read_jsonl
+from ..requests import EditRequest, require_text
 from .bundle import require
 from .paths import bundled_root, data_file, data_root
 
@@ -60,13 +60,16 @@ def request_from_record(record: Any, index: int = 0) -> EditRequest:
                     "field 'locality_ground_truth' is missing (needed with locality_prompt)"
                 )
             locality["neighborhood"] = [
-                (record["locality_prompt"], first_answer(record["locality_ground_truth"]))
+                (
+                    record["locality_prompt"],
+                    first_answer(record["locality_ground_truth"], "locality_ground_truth"),
+                )
             ]
         return EditRequest(
-            prompt=record["prompt"],
-            target_new=first_answer(record["target_new"]),
+            prompt=require_text(record["prompt"], "prompt", "", "give the text to complete"),
+            target_new=first_answer(record["target_new"], "target_new"),
             subject=record.get("subject"),
-            ground_truth=first_answer(record["ground_truth"])
+            ground_truth=first_answer(record["ground_truth"], "ground_truth")
             if record.get("ground_truth")
             else None,
             rephrase_prompts=[rephrase] if isinstance(rephrase, str) else list(rephrase),
@@ -90,22 +93,32 @@ def requests_from_records(records: Any, source: str = "the request list") -> lis
 
 
 def load_requests(path: str | Path) -> list[EditRequest]:
-    """Edit requests from a JSON file holding a list of EasyEdit-style records."""
+    """Edit requests from a JSON file holding a list of EasyEdit-style records (or a JSONL
+    file, one record per line); errors name the file (and the line and column of bad JSON)."""
     if not Path(path).is_file():
         raise MissingFileError(f"{path} does not exist; give a JSON list of edit records.")
+    kind = "edit request file"
+    if Path(path).suffix == ".jsonl":
+        records = read_jsonl(path, kind, RequestError)
+    else:
+        records = read_json(path, kind, RequestError)
     try:
-        records = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise RequestError(f"{path} is not valid JSON ({err}).") from None
-    return requests_from_records(records, str(path))
+        return requests_from_records(records, str(path))
+    except RequestError as err:
+        message = str(err)
+        raise RequestError(message if str(path) in message else f"{path}: {message}") from None
 
 
 def _records(relative: str, n: int | None, start: int) -> list[Any]:
     """Records ``start .. start + n`` of a benchmark JSON list (all from ``start`` for None)."""
+    if (n is not None and n < 1) or start < 0:
+        raise ConfigError(
+            f"Take n >= 1 records from start >= 0 (got n={n}, start={start}); n=None takes all."
+        )
     path = data_file(relative)
     end = None if n is None else start + n
     require(path, relative, end)
-    return json.loads(path.read_text())[start:end]
+    return read_json(path, "benchmark data file")[start:end]
 
 
 def counterfact(n: int | None = None, start: int = 0) -> list[EditRequest]:
@@ -115,7 +128,7 @@ def counterfact(n: int | None = None, start: int = 0) -> list[EditRequest]:
 
 def counterfact_sample() -> list[EditRequest]:
     """The first 20 CounterFact records, from the copy that ships with interv."""
-    records = json.loads((bundled_root() / COUNTERFACT).read_text())[:20]
+    records = read_json(bundled_root() / COUNTERFACT, "benchmark data file")[:20]
     return requests_from_records(records, "the shipped CounterFact sample")
 
 
@@ -213,20 +226,43 @@ def _probe_sets(sets: Any) -> dict[str, list[tuple[str, str]]]:
         )
     out: dict[str, list[tuple[str, str]]] = {}
     for name, items in sets.items():
-        pairs = [(item["prompt"], first_answer(item["ground_truth"])) for item in _as_list(items)]
+        pairs = [
+            (
+                _probe_prompt(item["prompt"], name),
+                first_answer(item["ground_truth"], f"{name}.ground_truth"),
+            )
+            for item in _as_list(items)
+        ]
         pairs = [(p, a) for p, a in pairs if a.strip()]
         if pairs:
             out[name] = pairs
     return out
 
 
-def first_answer(value: Any) -> str:
-    """The first answer of an EasyEdit answer field (a string, or nested lists of aliases)."""
+def first_answer(value: Any, name: str = "ground_truth") -> str:
+    """The first answer of an EasyEdit answer field (a string, or nested lists of aliases).
+
+    Anything else (a number, null) is refused, naming the field ``name``: turned into text it
+    would score the edit against "5" or "None"."""
     while isinstance(value, list):
         if not value:
             return ""
         value = value[0]
-    return str(value)
+    if not isinstance(value, str):
+        raise RequestError(
+            f"`{name}` must be a string (or a list of alias strings), got {value!r} "
+            f'({type(value).__name__}); write it as text (quote a number: "5").'
+        )
+    return value
+
+
+def _probe_prompt(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise RequestError(
+            f"probe set {name!r}: `prompt` must be a string, got {value!r} "
+            f"({type(value).__name__})."
+        )
+    return value
 
 
 def _as_list(items: Any) -> list[dict[str, Any]]:

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import csv
-import json
 import random
 
 from ..contrast import AB_FORMS, ABItem, ContrastPair, answer_letter
 from ..errors import ConfigError
+from ..files import parse_json, read_json, read_text
 from .bundle import CAA_FOLDERS, RTP, TOXIGEN_LINES, require
 from .paths import data_file
 
@@ -44,7 +44,7 @@ def caa_ab(behaviour: str, split: str = "generate", n: int | None = None) -> lis
     if split not in ("generate", "test"):
         raise ConfigError(f"split must be 'generate' or 'test', not {split!r}.")
     name = "generate_dataset.json" if split == "generate" else "test_dataset_ab.json"
-    records = _read(f"steering/caa/{split}/{behaviour}/{name}", n, json.loads)
+    records = _read(f"steering/caa/{split}/{behaviour}/{name}", n, _json)
     return [
         ABItem(
             r["question"],
@@ -56,20 +56,34 @@ def caa_ab(behaviour: str, split: str = "generate", n: int | None = None) -> lis
 
 
 def _read(relative: str, n: int | None, parse) -> list:
-    """The first ``n`` records (all for None) of a benchmark file, ``parse`` reading its text."""
+    """The first ``n`` records (all for None) of a benchmark file, ``parse`` reading its text
+    (``_json``, ``_lines`` or ``_text_lines``) with the file's name for its errors."""
     path = data_file(relative)
     require(path, relative, n)
-    records = parse(path.read_text())
+    text = read_text(path, "benchmark data file")
+    records = parse(text, str(path))
     return records[:n] if n is not None else records
 
 
-def _lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line]
+def _text_lines(text: str, where: str) -> list[str]:
+    return text.splitlines()
+
+
+def _json(text: str, where: str) -> list:
+    return parse_json(text, where, "benchmark data file")
+
+
+def _lines(text: str, where: str) -> list[dict]:
+    return [
+        parse_json(line, f"{where} (line {number})", "benchmark data file")
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    ]
 
 
 def caa_open_ended(behaviour: str, n: int | None = None) -> list[str]:
     relative = f"steering/caa/test/{behaviour}/test_dataset_open_ended.json"
-    return [r["question"] for r in _read(relative, n, json.loads)]
+    return [r["question"] for r in _read(relative, n, _json)]
 
 
 def sentiment_prompts(kind: str = "neutral", n: int | None = None) -> list[str]:
@@ -82,7 +96,7 @@ def sentiment_prompts(kind: str = "neutral", n: int | None = None) -> list[str]:
 
 def convsent_pairs(n: int | None = None, seed: int = 0) -> list[ContrastPair]:
     """Positive vs negative opinion sentences about the same entity (ConvSent), paired."""
-    records = json.loads(data_file("steering/sentiment/convsent_blender_test.json").read_text())
+    records = read_json(data_file("steering/sentiment/convsent_blender_test.json"), "data file")
     pairs = [
         ContrastPair(positive=pos.strip(), negative=neg.strip(), prompt=f"{r['ent']}:")
         for r in records
@@ -130,7 +144,7 @@ def toxigen_statements(kind: str, group: str) -> list[str]:
         )
     relative = f"steering/toxigen/prompts/{kind}_{group}_1k.txt"
     statements: dict[str, None] = {}
-    for line in _read(relative, TOXIGEN_LINES[group], str.splitlines):
+    for line in _read(relative, TOXIGEN_LINES[group], _text_lines):
         for part in line.split("\\n"):
             text = part.strip().removeprefix("-").strip()
             if text:

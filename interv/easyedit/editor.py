@@ -18,7 +18,6 @@ What happens to the model (read this if you come from EasyEdit):
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from ..edit.base import EDIT_METHODS, EditMethod
 from ..edit.runner import Edit, RunResult, combine_edits, run_edits
 from ..errors import ConfigError, WrongTypeError
 from ..eval.editing import evaluate, evaluate_generation, summarize
+from ..files import write_json
 from ..hparams import HParams
 from ..loading import load
 from .hparams import HyperParams, easyedit_name
@@ -196,9 +196,7 @@ class BaseEditor:
             for i, record in enumerate(result.records)
         ]
         if args["pre_file"] is not None:
-            Path(args["pre_file"]).write_text(
-                json.dumps([{"pre": m["pre"]} for m in metrics], indent=2)
-            )
+            write_json(args["pre_file"], [{"pre": m["pre"]} for m in metrics])
         if args["verbose"]:
             post = summarize([m["post"] for m in metrics])
             log.info(

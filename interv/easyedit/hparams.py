@@ -111,6 +111,13 @@ class HyperParams:
         for name, value in facade.items():  # the method's own field wins when it has one
             if name not in params.field_names():
                 object.__setattr__(self, name, value)
+        for name in ("batch_size", "max_length"):  # typed like the methods' own fields
+            value = facade[name]
+            if value is not None and (type(value) is not int or value < 1):
+                raise ConfigError(
+                    f"{self.alg_name} hyperparameters: {name} must be an int >= 1 (or left "
+                    f"out), got {value!r} ({type(value).__name__}); write a whole number."
+                )
         if evaluation_type not in (None, *EVALUATION_TYPES):
             raise ConfigError(
                 f"evaluation_type {evaluation_type!r} is not supported; use one of "
@@ -160,7 +167,7 @@ class HyperParams:
                 UserWarning,
                 stacklevel=3,
             )
-        params = params_class.from_dict({**config, "method": method})
+        params = params_class.from_dict({**config, "method": method}, source=source)
         return target(
             method, params, model_name=model_name, alg_name=str(declared), ignored=ignored, **facade
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..adapters import HookedModel
 from ..data.corpus import load_corpus
 from ..errors import ConfigError
+from ..files import write_json
 from ..paths import interv_home
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,13 @@ def _generated(
     key = hashlib.sha256(json.dumps([model.fingerprint(), params, seed]).encode()).hexdigest()[:16]
     path = (cache_dir or interv_home() / "templates") / f"{key}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            cached = json.loads(path.read_text())
+            if isinstance(cached, list) and all(isinstance(t, str) for t in cached):
+                return cached
+        except (ValueError, UnicodeDecodeError):
+            pass  # a damaged cache entry: generated again below
+        log.warning("Ignoring unreadable context templates %s; generating them again.", path)
     templates = ["{}"]
     for length, n in params:
         starts = [STARTS[i % len(STARTS)] for i in range(n)]
@@ -90,8 +97,7 @@ def _generated(
             f"{_clean(start + text) or start}. {{}}"
             for start, text in zip(starts, texts, strict=True)
         ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(templates, indent=1))
+    write_json(path, templates, indent=1)
     log.info("context templates for %s: %s", model.cfg.name, templates)
     return templates
 

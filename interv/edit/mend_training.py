@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..adapters import HookedModel
 from ..adapters.frozen import frozen
 from ..errors import ConfigError
+from ..files import atomic_path, write_text
 from ..record import ModelRecord
 from ..requests import EditRequest
 from .mend import MENDArchive, MENDHParams, MENDNetwork
@@ -270,7 +271,8 @@ class _Run:
             "rng": self.rng.getstate(),
             "torch_rng": torch.get_rng_state(),
         }
-        torch.save(state, self.checkpoint)
+        with atomic_path(self.checkpoint) as temporary:  # a stop mid-save keeps the last one
+            torch.save(state, temporary)
 
 
 def train(
@@ -328,7 +330,7 @@ def train(
     meta = {"trained": trained, "history": history}
     archive = MENDArchive(run.network.cpu(), hp, ModelRecord.of(model), meta)
     path = archive.save(out / "mend.safetensors")
-    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
     if history:
         plot_history(history, out / "curves.png")
     return TrainResult(archive, path, history)

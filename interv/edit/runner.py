@@ -13,8 +13,9 @@ Protocol (EasyEdit's, with PR #687's sequential fix):
    the unedited model. ``sequential=True``: patches stay applied and later edits build on them.
 
 The result holds every patch set computed, in order. After a sequential run they are still
-applied to the model (revert them in reverse order to undo); after a non-sequential run the
-model is exactly as before, and ``PatchSet.combine(result.patches)`` is the patch with all edits.
+applied to the model (revert any of them to undo it; the later ones are rebased); after a
+non-sequential run the model is exactly as before, and ``PatchSet.combine(result.patches)`` is
+the patch with all edits.
 If anything fails mid-run, the patches applied by the run are reverted before the error
 propagates, so the model is left unchanged.
 """

@@ -29,6 +29,7 @@ from ..data.steering import (
     toxigen_statements,
 )
 from ..errors import DataError, UnavailableError
+from ..files import atomic_path
 from ..paths import interv_home
 
 log = logging.getLogger(__name__)
@@ -193,15 +194,16 @@ def cached_probe(name: str, build: Callable[[], ProbeData]) -> LinearProbe:
     data = build()
     path = interv_home() / "probes" / f"{name}-{data.digest()[:12]}.safetensors"
     if path.is_file():
-        saved = load_file(str(path))
-        return LinearProbe(saved["weight"], saved["bias"], float(saved["accuracy"]))
+        try:
+            saved = load_file(str(path))
+            return LinearProbe(saved["weight"], saved["bias"], float(saved["accuracy"]))
+        except Exception as err:  # a damaged cache entry: trained again below
+            log.warning("Ignoring unreadable probe cache %s (%s); training again.", path, err)
     log.info("Training the %s probe on %d texts", name, len(data.texts))
     probe = LinearProbe.train(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {"weight": probe.weight, "bias": probe.bias, "accuracy": torch.tensor(probe.accuracy)},
-        str(path),
-    )
+    tensors = {"weight": probe.weight, "bias": probe.bias, "accuracy": torch.tensor(probe.accuracy)}
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary))
     return probe
 
 

@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from typing import Any
 from ..adapters import HookedModel
 from ..contrast import answer_letter
 from ..errors import ConfigError
+from ..files import read_json, write_json, write_text
 from .classifiers import toxicity_probe
 from .judge import Judge, judge_from, summarise
 from .steering import METRICS, evaluate_generations
@@ -202,10 +202,9 @@ def _cell(value: Any) -> str:
 def write_report(report: dict[str, Any], folder: str | Path, name: str) -> tuple[Path, Path]:
     """``<folder>/<name>_eval.json`` and ``<folder>/<name>_eval.md``."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{name}_eval.json", folder / f"{name}_eval.md"
-    json_path.write_text(json.dumps(report, indent=2))
-    md_path.write_text(f"# {name}: {report['n_records']} records\n\n" + markdown_table(report))
+    write_json(json_path, report)
+    write_text(md_path, f"# {name}: {report['n_records']} records\n\n" + markdown_table(report))
     return json_path, md_path
 
 
@@ -218,11 +217,7 @@ def evaluate_file(
     concept: str | None = None,
 ) -> dict[str, Any]:
     """``evaluate_results`` on an apply output file."""
-    path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path} is not an apply output JSON file ({err}).") from None
+    records = read_json(path, "apply output JSON file", ConfigError)
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and "pred" in r for r in records
     ):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jaxtyping import Float, Shaped
 from torch import Tensor
 
-from ..adapters import HookContext
+from ..adapters import HookContext, HookedModel
 from ..errors import GraphError
 from .conditions import Condition
 from .selectors import Positions
@@ -72,6 +72,23 @@ class Node(ABC):
 
     def check(self, info: HookInfo) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Check the node's tensors against a hook of the model it is compiled for."""
+
+    def check_model(self, model: HookedModel) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
+        """Check what the node holds that belongs to a model (an SAE's record) against it."""
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        """Each tensor field (``source.<hook>`` for mappings) with the factor the node writes it
+        into the activation at (0: it is not written, e.g. a direction only projected on).
+        Compiling re-checks them (``check_values``): tensors are kept by reference."""
+        found: dict[str, tuple[Tensor, float]] = {}
+        for name in self.own_fields():
+            value = getattr(self, name)
+            if isinstance(value, Tensor):
+                found[name] = (value, 0.0)
+            elif isinstance(value, dict):
+                tensors = {k: v for k, v in value.items() if isinstance(v, Tensor)}
+                found.update({f"{name}[{k!r}]": (v, 0.0) for k, v in tensors.items()})
+        return found
 
     @abstractmethod
     def program(self, info: HookInfo) -> Apply:

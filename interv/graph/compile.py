@@ -1,7 +1,11 @@
 """Compile a graph to ``(hook name, hook function)`` pairs for one model.
 
 Everything that can be checked is checked here, before any forward: hook names, tensor
-widths, head indices, the order of conditions, the model the graph was made for. The hook
+widths, head indices, the order of conditions, the model the graph was made for (and the SAEs
+of its nodes), and every node's tensors once more: nodes keep tensors by reference, so one
+changed in place since its node was built, to NaN or to a size the model's dtype cannot
+normalise, is refused here (one check per tensor per compile, none per forward). Nodes of
+strength 0 and disabled nodes are checked too, though they compile to nothing. The hook
 functions are lean: a node at every position without rows, heads or a condition compiles to
 its bare ``apply`` (one tensor op for ``Add``); masks are computed once per forward.
 """
@@ -14,12 +18,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..adapters import HookContext, HookedModel, HookFn, RunState, UnknownNameError
+from ..adapters import HookContext, HookedModel, HookFn, RunState, UnknownNameError, names
 from ..errors import GraphError
 from .base import Apply, Node
 from .conditions import ConditionState
 from .selectors import Mask, Positions, head_mask, row_mask
-from .tensors import HookInfo
+from .tensors import HookInfo, check_number, check_values
 
 
 class _Hooks:
@@ -27,31 +31,69 @@ class _Hooks:
 
     def __init__(self, model: HookedModel):
         self.model = model
+        self.dtype = model.dtype
         self.order = {name: i for i, name in enumerate(model.hook_names())}
         self._infos: dict[str, HookInfo] = {}
 
-    def __getitem__(self, name: str) -> HookInfo:
+    def get(self, name: str, who: str = "") -> HookInfo:
+        """The hook ``name``; an unknown one is an ``UnknownNameError`` naming ``who`` uses it."""
         if name not in self._infos:
             if name not in self.order:
-                raise UnknownNameError("hook", name, self.order)
+                raise UnknownNameError("hook", name, self.order, listing=self._listing(name, who))
             self._infos[name] = HookInfo(name, self.model.hook_shape(name), self.order[name])
         return self._infos[name]
+
+    __getitem__ = get
+
+    def _listing(self, name: str, who: str) -> str:
+        n_layers = self.model.cfg.n_layers
+        layer = names.layer_of(name)
+        span = (
+            f" Layer {layer} is out of range: the model has layers 0..{n_layers - 1}."
+            if layer is not None and layer >= n_layers
+            else ""
+        )
+        used = f" ({who} uses it.)" if who else ""
+        return f"See model.hook_names() for all of them.{span}{used}"
+
+
+def check_nodes(nodes: Sequence[Node], hooks: _Hooks) -> None:
+    """Every check of the nodes against the model, whatever their strength and whether they
+    are enabled: a node that does not fit the model is wrong even while it does nothing, and
+    would fail the day its strength changes."""
+    for node in nodes:
+        check_number(node.strength, node.describe("strength"))  # fields are assignable too
+        node.check_model(hooks.model)
+        for hook in node.hooks:
+            info = hooks.get(hook, node.describe())
+            node.check(info)
+            _heads(node, info)
+        applied = node.enabled and node.strength != 0
+        for what, (tensor, factor) in node.tensors().items():
+            check_values(tensor, factor if applied else 0.0, hooks.dtype, node.describe(what))
+        condition = node.condition
+        if condition is not None:
+            condition.check(hooks.get(condition.hook, f"The condition of {node.describe()}"))
+            for what, (tensor, factor) in condition.tensors().items():
+                check_values(
+                    tensor, factor, torch.float32, f"Condition at {condition.hook!r}: {what}"
+                )
 
 
 def compile_nodes(nodes: Sequence[Node], model: HookedModel) -> list[tuple[str, HookFn]]:
     """Hook functions for the enabled nodes (a node of strength 0 is skipped: it is a no-op)."""
     hooks = _Hooks(model)
+    check_nodes(nodes, hooks)
     states: dict[int, ConditionState] = {}
     pairs: list[tuple[str, HookFn]] = []
     for node in nodes:
         if not node.enabled or node.strength == 0:
             continue
         positions = node.positions.bind(model.tokenizer)
-        state = _condition(node, hooks, states)
+        state = _condition(node, states)
         selection = _Selection(positions, node.rows, state)
         for hook in node.hooks:
             info = hooks[hook]
-            node.check(info)
             heads = _heads(node, info)
             if (
                 state is not None
@@ -69,14 +111,11 @@ def compile_nodes(nodes: Sequence[Node], model: HookedModel) -> list[tuple[str, 
     return [(s.condition.hook, s.hook) for s in states.values()] + pairs
 
 
-def _condition(
-    node: Node, hooks: _Hooks, states: dict[int, ConditionState]
-) -> ConditionState | None:
+def _condition(node: Node, states: dict[int, ConditionState]) -> ConditionState | None:
     condition = node.condition
     if condition is None:
         return None
     if id(condition) not in states:
-        condition.check(hooks[condition.hook])
         states[id(condition)] = ConditionState(condition)
     return states[id(condition)]
 

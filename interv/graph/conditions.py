@@ -39,6 +39,10 @@ class Condition(ABC):
     def check(self, info: HookInfo) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Raise ``GraphError`` if the condition cannot read activations at this hook."""
 
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        """Its tensors with the factor they are used at, re-checked at compile (as a node's)."""
+        return {}
+
     @abstractmethod
     def decide(
         self, act: Float[Tensor, "batch pos *features"], run: RunState
@@ -80,6 +84,9 @@ class Cosine(Condition):
                 f"Condition at {info.name!r}: direction has shape {list(self.direction.shape)}, "
                 f"but activations there have features {list(info.shape)}."
             )
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        return {"direction": (self.direction, 1.0)}  # its norm must be finite for a cosine
 
     def scores(
         self,

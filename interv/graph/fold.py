@@ -28,7 +28,7 @@ from ..errors import GraphError
 from ..patch import PatchSet, WeightPatch
 from ..record import ModelRecord
 from .base import Node
-from .compile import _Hooks
+from .compile import _Hooks, check_nodes
 from .selectors import Positions
 
 # a residual-stream hook -> the block's write it follows
@@ -39,6 +39,7 @@ def fold_nodes(nodes: Sequence[Node], model: HookedModel, provenance: dict[str, 
     """A ``PatchSet`` with the same effect as the nodes' hooks (see the module docstring);
     ``provenance`` becomes its hyperparameters."""
     hooks = _Hooks(model)
+    check_nodes(nodes, hooks)
     deltas: dict[str, Tensor] = {}
     for node in nodes:
         if not node.enabled or node.strength == 0:
@@ -46,7 +47,6 @@ def fold_nodes(nodes: Sequence[Node], model: HookedModel, provenance: dict[str, 
         reason = _not_constant(node)
         for hook in node.hooks:
             info = hooks[hook]
-            node.check(info)
             delta = None if reason else node.constant_delta(info)
             if delta is None:
                 raise GraphError(

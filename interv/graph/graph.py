@@ -35,6 +35,9 @@ from .tensors import Number, check_number
 class Graph:
     """Nodes applied in order at their hooks; ``model`` records which model it was made for.
 
+    Node names are unique: a name given twice is a ``GraphError``, nodes without a name are
+    named after their kind (``add``, ``add_2``...).
+
     ``model`` may be a ``HookedModel`` (its identity is recorded) or a ``ModelRecord``; a graph
     with a record refuses to run on, fold into or load for another model. ``meta`` is free-form
     provenance (method, hyperparameters, dataset...) saved with the graph.
@@ -98,7 +101,13 @@ class Graph:
             if not self.meta
             else {"parts": [self.meta, other.meta]}
         )
-        return Graph([*self._nodes, *other._nodes], model=self.model or other.model, meta=meta)
+        taken = set(self.names())
+        renamed = []
+        for node in other._nodes:  # two graphs may well use the same names: documented above
+            name = _free_name(node.name, taken)
+            taken.add(name)
+            renamed.append(node if name == node.name else node.replace(name=name))
+        return Graph([*self._nodes, *renamed], model=self.model or other.model, meta=meta)
 
     def __radd__(self, other: object) -> Graph:
         if other == 0:  # so sum(graphs) works
@@ -188,13 +197,17 @@ class Graph:
     def load(
         cls, path: str | Path, *, saes: SAEs | None = None, model: HookedModel | None = None
     ) -> Graph:
-        """Read a saved graph; ``saes`` maps the ids of SAEs it uses to SAE objects or sae-lens
-        folders. Ids not in ``saes`` that name an SAE shipped with interv or a folder
-        (absolute, or relative to the working directory or the graph folder) load by themselves."""
+        """Read a saved graph (checked against ``model`` when given, as by ``hook_fns``);
+        ``saes`` maps the ids of SAEs it uses to SAE objects or sae-lens folders. Ids not in
+        ``saes`` that name an SAE shipped with interv or a folder (absolute, or relative to the
+        working directory or the graph folder) load by themselves."""
         nodes, record, meta = load_graph(Path(path), saes)
         if model is not None and record is not None:
             record.check(model, f"The graph in {path}")
-        return cls(nodes, model=record, meta=meta)
+        graph = cls(nodes, model=record, meta=meta)
+        if model is not None:
+            graph.hook_fns(model)  # hooks, widths and tensors fail here, not at the first forward
+        return graph
 
     # ---------------------------------------------------------------- comparing
     def __eq__(self, other: object) -> bool:
@@ -216,19 +229,33 @@ class Graph:
 
 
 def _uniquely_named(nodes: list[Node]) -> list[Node]:
-    """Copies of the nodes, each with a name unique in the graph (``add``, ``add_2``...)."""
-    taken: set[str] = set()
+    """Copies of the nodes, each with a name unique in the graph. Given names are kept (a name
+    given twice is an error: ``graph[name]`` could not tell the nodes apart); nodes without one
+    are named after their kind, ``add``, ``add_2``..., around the given names."""
+    given = [node.name for node in nodes if node.name]
+    twice = sorted({name for name in given if given.count(name) > 1})
+    if twice:
+        raise GraphError(
+            f"Two nodes are named {twice[0]!r}; node names must be unique in a graph (graph[name] "
+            "picks a node by its name). Rename one, or leave its name empty to get a generated one."
+        )
+    taken = set(given)
     named = []
     for node in nodes:
-        name = node.name or node.kind
-        if name in taken:
-            stem, k = re.sub(r"_\d+$", "", name), 2
-            while f"{stem}_{k}" in taken:
-                k += 1
-            name = f"{stem}_{k}"
+        name = node.name or _free_name(node.kind, taken)
         taken.add(name)
         named.append(node.replace(name=name))
     return named
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``<stem>_<k>`` with the smallest ``k >= 2`` not taken."""
+    if name not in taken:
+        return name
+    stem, k = re.sub(r"_\d+$", "", name), 2
+    while f"{stem}_{k}" in taken:
+        k += 1
+    return f"{stem}_{k}"
 
 
 def _merge_adds(a: Add, b: Add) -> Add:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
 from ..adapters import HookContext
@@ -42,6 +42,9 @@ class Add(Node):
 
     def check(self, info: HookInfo) -> None:
         check_width(self.vector, info, self.describe("vector"))
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        return {"vector": (self.vector, self.strength * self.scale)}
 
     def constant_delta(self, info: HookInfo) -> Float[Tensor, "*features"]:
         return self.vector.float() * (self.strength * self.scale)
@@ -90,6 +93,9 @@ class Ablate(Node):
         if self.mean is not None:
             check_width(self.mean, info, self.describe("mean"))
 
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        return {} if self.mean is None else {"mean": (self.mean, self.strength)}
+
     def program(self, info: HookInfo) -> Apply:
         s = self.strength
         if self.mean is None:
@@ -111,6 +117,9 @@ class ProjectOut(Node):
 
     def check(self, info: HookInfo) -> None:
         check_width(self.direction, info, self.describe("direction"))
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        return {"direction": (self.direction, 1.0)}  # its norm must be finite to normalise it
 
     def program(self, info: HookInfo) -> Apply:
         u, s = CastCache(unit(self.direction)), self.strength
@@ -139,6 +148,11 @@ class Clamp(Node):
 
     def check(self, info: HookInfo) -> None:
         check_width(self.direction, info, self.describe("direction"))
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        # The clamped component is written at value * strength along the unit direction.
+        value = torch.tensor([self.value], dtype=torch.float64)
+        return {"direction": (self.direction, 1.0), "value": (value, self.strength)}
 
     def program(self, info: HookInfo) -> Apply:
         u, s, value = CastCache(unit(self.direction)), self.strength, self.value
@@ -194,6 +208,10 @@ class Replace(Node):
                 f"{info.name!r} are [batch, pos, {', '.join(map(str, info.shape))}]."
             )
 
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        sources: dict[str, Tensor] = self.source  # type: ignore[assignment]
+        return {f"source[{h!r}]": (t, self.strength) for h, t in sources.items()}
+
     def program(self, info: HookInfo) -> Apply:
         tensor = self.source[info.name]  # type: ignore[index]
         source = CastCache(tensor if tensor.dim() == len(info.shape) + 2 else tensor.unsqueeze(0))
@@ -244,6 +262,12 @@ class Transform(Node):
                 f"{self.describe('bias')} has shape {list(self.bias.shape)}, "
                 f"expected {list(info.shape[-1:])}."
             )
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        found = {"matrix": (self.matrix, 1.0)}  # a row's norm bounds what one feature maps to
+        if self.bias is not None:
+            found["bias"] = (self.bias, self.strength)
+        return found
 
     def program(self, info: HookInfo) -> Apply:
         matrix = CastCache(self.matrix.float())

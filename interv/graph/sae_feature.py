@@ -8,22 +8,25 @@ nothing at all (clamping a feature to the value it already has is an exact no-op
 
 Any SAE object with ``encode(x) -> z``, ``decode(z) -> x`` and ``W_dec [d_sae, d_in]`` works,
 e.g. a sae-lens ``SAE``. Its hook is read from ``sae.hook_name`` or sae-lens's
-``sae.cfg.metadata.hook_name``; a node at another hook, or at a hook of another width, is
-refused.
+``sae.cfg.metadata.hook_name``; a node at another hook is refused when it is built, an SAE of
+another width (``SAEError``) or, for an SAE interv trained, of another model
+(``ModelMismatchError``) when the graph compiles, before any forward.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Shaped
 from torch import Tensor
 
-from ..adapters import HookContext
-from ..errors import GraphError
+from ..adapters import HookContext, HookedModel
+from ..errors import GraphError, SAEError
+from ..record import ModelRecord
 from .base import Apply, GetTensor, Node, PutTensor, SAEResolver
 from .tensors import CastCache, HookInfo, Number, check_number, check_tensor
 
@@ -124,14 +127,25 @@ class SAEFeature(Node):
 
     def check(self, info: HookInfo) -> None:
         d_in = self.sae.W_dec.shape[1]
-        width = 1
-        for d in info.shape:
-            width *= d
+        width = math.prod(info.shape)
         if d_in != width:
-            raise GraphError(
-                f"{self.describe('sae')} has d_in={d_in}, but activations at {info.name!r} "
-                f"have {width} features."
+            raise SAEError(
+                f"{self.describe('sae')} {self.sae_id!r} has d_in={d_in}, but activations at "
+                f"{info.name!r} have {width} features: the SAE was trained for another model or "
+                "hook. Use an SAE trained on this model's hook."
             )
+
+    def check_model(self, model: HookedModel) -> None:
+        record = getattr(self.sae, "model", None)  # HookedSAE: the model interv trained it on
+        if isinstance(record, ModelRecord):
+            record.check(model, f"SAE {self.sae_id!r} of {self.describe()}")
+
+    def tensors(self) -> dict[str, tuple[Shaped[Tensor, "..."], float]]:
+        if self.mode == "scale":  # scales features by how much they fire: no fixed size
+            return {}
+        rows = self.sae.W_dec.detach()[list(self.features)].float()
+        written = (self._values().to(rows.device).unsqueeze(1) * rows).sum(0)
+        return {"values x W_dec": (written, self.strength)}
 
     def constant_delta(self, info: HookInfo) -> Float[Tensor, "*features"] | None:
         if self.mode != "add":

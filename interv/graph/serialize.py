@@ -35,7 +35,7 @@ from jaxtyping import Shaped
 from torch import Tensor
 
 from ..errors import GraphError
-from ..files import read_yaml
+from ..files import atomic_path, read_yaml, write_text
 from ..record import ModelRecord
 from ..sae import load as load_sae
 from ..sae import resolve as resolve_sae
@@ -107,11 +107,9 @@ def save_graph(
         ) from None
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(
-        tensors, str(folder / TENSOR_FILE), metadata={"format": FORMAT, "version": str(VERSION)}
-    )
-    (folder / GRAPH_FILE).write_text(_HEADER + text)
+    with atomic_path(folder / TENSOR_FILE) as temporary:  # each file lands whole
+        save_file(tensors, str(temporary), metadata={"format": FORMAT, "version": str(VERSION)})
+    write_text(folder / GRAPH_FILE, _HEADER + text)
     return folder
 
 
@@ -189,7 +187,8 @@ def load_graph(
         for name, spec in (document.get("conditions") or {}).items()
     }
     resolver = _resolver(saes, folder)
-    nodes = [_node(spec, get, conditions, resolver) for spec in document.get("nodes") or []]
+    specs = _node_specs(document, folder)
+    nodes = [_node(spec, get, conditions, resolver) for spec in specs]
     try:
         record = ModelRecord.from_dict(document.get("model"))
     except (TypeError, ValueError) as err:
@@ -225,6 +224,23 @@ def _read_tensors(folder: Path) -> dict[str, Tensor]:
         return load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for bad bytes
         raise GraphError(f"{path} is corrupt or not a safetensors file ({err}).") from None
+
+
+def _node_specs(document: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
+    """The node entries, each a mapping, with no name given twice (a name picks one node)."""
+    specs = document.get("nodes") or []
+    if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
+        raise GraphError(
+            f"{folder / GRAPH_FILE}: 'nodes' must be a list of mappings, one per node."
+        )
+    given = [spec["name"] for spec in specs if spec.get("name")]
+    twice = sorted({str(name) for name in given if given.count(name) > 1})
+    if twice:
+        raise GraphError(
+            f"{folder / GRAPH_FILE}: two nodes are named {twice[0]!r}; node names must be unique. "
+            "Rename one, or delete its name to get a generated one."
+        )
+    return specs
 
 
 def _node(spec: dict[str, Any], get: Any, conditions: dict[str, Condition], saes: Any) -> Node:

@@ -38,8 +38,60 @@ def check_tensor(value: object, what: str) -> Float[Tensor, " ..."]:
     return value
 
 
+def check_values(
+    tensor: Float[Tensor, " ..."], factor: float, dtype: torch.dtype, what: str
+) -> None:
+    """At compile: ``tensor`` is still finite and ``factor * tensor`` fits a model computing in
+    ``dtype``, or one ``GraphError`` naming ``what``, the norm and the dtype.
+
+    Nodes keep their tensors by reference, so a tensor changed in place after its node was
+    built is only caught here. ``factor`` is what the node scales the tensor by when it writes
+    it into the activation (0: it is not applied, only its finiteness matters). Every value
+    must fit ``dtype``, and the squared norm of each row must stay finite in the precision
+    norms sum it in (float32 at least: RMSNorm and LayerNorm upcast), or the next norm divides by
+    an infinite norm (NaN or zeros) and generation silently yields nothing.
+    """
+    values = tensor.detach()
+    if values.numel() == 0:
+        return
+    if values.device.type == "mps":  # no float64 on MPS
+        values = values.cpu()
+    values = values.double()
+    rows = values.reshape(-1, values.shape[-1]) if values.dim() else values.reshape(1, 1)
+    peak, norm = torch.stack([values.abs().amax(), rows.norm(dim=-1).amax()]).tolist()  # 1 sync
+    if not (math.isfinite(peak) and math.isfinite(norm)):
+        raise GraphError(
+            f"{what} contains NaN or inf values; check how it was computed (or what changed it "
+            "after the node was built)."
+        )
+    if not math.isfinite(factor):  # a scale or strength assigned after the node was built
+        raise GraphError(f"{what} is scaled by {factor!r}; scale and strength must be finite.")
+    if factor == 0:
+        return
+    summed = torch.promote_types(dtype, torch.float32)
+    peak, norm = peak * abs(factor), norm * abs(factor)
+    # compared as norm > sqrt(max): squaring a Python float can raise OverflowError
+    if peak > torch.finfo(dtype).max or norm > math.sqrt(torch.finfo(summed).max):
+        raise GraphError(
+            f"{what} times {factor:g} has norm {norm:.3g} (largest value {peak:.3g}), too large "
+            f"for a model computing in {_name(dtype)}: its square overflows {_name(summed)} "
+            f"(max {torch.finfo(summed).max:.3g}), so the next norm divides by infinity and the "
+            "output is lost (NaN or empty text). Use a smaller scale or strength, or a "
+            "normalised vector."
+        )
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float (not a bool) that is neither NaN nor infinite."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def check_number(value: Number, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise GraphError(f"{what} must be a finite number, got {value!r}.")
     return float(value)
 

@@ -36,6 +36,7 @@ import torch
 from ..adapters import HookedModel
 from ..errors import ConfigError
 from ..graph import Graph, Positions, positions
+from ..graph.tensors import is_finite_number
 from ..hparams import HParams
 
 POSITIONS = ("all", "prompt", "generated", "from_last_prompt_token")
@@ -72,6 +73,11 @@ class ApplyHParams(HParams):
     def __post_init__(self) -> None:
         if not self.multipliers:
             raise ConfigError("`multipliers` needs at least one value.")
+        bad = [m for m in self.multipliers if not is_finite_number(m)]
+        if bad:
+            raise ConfigError(
+                f"`multipliers` must be finite numbers, got {bad[0]!r} in {self.multipliers}."
+            )
         if self.layers is not None and len(self.multipliers) not in (1, len(self.layers)):
             raise ConfigError(
                 f"`multipliers` has {len(self.multipliers)} values for {len(self.layers)} layers; "

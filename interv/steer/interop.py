@@ -26,6 +26,7 @@ import torch
 
 from ..adapters import names
 from ..errors import ArtefactError, MissingFileError
+from ..files import atomic_path, parse_json
 from ..record import ModelRecord
 from .vector import SteeringVector
 
@@ -148,19 +149,19 @@ def export_gguf(vector: SteeringVector, path: str | Path, scale: float | None = 
         value = (direction.detach().float().cpu() * factor).numpy()
         layers[layer] = layers[layer] + value if layer in layers else value
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(path), GGUF_ARCH)
-    hint = vector.model.architecture if vector.model is not None else ""
-    writer.add_string(f"{GGUF_ARCH}.model_hint", hint or "llama")
-    writer.add_uint32(f"{GGUF_ARCH}.layer_count", len(layers))
-    meta = dict(vector.metadata(), gguf_scale=factor)
-    writer.add_string("interv.meta", json.dumps(meta, default=str))
-    for layer in sorted(layers):
-        writer.add_tensor(f"direction.{layer}", layers[layer].astype(np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    with atomic_path(path) as temporary:
+        writer = gguf.GGUFWriter(str(temporary), GGUF_ARCH)
+        hint = vector.model.architecture if vector.model is not None else ""
+        writer.add_string(f"{GGUF_ARCH}.model_hint", hint or "llama")
+        writer.add_uint32(f"{GGUF_ARCH}.layer_count", len(layers))
+        meta = dict(vector.metadata(), gguf_scale=factor)
+        writer.add_string("interv.meta", json.dumps(meta, default=str))
+        for layer in sorted(layers):
+            writer.add_tensor(f"direction.{layer}", layers[layer].astype(np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     return path
 
 
@@ -211,13 +212,15 @@ def load_gguf(path: str | Path) -> SteeringVector:
             model=ModelRecord(architecture=hint),
             meta={"source": "gguf", "path": str(path)},
         )
-    meta = json.loads(stored)
+    meta = parse_json(stored, f"{path} (interv.meta)", "GGUF metadata", ArtefactError)
+    if not isinstance(meta, dict):
+        raise ArtefactError(f"{path}: interv.meta must hold a JSON object; the file is corrupt.")
     return SteeringVector(
         directions,
-        method=meta["method"],
-        model=ModelRecord.from_dict(meta["model"]),
-        dataset=meta["dataset"],
+        method=str(meta.get("method", "gguf")),
+        model=ModelRecord.from_dict(meta.get("model")),
+        dataset=str(meta.get("dataset", "")),
         recommended_scale=1.0,
-        created=meta["created"],
+        created=str(meta.get("created", "")),
         meta={**meta.get("meta", {}), "gguf_scale": meta.get("gguf_scale")},
     )

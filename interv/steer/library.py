@@ -5,6 +5,8 @@ Shipped artefacts live in the ``interv.vectors`` package data, in EasyEdit2's la
 (``graph.yaml`` + tensors, e.g. LM-Steer's transform) or a prompt (``prompt.yaml``). Each
 carries its metadata (model, method, layers, dataset, date, interv version, recommended
 scale) and was made by a recipe in ``interv.recipes`` (``meta.config``) that regenerates it.
+``save`` never writes into the library of an installed package, and into a source checkout's
+only with ``overwrite`` (regenerating a shipped artefact on purpose); recipes write elsewhere.
 
 ``load(path_or_name)`` reads anything a steering method saves or another tool wrote: an interv
 vector (``.safetensors``), a graph folder, a prompt (``prompt.yaml``), an EasyEdit2 folder or
@@ -29,7 +31,7 @@ import torch
 from ..adapters import names
 from ..errors import ArtefactError, ConfigError, MissingFileError, UnknownNameError
 from ..files import read_yaml
-from ..graph.serialize import GRAPH_FILE
+from ..graph.serialize import GRAPH_FILE, TENSOR_FILE
 from . import interop
 from .apply import Steerable
 from .graphs import SteeringGraph
@@ -139,16 +141,69 @@ def find(name: str, root: Path | None = None) -> Entry:
 
 
 DTYPES = ("float32", "float16", "bfloat16")
+ARTEFACT_FILES = (VECTOR_FILE, GRAPH_FILE, TENSOR_FILE, PROMPT_FILE)  # what save_to may write
 
 
-def save(output: Steerable, folder: str | Path, dtype: str = "float32") -> Path:
+def in_shipped_library(path: str | Path) -> bool:
+    return Path(path).resolve().is_relative_to(library_root().resolve())
+
+
+def check_target(folder: str | Path, overwrite: bool = False) -> Path:
+    """Refuse, before any work, to save an artefact where one exists (unless ``overwrite``)
+    or into the shipped library: never from an installed package, and from a source checkout
+    (where regenerating a shipped vector is the point) only with ``overwrite``."""
+    folder = check_not_shipped(folder, overwrite)
+    existing = [folder / name for name in ARTEFACT_FILES if (folder / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"{existing[0]} already exists; pass --overwrite (overwrite: true in a steering "
+            "config) to replace it, or save the artefact somewhere else."
+        )
+    return folder
+
+
+def check_not_shipped(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse an output inside the shipped library (see ``check_target``)."""
+    path = Path(path)
+    if in_shipped_library(path):
+        root = library_root()
+        if not (root.parent / "pyproject.toml").is_file():  # a wheel install, not a checkout
+            raise ConfigError(
+                f"{path} is inside interv's shipped vector library ({root}), which interv "
+                "never writes into; save the artefact in a folder of your own (e.g. "
+                "steer_vector_output_dir: results/vectors)."
+            )
+        if not overwrite:
+            raise ConfigError(
+                f"{path} is inside interv's shipped vector library ({root}); regenerating a "
+                "shipped artefact replaces it, so it needs --overwrite (overwrite: true in a "
+                "steering config)."
+            )
+    return path
+
+
+def save(
+    output: Steerable, folder: str | Path, dtype: str = "float32", *, overwrite: bool = False
+) -> Path:
     """Write a method's output into a folder (EasyEdit2's ``<method>_vector/`` level).
 
-    ``dtype`` is the precision tensors are stored in (``float16`` for the shipped library).
+    ``dtype`` is the precision tensors are stored in (``float16`` for the shipped library). An
+    artefact already in the folder is replaced only with ``overwrite`` (see ``check_target``);
+    files of another kind of artefact are then removed, so ``load`` finds the new one.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"vector dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
-    return output.save_to(Path(folder), getattr(torch, dtype))
+    folder = check_target(folder, overwrite)
+    before = {name: _stamp(folder / name) for name in ARTEFACT_FILES}
+    written = output.save_to(folder, getattr(torch, dtype))
+    for name in ARTEFACT_FILES:  # left by an earlier artefact of another kind
+        if before[name] is not None and _stamp(folder / name) == before[name]:
+            (folder / name).unlink()
+    return written
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    return (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
 
 
 def load(source: str | Path, method: str | None = None) -> Artifact:

@@ -30,7 +30,7 @@ import yaml
 from ..adapters import HookedModel
 from ..errors import ArtefactError, ConfigError, SteeringError
 from ..eval.steering import METRIC_KEYS, text_metrics
-from ..files import provenance, read_yaml
+from ..files import provenance, read_yaml, write_text
 from ..hparams import HParams
 from ..record import ModelRecord
 from .apply import ApplyHParams, Steering
@@ -104,7 +104,6 @@ class PromptIntervention:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             "format": FORMAT,
             "version": 1,
@@ -112,8 +111,7 @@ class PromptIntervention:
             "mode": self.mode,
             "meta": json.loads(json.dumps(self.meta, default=str)),
         }
-        path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-        return path
+        return write_text(path, yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
     @classmethod
     def load(cls, path: str | Path) -> PromptIntervention:

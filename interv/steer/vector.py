@@ -31,6 +31,7 @@ from ..adapters import HookedModel, names
 from ..errors import ModelMismatchError, SteeringError, UnknownNameError
 from ..files import now, read_tagged, version, write_tagged
 from ..graph import Add, Graph, Positions
+from ..graph.tensors import is_finite_number
 from ..record import ModelRecord
 from .apply import ApplyHParams, Steering, selector
 
@@ -58,14 +59,27 @@ class SteeringVector:
     def __post_init__(self) -> None:
         if not self.directions:
             raise SteeringError("A steering vector needs at least one direction.")
+        self._check_directions()
+        if not is_finite_number(self.recommended_scale):
+            raise SteeringError(
+                f"recommended_scale must be a finite number, got {self.recommended_scale!r}."
+            )
+
+    def _check_directions(self) -> None:
         for name, vec in self.directions.items():
+            if not isinstance(vec, Tensor) or not vec.is_floating_point():
+                kind = vec.dtype if isinstance(vec, Tensor) else type(vec).__name__
+                raise SteeringError(
+                    f"Direction at {name!r} must be a floating-point tensor, got {kind}."
+                )
             if vec.dim() != 1:
                 raise SteeringError(
                     f"Direction at {name!r} must be 1-D, got shape {tuple(vec.shape)}."
                 )
             if not torch.isfinite(vec).all():
                 raise SteeringError(
-                    f"Direction at {name!r} contains NaN or inf; check how it was computed."
+                    f"Direction at {name!r} contains NaN or inf; check how it was computed "
+                    "(or what changed it since)."
                 )
 
     @property
@@ -162,6 +176,7 @@ class SteeringVector:
         """Raise before anything runs if this vector does not fit ``model``."""
         if self.model is not None:
             self.model.check(model, f"This {self.method or 'steering'} vector")
+        self._check_directions()  # directions are mutable tensors: changed since it was made?
         hooks = set(model.hook_names())
         for name, vec in self.directions.items():
             layer = names.layer_of(name)
@@ -209,14 +224,8 @@ class SteeringVector:
         select = selector(positions)
         stem = self.method.split(":")[0] or "vector"
         nodes = [
-            Add(
-                hook,
-                picked.directions[hook],
-                scale=scale * factor,
-                positions=select,
-                name=stem if (layer := names.layer_of(hook)) is None else f"{stem}_L{layer}",
-            )
-            for hook, factor in zip(hooks, factors, strict=True)
+            Add(hook, picked.directions[hook], scale=scale * factor, positions=select, name=name)
+            for hook, factor, name in zip(hooks, factors, _node_names(stem, hooks), strict=True)
         ]
         meta = {
             "kind": "vector",
@@ -280,7 +289,15 @@ class SteeringVector:
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringVector:
-        meta, tensors = read_tagged(path, FORMAT, FORMAT_VERSION, "steering vector", SteeringError)
+        meta, tensors = read_tagged(
+            path,
+            FORMAT,
+            FORMAT_VERSION,
+            "steering vector",
+            SteeringError,
+            required=("method", "model", "dataset", "recommended_scale", "created"),
+            listed="hooks",
+        )
         directions = {name: tensors[name].float() for name in meta["hooks"]}
         return cls(
             directions,
@@ -291,3 +308,15 @@ class SteeringVector:
             meta=meta.get("meta", {}),
             created=meta["created"],
         )
+
+
+def _node_names(stem: str, hooks: Sequence[str]) -> list[str]:
+    """``<stem>_L<layer>`` per hook (``<stem>`` off the blocks); hooks that would share a name
+    (two hooks of one layer) add their own name, as a graph's node names are unique."""
+    short = [stem if (layer := names.layer_of(h)) is None else f"{stem}_L{layer}" for h in hooks]
+    return [
+        name
+        if short.count(name) == 1
+        else f"{name}_{names.in_block(h) if names.layer_of(h) is not None else h}"
+        for name, h in zip(short, hooks, strict=True)
+    ]

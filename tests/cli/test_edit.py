@@ -167,6 +167,12 @@ def test_edit_a_counterfact_slice_on_the_default_model(real_model_dir, tmp_path)
         == 0
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        "interv-output.json",  # the manifest of a finished run (no INCOMPLETE marker)
+        "metrics.json",
+        "patch.safetensors",
+        "summary.json",
+    ]
+    assert json.loads((out / "interv-output.json").read_text())["files"] == [
         "metrics.json",
         "patch.safetensors",
         "summary.json",
@@ -174,3 +180,38 @@ def test_edit_a_counterfact_slice_on_the_default_model(real_model_dir, tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 3 and len(json.loads((out / "metrics.json").read_text())) == 3
     assert {"rewrite_acc", "rephrase_acc", "locality"} <= set(summary["post"])
+
+
+def test_a_killed_run_is_marked_and_overwrite_replaces_the_whole_run(
+    tiny_dirs, inputs, tmp_path, capsys, monkeypatch
+):
+    requests, hparams = inputs
+    out = tmp_path / "run"
+    args = ["--requests", str(requests), "--hparams", str(hparams), "--out", str(out)]
+    args += ["--model", str(tiny_dirs["llama"]), "--device", "cpu"]
+
+    def killed(self, path):
+        raise KeyboardInterrupt  # the process dies after metrics.json, before the patch
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PatchSet, "save", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run(*args)
+    assert sorted(p.name for p in out.iterdir()) == ["INCOMPLETE", "metrics.json"]
+    assert run(*args) == 2  # reused without --overwrite: refused, says the run is unfinished
+    err = capsys.readouterr().err
+    assert "unfinished run" in err and "--overwrite" in err
+    assert run(*args, "--overwrite") == 0
+    files = ["metrics.json", "patch.safetensors", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["interv-output.json", *files]
+    # a later run that writes other files removes the earlier run's, not just some of them
+    from interv.files import output_folder, write_json
+
+    with output_folder(out, overwrite=True) as folder:
+        write_json(folder / "metrics.json", [])
+        write_json(folder / "other.json", {})
+    assert sorted(p.name for p in out.iterdir()) == [
+        "interv-output.json",
+        "metrics.json",
+        "other.json",
+    ]

@@ -187,3 +187,93 @@ def test_merged_checkpoint_of_the_default_model_reloads_with_the_edit(real_model
     assert reloaded.config.tie_word_embeddings
     with torch.no_grad():
         torch.testing.assert_close(reloaded(IDS).logits, edited, atol=1e-4, rtol=1e-4)
+
+
+def tensors_of(folder):
+    from safetensors.torch import load_file
+
+    found = sorted(folder.glob("*.safetensors"))
+    weights = [p for p in found if not p.name.startswith("interv-")]
+    return {k: v for p in weights for k, v in load_file(str(p)).items()}
+
+
+def patch_cli(action, patches, model, out, *extra):
+    return main(
+        ["patch", action, *map(str, patches), "--model", str(model), "--device", "cpu"]
+        + ["--out", str(out), *extra]
+    )
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_apply_then_revert_restores_the_checkpoint_bytes(tiny_dirs, tmp_path, family):
+    base = tiny_dirs[family]
+    model = interv.load(base, device="cpu")
+    first = make_patch(model, tmp_path / "a.safetensors")
+    second = make_patch(model, tmp_path / "b.safetensors", 1, weight="blocks.0.mlp.W_out")
+    assert patch_cli("merge", [first, second], base, tmp_path / "both") == 0
+    books = sorted(p.name for p in (tmp_path / "both").glob("interv-*"))
+    assert books == sorted(
+        ["interv-output.json", "interv-patches.json"]
+        + [f"interv-originals-{_sha(p)}.safetensors" for p in (first, second)]
+    )
+    assert patch_cli("revert", [second], tmp_path / "both", tmp_path / "one") == 0
+    assert patch_cli("revert", [first], tmp_path / "one", tmp_path / "none") == 0
+    original, restored = tensors_of(base), tensors_of(tmp_path / "none")
+    assert original.keys() == restored.keys()
+    changed = [k for k in original if not torch.equal(original[k], restored[k])]
+    assert changed == []  # bit for bit, not up to float rounding
+    assert json.loads((tmp_path / "none" / "interv-patches.json").read_text()) == []
+    assert not list((tmp_path / "none").glob("interv-originals-*"))
+    # the checkpoint with one patch left is the one `apply` of that patch writes
+    assert patch_cli("apply", [first], base, tmp_path / "first") == 0
+    once, left = tensors_of(tmp_path / "first"), tensors_of(tmp_path / "one")
+    assert all(torch.equal(once[k], left[k]) for k in once)
+
+
+def _sha(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def test_revert_refuses_what_the_checkpoint_cannot_undo_exactly(tiny_dirs, tmp_path, capsys):
+    base = tiny_dirs["gpt2"]
+    model = interv.load(base, device="cpu")
+    first = make_patch(model, tmp_path / "a.safetensors")
+    second = make_patch(model, tmp_path / "b.safetensors", 1)
+    out = tmp_path / "out"
+    assert patch_cli("revert", [first], base, out) == 2  # the base never carried it
+    err = capsys.readouterr().err
+    assert str(first) in err and str(base) in err and "does not carry" in err
+    assert patch_cli("merge", [first, second], base, tmp_path / "both") == 0
+    assert patch_cli("revert", [first], tmp_path / "both", out) == 2
+    err = capsys.readouterr().err
+    assert "is not the last patch" in err and str(second) in err
+    assert patch_cli("apply", [first], base, tmp_path / "edited") == 0
+    from safetensors.torch import load_file, save_file
+
+    weights = tmp_path / "edited" / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k in state if "h.1.mlp.c_proj.weight" in k)
+    state[key] = state[key] + 1e-3  # changed after the patch: restoring would undo it too
+    save_file(state, str(weights), metadata={"format": "pt"})
+    assert patch_cli("revert", [first], tmp_path / "edited", out) == 2
+    assert "changed since the patch was applied" in capsys.readouterr().err
+    assert not out.exists()  # every refusal wrote nothing
+
+
+def test_an_existing_out_folder_is_replaced_only_with_overwrite(tiny_dirs, tmp_path, capsys):
+    base = tiny_dirs["gpt2"]
+    first = make_patch(interv.load(base, device="cpu"), tmp_path / "a.safetensors")
+    out = tmp_path / "edited"
+    assert patch_cli("apply", [first], base, out) == 0
+    assert not (out / "INCOMPLETE").exists()
+    before = (out / "model.safetensors").read_bytes()
+    (out / "stale.txt").write_text("from another run")
+    assert patch_cli("apply", [first], base, out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert patch_cli("apply", [first], base, out, "--overwrite") == 0
+    assert (out / "stale.txt").exists()  # not interv's: never deleted
+    assert patch_cli("apply", [first], out, out, "--overwrite") == 2  # in place: refused
+    assert "is the --model folder" in capsys.readouterr().err

@@ -93,8 +93,9 @@ def test_run_prints_the_evaluation_table(tmp_path, tiny_dirs, capsys, monkeypatc
     assert (tmp_path / "out" / "prompts_eval.md").is_file()
 
 
-def test_bad_config_is_one_error_line(tmp_path, tiny_dirs, capsys):
+def test_bad_config_is_one_error_line(tmp_path, tiny_dirs, capsys, monkeypatch):
     config = _files(tmp_path, tiny_dirs)
+    monkeypatch.chdir(tmp_path)  # the config's relative outputs land under tmp_path
     assert main(["steer", "generate", "--config", str(config), "--set", "caa.layers=[9]"]) == 2
     errors = [
         line for line in capsys.readouterr().err.splitlines() if line.startswith("interv: error:")
@@ -132,3 +133,84 @@ def test_calibrate_sweeps_plots_and_writes_the_chosen_strength(
     )
     assert len(vector.layers) == 1 and vector.recommended_scale in (1.0, 2.0)
     assert vector.meta["calibration"]["metric"] == "distinct_1"
+
+
+def test_an_existing_vector_is_replaced_only_with_overwrite(
+    tmp_path, tiny_dirs, capsys, monkeypatch
+):
+    config = _files(tmp_path, tiny_dirs)
+    monkeypatch.chdir(tmp_path)
+    saved = tmp_path / "vectors" / "train" / "caa_vector" / "vector.safetensors"
+    assert main(["steer", "generate", "--config", str(config)]) == 0
+    before = saved.read_bytes()
+    capsys.readouterr()
+    assert main(["steer", "generate", "--config", str(config), "--set", "caa.layers=[0]"]) == 2
+    err = capsys.readouterr().err
+    assert str(saved.relative_to(tmp_path)) in err and "--overwrite" in err
+    assert saved.read_bytes() == before  # refused before anything was fitted or written
+    assert main(["steer", "generate", "--config", str(config), "--set", "caa.layers=[0]",
+                 "--overwrite"]) == 0  # fmt: skip
+    from interv.steer.vector import SteeringVector
+
+    assert SteeringVector.load(saved).layers == [0]
+    assert [p.name for p in saved.parent.iterdir()] == ["vector.safetensors"]
+
+
+def _library(tmp_path, monkeypatch, checkout: bool):
+    """A stand-in for the package's shipped vectors folder (``interv.vectors``), with a
+    ``pyproject.toml`` beside it when it plays a source checkout."""
+    import interv.steer.library as library
+
+    root = tmp_path / "package" / "vectors"
+    root.mkdir(parents=True)
+    if checkout:
+        (root.parent / "pyproject.toml").write_text("[project]\n")
+    monkeypatch.setattr(library, "library_root", lambda: root)
+    return root
+
+
+def test_an_installed_package_s_vectors_are_never_an_output(
+    tmp_path, tiny_dirs, capsys, monkeypatch
+):
+    config = _files(tmp_path, tiny_dirs)
+    monkeypatch.chdir(tmp_path)
+    root = _library(tmp_path, monkeypatch, checkout=False)
+    into = ["--set", f"steer_vector_output_dir={root / 'tiny'}"]
+    for extra in ([], ["--overwrite"]):
+        assert main(["steer", "generate", "--config", str(config), *into, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "shipped vector library" in err and "never writes" in err
+    assert not (root / "tiny").exists()
+
+
+def test_a_checkout_regenerates_a_shipped_vector_only_with_overwrite(
+    tmp_path, tiny_dirs, capsys, monkeypatch
+):
+    config = _files(tmp_path, tiny_dirs)
+    monkeypatch.chdir(tmp_path)
+    root = _library(tmp_path, monkeypatch, checkout=True)
+    into = ["--set", f"steer_vector_output_dir={root / 'tiny'}"]
+    assert main(["steer", "generate", "--config", str(config), *into]) == 2
+    assert "needs --overwrite" in capsys.readouterr().err and not (root / "tiny").exists()
+    assert main(["steer", "generate", "--config", str(config), *into, "--overwrite"]) == 0
+    assert (root / "tiny" / "train" / "caa_vector" / "vector.safetensors").is_file()
+
+
+def test_recipes_write_under_the_working_directory_never_into_the_library(tmp_path, monkeypatch):
+    """Running a recipe as its comment says writes under ``results/`` of the working
+    directory, wherever interv is installed: the shipped artefacts are never a default output."""
+    from interv.recipes import recipe_path
+    from interv.steer.library import in_shipped_library
+    from interv.steer.workflow import load_workflow
+    from interv.steer.workflow.outputs import output_dirs, report_folder, results_file
+
+    monkeypatch.chdir(tmp_path)
+    recipes = sorted(recipe_path("steer/refusal").parent.glob("*.yaml"))
+    assert len(recipes) >= 10
+    for recipe in recipes:
+        workflow = load_workflow(recipe)
+        outputs = [d for d in output_dirs(workflow) if d is not None]
+        outputs += [results_file(workflow, "x"), report_folder(workflow)]
+        for path in outputs:
+            assert path is not None and not in_shipped_library(path), (recipe.name, path)
+            assert path.resolve().is_relative_to(tmp_path.resolve()), (recipe.name, path)

@@ -61,5 +61,9 @@ def test_control_of_a_shipped_vector(tmp_path, capsys):
         a, b = shipped.directions[hook].float(), control.directions[hook].float()
         assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-3)
         assert abs(float(a @ b)) < 1e-3 * float(a.norm() * b.norm())
-    assert main(["vectors", "control", "refusal/caa", "--any-angle", "--out", str(out)]) == 0
+    again = ["vectors", "control", "refusal/caa", "--any-angle", "--out", str(out)]
+    assert main(again) == 2  # an existing output is replaced only on request
+    assert "--overwrite" in capsys.readouterr().err
+    assert SteeringVector.load(out).meta["control"]["orthogonal"] is True
+    assert main([*again, "--overwrite"]) == 0
     assert SteeringVector.load(out).meta["control"]["orthogonal"] is False

@@ -48,7 +48,7 @@ def build_edit_tiny(folder: Path) -> Path:
         num_attention_heads=4,
         num_key_value_heads=2,
         intermediate_size=128,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,  # SERAC puts long contexts before routed rows
         vocab_size=vocab,
         bos_token_id=vocab - 2,
         eos_token_id=vocab - 1,

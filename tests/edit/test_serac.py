@@ -15,6 +15,7 @@ from interv.edit.serac import SERAC, SERACArchive, SERACHParams, SERACMemory, sh
 from interv.edit.serac_training import Embedded, scope_scores, texts_of, train
 from interv.errors import ArtefactError, ConfigError, PatchError
 from interv.eval.editing import evaluate, summarize
+from interv.patch import PatchSet, WeightPatch
 from interv.requests import EditRequest
 from tests.edit.test_contract import REQUESTS, weights_hash
 
@@ -90,6 +91,7 @@ def test_memory_routes_applies_reverts_saves_and_loads(edit_tiny, serac_archive,
 
 def test_memories_combine_and_stack_with_weight_patches(edit_tiny, serac_archive, tmp_path):
     model = edit_tiny
+    clean = weights_hash(model)
     one = memory(model, serac_archive, REQUESTS[:1])
     two = memory(model, serac_archive, REQUESTS[1:])
     both = one + two
@@ -98,8 +100,19 @@ def test_memories_combine_and_stack_with_weight_patches(edit_tiny, serac_archive
         together = model.forward([r.prompt for r in REQUESTS])
     with one.applied(model), two.applied(model):
         stacked = model.forward([r.prompt for r in REQUESTS])
-        with pytest.raises(PatchError, match="later patches are on top"):
-            one.revert(model)
+    texts = [r.prompt for r in REQUESTS]
+    weight = "blocks.0.mlp.W_out"
+    patch = PatchSet([WeightPatch(weight, delta=torch.full(model.weight_shape(weight), 1e-3))])
+    with patch.applied(model), two.applied(model):
+        patch_and_two = model.forward(texts)
+    one.apply(model), patch.apply(model), two.apply(model)
+    one.revert(model)  # from under a weight patch and a memory: both stay, rebased
+    assert list(model.patches) == [patch, two]
+    torch.testing.assert_close(model.forward(texts), patch_and_two, atol=0, rtol=0)
+    patch.revert(model), two.revert(model)
+    assert weights_hash(model) == clean and not model.patches
+    with pytest.raises(PatchError, match="not applied"):
+        one.revert(model)
     # each prompt is routed to its own edit either way; stacked memories put both contexts
     # before a row only when both claim it
     torch.testing.assert_close(together[1, -1], stacked[1, -1], atol=1e-5, rtol=1e-5)

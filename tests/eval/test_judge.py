@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import interv
 from interv.errors import ConfigError, DataError, ProvisionError
 from interv.eval.judge import (
     Judgement,
@@ -21,6 +22,7 @@ from interv.eval.judge import (
     summarise,
 )
 from interv.eval.judge_clients import ChatClient, RatingScorer, parse_rating
+from tests.tiny import build_tiny
 
 INSTRUCTION = "Give me some tips for planning a camping trip."
 ON_CONCEPT = (
@@ -54,8 +56,14 @@ def test_calibration_clamps_and_reads_either_direction():
     assert repetition_factor("a fine day") == 1.0 and repetition_factor("word") == 1.0
 
 
-def test_local_judge_ranks_on_concept_and_on_instruction_above_off(tiny_models):
-    judge = LocalJudge(tiny_models("llama"))  # a random reference: fluency is not checked here
+@pytest.fixture(scope="module")
+def long_tiny(tmp_path_factory):
+    """A tiny Llama whose context holds a judge's rubric prompt (the shared ones hold 128)."""
+    return interv.load(build_tiny("llama", tmp_path_factory.mktemp("judge"), n_ctx=1024))
+
+
+def test_local_judge_ranks_on_concept_and_on_instruction_above_off(long_tiny):
+    judge = LocalJudge(long_tiny)  # a random reference: fluency is not checked here
     instructions = [INSTRUCTION] * 3
     unrelated = "The stock market fell sharply on Tuesday after the bank raised interest rates."
     on, off, away = judge.judge(instructions, [ON_CONCEPT, OFF_CONCEPT, unrelated], CONCEPT)
@@ -83,8 +91,8 @@ def test_local_judge_calls_a_loop_less_fluent_than_prose(real_models):
     assert fluent.harmonic_mean > looped.harmonic_mean
 
 
-def test_model_judge_scores_in_range_and_deterministic(tiny_models):
-    model = tiny_models("llama")
+def test_model_judge_scores_in_range_and_deterministic(long_tiny):
+    model = long_tiny
     judge = ModelJudge(model, batch_size=2)
     responses = [ON_CONCEPT, OFF_CONCEPT, "the the the"]
     first = judge.judge([INSTRUCTION] * 3, responses, CONCEPT)

@@ -131,7 +131,7 @@ def test_tensors_follow_the_model_dtype(tiny_dirs):
 
 # ------------------------------------------------------------------------------- errors
 def _assert_untouched(model, baseline):
-    assert model._context_hooks == []
+    assert model.active_hooks() == []
     if model.backend_name == "hf":
         for module in model.hf_model.modules():
             assert not module._forward_hooks
@@ -258,3 +258,42 @@ def test_hooks_removed_after_exceptions(tiny_models, backend):
         with model.intervene(graph):
             raise RuntimeError("inside")
     _assert_untouched(model, baseline)
+
+
+def test_tensors_are_checked_again_when_a_graph_compiles(tiny_models):
+    """Nodes keep their tensors by reference: what changed since the node was built, and what
+    a zero strength or a disabled node would hide, is refused at compile."""
+    model = tiny_models("llama")
+    hook = "blocks.0.hook_resid_post"
+    graph = Graph([Add(hook, torch.ones(32), name="push")])
+    graph.hook_fns(model)
+    graph["push"].vector[3] = float("inf")
+    with pytest.raises(GraphError, match="'push'.*vector contains NaN or inf"):
+        graph.hook_fns(model)
+    quiet = Graph([Add(hook, torch.ones(31), strength=0.0), Scale(hook, 2.0, enabled=False)])
+    with pytest.raises(GraphError, match="shape \\[31\\]"):
+        quiet.hook_fns(model)
+    assert quiet.without("add").hook_fns(model) == []  # a disabled node compiles to nothing
+
+
+def test_a_vector_too_large_for_the_dtype_is_refused_where_it_would_give_nan(
+    tiny_models, tiny_dirs
+):
+    """The refusal is where the model would break: past it, unchecked code (a Function node)
+    loses the prompt; below it, in float16, a push whose squared norm overflows float16 but not
+    the float32 norms sum in runs and stays finite."""
+    model = tiny_models("llama")
+    hook = "blocks.0.hook_resid_post"
+    huge = torch.full((32,), 1e30)
+    with torch.no_grad():
+        unchecked = model.forward(PROMPTS, graph=Graph([Function(hook, lambda a, c: a + huge)]))
+    # the next RMSNorm divides by an infinite norm: NaN, or zeros and constant logits
+    assert not torch.isfinite(unchecked).all() or (unchecked.std(dim=-1) == 0).all()
+    with pytest.raises(GraphError, match="norm 5.66e\\+30.*float32"):
+        model.forward(PROMPTS, graph=Graph([Add(hook, huge)]))
+    half = interv.load(tiny_dirs["llama"], dtype="float16", device="cpu")
+    push = Graph([Add(hook, torch.full((32,), 300.0))])  # norm 1697: squared, > float16's max
+    with torch.no_grad():
+        assert torch.isfinite(half.forward(PROMPTS, graph=push)).all()
+    with pytest.raises(GraphError, match="largest value 1e\\+05.*float16"):
+        half.forward(PROMPTS, graph=Graph([Add(hook, torch.full((32,), 1e5))]))

@@ -29,6 +29,21 @@ def test_names_are_unique_and_order_is_kept():
     assert sum([graph, graph]).names() == ["add", "add_2", "s", "add_3", "add_4", "s_2"]
 
 
+def test_given_names_are_kept_and_generated_names_go_around_them():
+    v = torch.ones(32)
+    graph = Graph(
+        [Add(POST0, v), Add(PRE1, v, name="add"), Add(POST0, v, name="add_2"), Add(PRE1, v)]
+    )
+    assert graph.names() == ["add_3", "add", "add_2", "add_4"]
+    with pytest.raises(GraphError, match="Two nodes are named 'push'"):
+        Graph([Add(POST0, v, name="push"), Scale(PRE1, 2.0), Add(PRE1, v, name="push")])
+    # Composition renames the second graph's clashing nodes (documented on Graph.__add__),
+    # and the result holds every node once.
+    both = Graph([Add(POST0, v, name="push")]) + Graph([Add(PRE1, v, name="push")])
+    assert both.names() == ["push", "push_2"]
+    assert Graph(both.nodes).names() == both.names()
+
+
 def test_graphs_copy_their_nodes():
     node = Add(POST0, torch.ones(32))
     graph = Graph([node])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from interv.errors import SAEError
 from interv.graph import (
     Ablate,
     Add,
@@ -210,8 +211,8 @@ def test_sae_errors(tiny_models, tiny_sae):
         SAEFeature(sae, [1], hook="blocks.0.hook_resid_pre")
     wide = tiny_sae(model, hook="blocks.0.mlp.hook_post")
     wide.hook_name = HOOK  # claims the residual stream but has d_mlp inputs
-    with pytest.raises(
-        GraphError, match="d_in=64, but activations at 'blocks.1.hook_resid_pre' have 32"
+    with pytest.raises(  # an SAE that does not fit is the SAE's error, found before any forward
+        SAEError, match="d_in=64, but activations at 'blocks.1.hook_resid_pre' have 32"
     ):
         model.forward(PROMPTS, graph=Graph([SAEFeature(wide, [0])]))
 

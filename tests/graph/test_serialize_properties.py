@@ -204,7 +204,15 @@ def graphs(draw) -> tuple[list[partial], list[tuple[partial, partial, int | None
     """``(conditions, nodes, meta, whether the graph records the model)``, see ``build``."""
     pool = draw(st.lists(st.sampled_from(HOOKS), max_size=2))
     conds = [draw(conditions_at(hook)) for hook in pool]
-    items = draw(st.lists(nodes(pool), min_size=1, max_size=4))
+    # Given names are unique in a graph (a name given twice is refused); empty ones are generated.
+    items = draw(
+        st.lists(
+            nodes(pool),
+            min_size=1,
+            max_size=4,
+            unique_by=lambda item: item[0].keywords["name"] or id(item),
+        )
+    )
     return conds, items, draw(metas), draw(st.booleans())
 
 

@@ -47,7 +47,7 @@ def test_bad_records_and_keys_are_clear_errors(tiny_models):
     method = VectorPrompt(VectorPromptHParams(layers=[1]))
     with pytest.raises(ValueError, match="has no `input`"):
         method.fit(model, [{"output": "only an answer"}])
-    with pytest.raises(ValueError, match="non-empty `prompt`"):
+    with pytest.raises(ValueError, match="prompt is empty"):
         VectorPromptHParams(prompt=" ")
     with pytest.raises(ValueError, match=r"layer\(s\) \[9\] out of range"):
         VectorPrompt(VectorPromptHParams(layers=[9])).fit(model, ["hi"])

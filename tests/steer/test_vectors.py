@@ -173,6 +173,24 @@ def test_vector_algebra_and_round_trip(tmp_path, tiny_models):
         SteeringVector({"blocks.0.hook_resid_pre": torch.tensor([float("nan")])})
 
 
+def test_to_graph_names_every_node_apart_and_rechecks_the_vector(tiny_models):
+    model = tiny_models("llama")
+    vector = SteeringVector(
+        {h: torch.ones(32) for h in ("blocks.1.hook_attn_out", "blocks.1.hook_resid_post")},
+        method="caa",
+        model=ModelRecord.of(model),
+    )
+    graph = vector.to_graph(2.0)  # two hooks of one layer: caa_L1 alone would name both
+    assert graph.names() == ["caa_L1_hook_attn_out", "caa_L1_hook_resid_post"]
+    assert graph.model == vector.model
+    vector.check(model)
+    vector.directions["blocks.1.hook_attn_out"][0] = float("nan")  # changed after it was made
+    with pytest.raises(ValueError, match="'blocks.1.hook_attn_out' contains NaN"):
+        vector.check(model)
+    with pytest.raises(ValueError, match="recommended_scale must be a finite number"):
+        SteeringVector({"blocks.1.hook_resid_post": torch.ones(32)}, recommended_scale=float("inf"))
+
+
 def test_control_is_a_random_push_of_the_same_size(tmp_path):
     torch.manual_seed(0)
     v = SteeringVector(

@@ -18,6 +18,7 @@ from .applier import BaseVectorApplier
 from .config import SteerConfig, Workflow, load_config, load_workflow
 from .datasets import dataset_label, generation_records, train_records
 from .generator import BaseVectorGenerator
+from .outputs import check_run, report_folder
 
 
 def run(
@@ -29,6 +30,7 @@ def run(
     Methods of the generate files that the apply files do not list are applied with defaults.
     """
     workflow = load_workflow(top_cfg, overrides)
+    check_run(workflow)  # every output, before the model loads
     generator = BaseVectorGenerator(workflow)
     vectors = generator.generate_vectors()
     if not workflow.apply:
@@ -39,11 +41,11 @@ def run(
     )
     results = applier.generate()
     config, evaluation = workflow.config, {}
-    folder = config.eval_output_dir or config.generation_output_dir
+    folder = report_folder(workflow)
     for name, records in results.items():
         report = evaluate_results(records, config.eval_metrics or None, reference=applier.model)
-        if folder:
-            write_report(report, workflow.resolve(str(folder)), dataset_label(name))
+        if folder is not None:
+            write_report(report, folder, dataset_label(name))
         evaluation[name] = report
     return {"vectors": vectors, "results": results, "evaluation": evaluation}
 

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,13 +30,15 @@ from ...adapters.text import apply_chat_template
 from ...contrast import ABItem
 from ...errors import ConfigError
 from ...eval.steering import ab_scorer
+from ...files import check_output_file, write_json
 from ..apply import Steerable, Steering
 from ..library import load
 from ..vector import SteeringVector
 from .config import Workflow, load_workflow
-from .datasets import dataset_label, generation_records
+from .datasets import generation_records
 from .generator import load_model
 from .methods import apply_hparams, generation_only
+from .outputs import OPTION, check_files, results_file
 
 log = logging.getLogger(__name__)
 SAMPLING = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k")
@@ -127,6 +128,8 @@ class BaseVectorApplier:
     ) -> dict[str, list[dict[str, Any]]]:
         """Generate for each dataset; returns ``{dataset: records}`` (and writes them)."""
         named = self._datasets(datasets)
+        if save_results:  # refused before any generation, not after it
+            check_files(self.workflow, [results_file(self.workflow, n) for n in named])
         params = dict(self.config.generation_params)
         params.update(generation_params)
         out = {}
@@ -229,12 +232,9 @@ class BaseVectorApplier:
                 result["control_ab_probability"] = c
 
     def save_results(self, results: list[dict[str, Any]], dataset_name: str) -> Path:
-        folder = self.config.generation_output_dir
-        if not folder:
-            raise ConfigError("generation_output_dir is not set: say where to write the results.")
-        path = self.workflow.resolve(str(folder)) / f"{dataset_label(dataset_name)}_results.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        path = results_file(self.workflow, dataset_name)
+        check_output_file(path, self.config.overwrite, OPTION)
+        write_json(path, results, ensure_ascii=False)
         log.info("wrote %s", path)
         return path
 

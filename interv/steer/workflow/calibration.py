@@ -36,11 +36,12 @@ from ...errors import ConfigError
 from ...eval.steering import ab_scorer
 from ...graph import Graph
 from ..calibrate import Calibration, Metric, calibrate
-from ..library import save
+from ..library import check_target, save
 from ..vector import SteeringVector
 from .config import CalibrationSpec, Workflow, load_workflow
-from .datasets import BEHAVIOURS, dataset_label, generation_records
+from .datasets import BEHAVIOURS, generation_records
 from .generator import BaseVectorGenerator
+from .outputs import output_dirs, vector_folder
 
 
 def _ab_metric(model: Any, behaviour: str, n: int, chat: bool, form: str) -> Metric:
@@ -81,6 +82,7 @@ def calibrate_config(
     spec = CalibrationSpec.from_dict(config.calibration, source=f"{workflow.source}: calibration")
     sweep = _sweep_workflow(workflow, spec)
     method = sweep.train[0]
+    target = _target(workflow, method.alg_name) if write else None
     generator = BaseVectorGenerator(sweep)
     vectors = generator.generate_vectors()
     dataset = next(iter(vectors))
@@ -109,19 +111,25 @@ def calibrate_config(
         generation={"max_new_tokens": spec.max_new_tokens, "chat_template": spec.chat_template},
     )
     written = None
-    if write and result.best is not None:
+    if target is not None and result.best is not None:
         best = result.best
         chosen = vector.at_layers([best.layer]) if best.layer is not None else vector
         summary = {k: v for k, v in result.to_dict().items() if k != "points"}
         chosen = chosen.replace(
             recommended_scale=best.scale, meta={**chosen.meta, "calibration": summary}
         )
-        folder = config.steer_vector_output_dir
-        folder = folder[0] if isinstance(folder, list) else folder
-        if not folder:
-            raise ConfigError("steer_vector_output_dir is not set: say where to write the vector.")
-        target = (
-            workflow.resolve(str(folder)) / dataset_label(dataset) / f"{method.alg_name}_vector"
-        )
-        written = save(chosen, target, config.vector_dtype)
+        written = save(chosen, target, config.vector_dtype, overwrite=config.overwrite)
     return result, written
+
+
+def _target(workflow: Workflow, alg_name: str) -> Path:
+    """Where ``--write`` saves the calibrated vector (checked before the sweep runs)."""
+    folders = output_dirs(workflow)
+    names = workflow.config.steer_train_dataset
+    if not folders or folders[0] is None or not names:
+        raise ConfigError(
+            "steer_vector_output_dir and steer_train_dataset must be set: say where to write "
+            "the vector."
+        )
+    folder = vector_folder(folders[0], str(names[0]), alg_name)
+    return check_target(folder, workflow.config.overwrite)

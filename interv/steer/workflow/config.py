@@ -12,7 +12,8 @@ unknown key is an error naming the closest key. interv adds a few (``backend``,
 ``calibration``, ``vector_dtype``, ``generate_control_output``: also generate with each
 vector's random control, ``SteeringVector.control``; ``ab_form``: score A/B records by the
 answer letter, ``letter``, or by the answer's text after the bare question, ``answer``, see
-``interv.eval.steering.ab_answer_probability``) and accepts method hyperparameters inline as
+``interv.eval.steering.ab_answer_probability``; ``overwrite``: replace outputs that exist,
+refused otherwise, see ``outputs.py``) and accepts method hyperparameters inline as
 well as by path (an entry of ``*_hparam_paths`` may be a mapping). A config may be a dict, a
 YAML file or any mapping (OmegaConf's ``DictConfig`` included).
 
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ...adapters.generation import check_generation_params
 from ...contrast import AB_FORMS
 from ...errors import ConfigError
 from ...files import read_yaml
@@ -111,6 +113,9 @@ class CalibrationSpec(HParams):
     chat_template: bool = False
     max_new_tokens: int = 30
 
+    def __post_init__(self) -> None:
+        check_generation_params({"max_new_tokens": self.max_new_tokens}, "calibration")
+
 
 @dataclass(kw_only=True)
 class SteerConfig(HParams):
@@ -147,6 +152,7 @@ class SteerConfig(HParams):
     vector_dtype: str = "float32"
     generate_control_output: bool = False
     ab_form: str = "letter"
+    overwrite: bool = False  # replace outputs that exist (see outputs.py); else refused
 
     @classmethod
     def from_dict(
@@ -165,8 +171,7 @@ class SteerConfig(HParams):
         return super().from_dict(values, strict=strict, source=where)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.generation_params, dict):
-            raise ConfigError("generation_params must be a mapping of generation settings.")
+        check_generation_params(self.generation_params)  # before any model is loaded
         if self.ab_form not in AB_FORMS:
             raise ConfigError(
                 f"ab_form must be one of {', '.join(AB_FORMS)}, got {self.ab_form!r}."

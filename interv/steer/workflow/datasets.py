@@ -22,13 +22,13 @@ EasyEdit2's field names (``question``/``matching``/``not_matching``, ``text``/``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ...data import steering as data
 from ...data.steering import ABItem, ContrastPair
 from ...errors import DataError
+from ...files import read_json, read_jsonl
 
 BEHAVIOURS = {
     "refusal": "refusal",
@@ -94,12 +94,10 @@ def _records(name: str, n: int | None) -> list[dict[str, Any]] | None:
 
 
 def _read_file(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    rows = json.loads(text)
+    kind = "steering data file"
+    rows = read_jsonl(path, kind) if path.suffix == ".jsonl" else read_json(path, kind)
     if not isinstance(rows, list):
-        raise DataError(f"{path} must hold a list of records.")
+        raise DataError(f"{path} must hold a list of records, not {type(rows).__name__}.")
     return rows
 
 
@@ -114,8 +112,8 @@ def known_names() -> list[str]:
     )
 
 
-def _unknown(name: str) -> ValueError:
-    return ValueError(
+def _unknown(name: str) -> DataError:
+    return DataError(
         f"Unknown dataset {name!r}; use a file of records or one of: {', '.join(known_names())}."
     )
 

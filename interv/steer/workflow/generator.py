@@ -25,8 +25,9 @@ from ...recipes import recipe_name
 from ..apply import Steerable
 from ..library import save
 from .config import Workflow, load_workflow
-from .datasets import dataset_label, from_records, train_data
+from .datasets import from_records, train_data
 from .methods import train_hparams
+from .outputs import check_vectors, output_dirs, vector_folder
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,6 @@ def load_model(workflow: Workflow) -> HookedModel:
     )
 
 
-def _output_dirs(workflow: Workflow) -> list[Path | None]:
-    dirs = workflow.config.steer_vector_output_dir
-    dirs = dirs if isinstance(dirs, list) else [dirs]
-    n = len(workflow.train)
-    if len(dirs) == 1:
-        dirs = dirs * n
-    if len(dirs) != n:
-        raise ConfigError(
-            f"steer_vector_output_dir lists {len(dirs)} folders for {n} method files; give one, "
-            "or one per entry of steer_train_hparam_paths."
-        )
-    return [Path(d) if d else None for d in dirs]
-
-
 class BaseVectorGenerator:
     """Generate steering artefacts for every (dataset, method file) pair of a config."""
 
@@ -64,7 +51,7 @@ class BaseVectorGenerator:
         self.workflow = load_workflow(top_cfg, overrides)
         if not self.workflow.train:
             raise ConfigError("steer_train_hparam_paths is empty: name at least one method file.")
-        self.output_dirs = _output_dirs(self.workflow)
+        self.output_dirs = output_dirs(self.workflow)
         self.model: HookedModel | None = None
 
     def _model(self) -> HookedModel:
@@ -90,6 +77,7 @@ class BaseVectorGenerator:
         methods = {
             name: [train_hparams(spec, workflow, name) for spec in workflow.train] for name in named
         }
+        check_vectors(workflow, named)  # an artefact that exists is kept unless overwrite
         out: dict[str, dict[str, Steerable]] = {}
         for name, given in named.items():
             out[name] = {}
@@ -112,12 +100,8 @@ class BaseVectorGenerator:
                 )
                 out[name][spec.alg_name] = artefact
                 if config.save_vectors and folder is not None:
-                    target = (
-                        workflow.resolve(str(folder))
-                        / dataset_label(name)
-                        / f"{spec.alg_name}_vector"
-                    )
-                    save(artefact, target, config.vector_dtype)
+                    target = vector_folder(folder, name, spec.alg_name)
+                    save(artefact, target, config.vector_dtype, overwrite=config.overwrite)
                     log.info("saved %s", target)
         return out
 
