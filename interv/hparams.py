@@ -60,7 +60,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import yaml
 
 from .errors import ConfigError, UnknownKeyError
-from .files import read_yaml
+from .files import read_yaml, write_text
 
 H = TypeVar("H", bound="HParams")
 
@@ -134,7 +134,7 @@ class HParams:
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)  # atomic: a temporary file renamed into place
         return text
 
     def replace(self: H, **changes: Any) -> H:

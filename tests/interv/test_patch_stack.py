@@ -56,10 +56,13 @@ def replay(folder, live: list[tuple[str, PatchSet]]):
     return reference
 
 
-def machine(folder):
+def machine(folder, steps: list[int]):
+    """The state machine on the tiny model in ``folder``; ``steps`` counts the operations."""
+
     class Stack(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
+            steps.append(-1)  # invariants run once before the first step too
             self.model = interv.load(folder, device="cpu")
             self.loaded = state_hash(self.model)
             self.live: list[tuple[str, PatchSet]] = []  # operations in effect, in order
@@ -107,6 +110,7 @@ def machine(folder):
 
         @invariant()
         def stack_matches(self):
+            steps.append(1)
             on_stack = [id(p) for p in self.model.patches]
             assert [id(s) for s in self.applied()] == [
                 i for i in on_stack if i in {id(s) for s in self.applied()}
@@ -126,7 +130,8 @@ def machine(folder):
 
 
 def test_random_stacks_of_1000_operations_replay_exactly(tiny_dirs):
-    run = machine(tiny_dirs["llama"])
+    steps: list[int] = []
+    run = machine(tiny_dirs["llama"], steps)
     run.TestCase.settings = settings(
         max_examples=RUNS,
         stateful_step_count=STEPS,
@@ -134,6 +139,7 @@ def test_random_stacks_of_1000_operations_replay_exactly(tiny_dirs):
         suppress_health_check=list(HealthCheck),
     )
     run.TestCase().runTest()
+    assert sum(steps) >= RUNS * STEPS  # operations run, over every run
 
 
 def test_a_merge_on_a_patched_weight_survives_reverting_the_patch(fresh_tiny):
