@@ -64,9 +64,6 @@ class AppliedPatches:
     def push(self, entry: Applied) -> None:
         self._entries.append(entry)
 
-    def pop(self) -> Applied:
-        return self._entries.pop()
-
     def take(self, patch: object) -> Applied:
         """Pop the entry of ``patch``, which must be the one applied last."""
         if self.top() is not patch:

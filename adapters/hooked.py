@@ -204,10 +204,9 @@ class HookedModel:
             >>> with model.intervene(graph):  # doctest: +SKIP
             ...     model.generate("Tell me about your day.")
         """
-        self._active.refuse_active(graph)
         pairs = list(graph.hook_fns(self))
         self._plan(pairs)
-        with self._active.block(pairs, graph):
+        with self._active.block(pairs, graph):  # refuses a graph already active here
             yield self
 
     @contextmanager
@@ -272,9 +271,7 @@ class HookedModel:
         extra = [] if stop_at_layer is None else [stop_hook(self.cfg, stop_at_layer)]
         plan = self._plan(self._with_graph(None, hooks) + extra)
         with self.lock:
-            batch = route_batch(self, self.to_batch(inputs))[0]
-            check_length(self.cfg, batch.input_ids.shape[1])
-            return self._backend.prefill(batch, plan)
+            return self._backend.prefill(self._routed(inputs, None)[0], plan)
 
     def _routed(
         self, inputs: Inputs, past: Prefix | None, stop_at_layer: int | None = None

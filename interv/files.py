@@ -325,12 +325,13 @@ def check_output_folder(folder: str | Path, overwrite: bool, option: str = "--ov
     return folder
 
 
-def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """``(mtime in ns, size)`` of a file, to tell whether it was written since (None: absent)."""
+    return (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int] | None]:
+    return {str(p.relative_to(folder)): file_stamp(p) for p in folder.rglob("*") if p.is_file()}
 
 
 @contextmanager

@@ -255,8 +255,8 @@ def layer_stats(
     if missing:
         if model.patches:
             log.warning(
-                "Computing statistics on a model with applied patches; they are cached as "
-                "if for the original model."
+                "Computing statistics on a model carrying edits (model.patches): they describe "
+                "the edited model and are cached apart from the original model's."
             )
         computed, seconds = _collect(
             model, {w: hooks[w] for w in missing}, corpus, n_tokens, seq_len, batch_size, progress

@@ -110,14 +110,14 @@ def metrics_of(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..eval.report import evaluate_file, markdown_table, write_report
+    from ..eval.report import evaluate_file, markdown_table, report_paths, write_report
     from ..files import check_output_file
 
     metrics = metrics_of(args)
     name = args.input.stem.removesuffix("_results")
     folder = args.out or args.input.parent
-    for suffix in ("_eval.json", "_eval.md"):  # before any model loads or text is scored
-        check_output_file(folder / f"{name}{suffix}", args.overwrite)
+    for path in report_paths(folder, name):  # before any model loads or text is scored
+        check_output_file(path, args.overwrite)
     judging = "llm" in metrics
     if judging and not args.concept:
         raise ConfigError(

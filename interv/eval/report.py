@@ -199,10 +199,14 @@ def _cell(value: Any) -> str:
     return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def report_paths(folder: str | Path, name: str) -> tuple[Path, Path]:
+    """Where ``write_report`` writes: ``<folder>/<name>_eval.json`` and ``.md``."""
+    return Path(folder) / f"{name}_eval.json", Path(folder) / f"{name}_eval.md"
+
+
 def write_report(report: dict[str, Any], folder: str | Path, name: str) -> tuple[Path, Path]:
     """``<folder>/<name>_eval.json`` and ``<folder>/<name>_eval.md``."""
-    folder = Path(folder)
-    json_path, md_path = folder / f"{name}_eval.json", folder / f"{name}_eval.md"
+    json_path, md_path = report_paths(folder, name)
     write_json(json_path, report)
     write_text(md_path, f"# {name}: {report['n_records']} records\n\n" + markdown_table(report))
     return json_path, md_path

@@ -30,7 +30,7 @@ import torch
 
 from ..adapters import names
 from ..errors import ArtefactError, ConfigError, MissingFileError, UnknownNameError
-from ..files import read_yaml
+from ..files import file_stamp, read_yaml
 from ..graph.serialize import GRAPH_FILE, TENSOR_FILE
 from . import interop
 from .apply import Steerable
@@ -194,16 +194,12 @@ def save(
     if dtype not in DTYPES:
         raise ConfigError(f"vector dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
     folder = check_target(folder, overwrite)
-    before = {name: _stamp(folder / name) for name in ARTEFACT_FILES}
+    before = {name: file_stamp(folder / name) for name in ARTEFACT_FILES}
     written = output.save_to(folder, getattr(torch, dtype))
     for name in ARTEFACT_FILES:  # left by an earlier artefact of another kind
-        if before[name] is not None and _stamp(folder / name) == before[name]:
+        if before[name] is not None and file_stamp(folder / name) == before[name]:
             (folder / name).unlink()
     return written
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    return (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
 
 
 def load(source: str | Path, method: str | None = None) -> Artifact:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...eval.report import report_paths
 from ...files import check_output_file
 from ..library import check_target
 from .config import Workflow
@@ -68,10 +69,7 @@ def report_folder(workflow: Workflow) -> Path | None:
 
 def report_files(workflow: Workflow, dataset: str) -> list[Path]:
     folder = report_folder(workflow)
-    if folder is None:
-        return []
-    name = dataset_label(dataset)
-    return [folder / f"{name}_eval.json", folder / f"{name}_eval.md"]
+    return [] if folder is None else list(report_paths(folder, dataset_label(dataset)))
 
 
 def check_vectors(workflow: Workflow, datasets: Iterable[str]) -> None:
